@@ -1,0 +1,131 @@
+# Stratus - one plain Makefile.
+#
+#   make                  build bin/stratus
+#   make deps             install the Debian packages the project needs
+#   make test             deps, build, unit + fuzz-replay + e2e tests
+#   make run              the main job (for now: the CLI's help)
+#   make bench            benchmarks side by side with the peers
+#   make fuzz             libFuzzer on every parser (FUZZ_SECONDS each)
+#   make SANITIZE=address,undefined test   (or SANITIZE=thread)
+
+CC       ?= cc
+SANITIZE ?=
+OPT      ?= -O2
+comma    := ,
+VARIANT  := $(if $(SANITIZE),san-$(subst $(comma),-,$(SANITIZE)),release)
+OUT      := build/$(VARIANT)
+
+WARN     := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
+            -Wmissing-prototypes -Wvla -Wformat=2 -Wno-format-nonliteral
+CFLAGS   += -std=c11 $(OPT) -g -D_GNU_SOURCE -Isrc -I$(OUT)/gen $(WARN) -Werror \
+            -fno-strict-aliasing -pthread -MMD -MP
+LDLIBS   += -lm -lpthread
+ifneq ($(SANITIZE),)
+CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=$(SANITIZE)
+endif
+
+STRATUS  := $(if $(SANITIZE),$(OUT)/stratus,bin/stratus)
+
+LIB_SRC   ?= $(sort $(shell find src -name "*.c" ! -path src/cli/main.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(OUT)/obj/%.o)
+LIB       := $(OUT)/libstratus.a
+UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
+FUZZ_SRC  := $(sort $(wildcard fuzz/*.c))
+FUZZ_NAMES:= $(FUZZ_SRC:fuzz/%.c=%)
+REPLAY_BIN:= $(FUZZ_NAMES:%=$(OUT)/fuzz/%)
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
+
+.PHONY: all deps test run bench fuzz clean unit e2e replay conformance
+all: $(STRATUS)
+
+# --- build info: regenerated only when its content changes -----------------
+BUILDINFO := $(OUT)/gen/buildinfo.h
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+GIT_DIRTY  := $(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+$(BUILDINFO): FORCE
+	@mkdir -p $(@D)
+	@printf '#define ST_GIT_COMMIT "%s"\n#define ST_BUILD_FLAGS "%s"\n#define ST_COMPILER "%s"\n' \
+	  '$(GIT_COMMIT)$(GIT_DIRTY)' '$(OPT)$(if $(SANITIZE), -fsanitize=$(SANITIZE))' \
+	  "$$($(CC) --version | head -n1)" > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+FORCE:
+
+$(OUT)/obj/src/cli/version.o: $(BUILDINFO)
+
+$(OUT)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(OUT)/stratus: $(OUT)/obj/src/cli/main.o $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+bin/stratus: $(OUT)/stratus
+	@mkdir -p bin
+	cp $< $@
+
+# --- tests -----------------------------------------------------------------
+$(OUT)/tests/%: tests/unit/%.c tests/unit/testing.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) $< $(LIB) $(LDLIBS) -lcmocka -o $@
+
+# Fuzz targets built as plain programs that replay their seed corpus.
+$(OUT)/fuzz/%: fuzz/%.c fuzz/replay/replay.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< fuzz/replay/replay.c $(LIB) $(LDLIBS) -o $@
+
+test: deps $(STRATUS) $(UNIT_BIN) $(REPLAY_BIN)
+	@STRATUS_BIN=$(abspath $(STRATUS)) OUT=$(OUT) sh tests/run.sh
+
+unit: $(UNIT_BIN)
+	@OUT=$(OUT) LAYERS=unit sh tests/run.sh
+replay: $(REPLAY_BIN)
+	@OUT=$(OUT) LAYERS=replay sh tests/run.sh
+e2e: $(STRATUS)
+	@STRATUS_BIN=$(abspath $(STRATUS)) OUT=$(OUT) LAYERS=e2e sh tests/run.sh
+
+run: $(STRATUS)
+	./$(STRATUS) help
+
+# --- benchmarks --------------------------------------------------------------
+$(OUT)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) $(BENCH_LIBS_$*) -o $@
+BENCH_LIBS_json_decode := -ljansson -lcjson
+
+bench: deps $(STRATUS) $(BENCH_BIN)
+	@OUT=$(OUT) STRATUS_BIN=$(abspath $(STRATUS)) sh bench/run.sh
+
+# --- fuzzing (clang + libFuzzer) ---------------------------------------------
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+FUZZ_CFLAGS  := -std=c11 -O1 -g -D_GNU_SOURCE -Isrc -I$(OUT)/gen -pthread \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_LIB_SRC := $(filter-out src/cli/%,$(LIB_SRC))
+build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRC) -lm -o $@
+
+fuzz: deps $(FUZZ_TARGETS:%=build/fuzz/%)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus-$$t build/fuzz/findings-$$t; \
+	  echo "fuzz $$t for $(FUZZ_SECONDS)s"; \
+	  build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/findings-$$t/ \
+	    build/fuzz/corpus-$$t fuzz/corpus/$$t || exit 1; \
+	done
+
+# --- dependencies ------------------------------------------------------------
+deps:
+	@sh scripts/deps.sh
+
+clean:
+	rm -rf build bin
+
+-include $(shell find $(OUT) -name '*.d' 2>/dev/null)

@@ -1,0 +1,129 @@
+/* arena.c - chunked region allocator. */
+#include "base/arena.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "base/alloc.h"
+
+struct st_arena_chunk {
+    st_arena_chunk *next;
+    size_t cap;
+    size_t used;
+    _Alignas(64) unsigned char data[];
+};
+
+void st_arena_init(st_arena *a, size_t chunk_bytes)
+{
+    a->head = NULL;
+    a->chunk_bytes = chunk_bytes ? chunk_bytes : 64 * 1024;
+    a->used_bytes = 0;
+}
+
+static st_arena_chunk *arena_new_chunk(size_t cap)
+{
+    size_t total;
+    if (st_add_overflow(sizeof(st_arena_chunk), cap, &total))
+        return NULL;
+    st_arena_chunk *c = st_aligned_alloc(64, total);
+    if (!c)
+        return NULL;
+    c->next = NULL;
+    c->cap = cap;
+    c->used = 0;
+    return c;
+}
+
+void *st_arena_alloc(st_arena *a, size_t size, size_t align)
+{
+    if (align == 0)
+        align = 1;
+    if ((align & (align - 1)) != 0 || align > 4096)
+        return NULL;
+    st_arena_chunk *c = a->head;
+    if (c) {
+        size_t off = (c->used + align - 1) & ~(align - 1);
+        if (off <= c->cap && size <= c->cap - off) {
+            c->used = off + size;
+            a->used_bytes += size;
+            return c->data + off;
+        }
+    }
+    size_t need;
+    if (st_add_overflow(size, align, &need))
+        return NULL;
+    size_t cap = need > a->chunk_bytes ? need : a->chunk_bytes;
+    st_arena_chunk *n = arena_new_chunk(cap);
+    if (!n)
+        return NULL;
+    /* Keep a big one-off allocation from displacing a partly used chunk. */
+    if (c && need > a->chunk_bytes) {
+        n->next = c->next;
+        c->next = n;
+    } else {
+        n->next = c;
+        a->head = n;
+    }
+    size_t off = ((uintptr_t)n->data % align) ? align - (uintptr_t)n->data % align : 0;
+    n->used = off + size;
+    a->used_bytes += size;
+    return n->data + off;
+}
+
+void *st_arena_calloc(st_arena *a, size_t n, size_t size, size_t align)
+{
+    size_t total;
+    if (st_mul_overflow(n, size, &total))
+        return NULL;
+    void *p = st_arena_alloc(a, total, align);
+    if (p)
+        memset(p, 0, total);
+    return p;
+}
+
+char *st_arena_strndup(st_arena *a, const char *s, size_t len)
+{
+    size_t total;
+    if (st_add_overflow(len, 1, &total))
+        return NULL;
+    char *p = st_arena_alloc(a, total, 1);
+    if (!p)
+        return NULL;
+    if (len)
+        memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+void st_arena_reset(st_arena *a)
+{
+    st_arena_chunk *c = a->head;
+    if (!c)
+        return;
+    /* Keep the last (oldest) chunk of default size; free the rest. */
+    st_arena_chunk *keep = NULL;
+    while (c) {
+        st_arena_chunk *next = c->next;
+        if (!keep && c->cap == a->chunk_bytes && next == NULL)
+            keep = c;
+        else
+            st_free(c);
+        c = next;
+    }
+    if (keep)
+        keep->used = 0;
+    a->head = keep;
+    a->used_bytes = 0;
+}
+
+void st_arena_free(st_arena *a)
+{
+    st_arena_chunk *c = a->head;
+    while (c) {
+        st_arena_chunk *next = c->next;
+        st_free(c);
+        c = next;
+    }
+    a->head = NULL;
+    a->used_bytes = 0;
+}
