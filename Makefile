@@ -16,7 +16,8 @@ VARIANT  := $(if $(SANITIZE),san-$(subst $(comma),-,$(SANITIZE)),release)
 OUT      := build/$(VARIANT)
 
 WARN     := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
-            -Wmissing-prototypes -Wvla -Wformat=2 -Wno-format-nonliteral
+            -Wmissing-prototypes -Wvla -Wformat=2 -Wno-format-nonliteral \
+            -Wno-type-limits
 CFLAGS   += -std=c11 $(OPT) -g -D_GNU_SOURCE -Isrc -I$(OUT)/gen $(WARN) -Werror \
             -fno-strict-aliasing -pthread -MMD -MP
 LDLIBS   += -lm -lpthread
@@ -80,8 +81,8 @@ $(OUT)/fuzz/%: fuzz/%.c fuzz/replay/replay.c $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< fuzz/replay/replay.c $(LIB) $(LDLIBS) -o $@
 
-test: deps $(STRATUS) $(UNIT_BIN) $(REPLAY_BIN)
-	@STRATUS_BIN=$(abspath $(STRATUS)) OUT=$(OUT) sh tests/run.sh
+test: deps $(STRATUS) $(UNIT_BIN) $(REPLAY_BIN) $(OUT)/conformance
+	@STRATUS_BIN=$(abspath $(STRATUS)) OUT=$(OUT) ONNX_DATA=$(ONNX_DATA) sh tests/run.sh
 
 unit: $(UNIT_BIN)
 	@OUT=$(OUT) LAYERS=unit sh tests/run.sh
@@ -89,6 +90,18 @@ replay: $(REPLAY_BIN)
 	@OUT=$(OUT) LAYERS=replay sh tests/run.sh
 e2e: $(STRATUS)
 	@STRATUS_BIN=$(abspath $(STRATUS)) OUT=$(OUT) LAYERS=e2e sh tests/run.sh
+
+# --- ONNX conformance (Debian's libonnx-testdata) -------------------------------
+ONNX_DATA ?= /usr/share/libonnx-testdata/data
+CONF_DIRS := $(ONNX_DATA)/node $(ONNX_DATA)/pytorch-converted $(ONNX_DATA)/pytorch-operator $(ONNX_DATA)/simple
+$(OUT)/conformance: tests/conformance/run.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Wno-format-truncation $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+# Every case, with tables per folder and operator; refreshes the list of
+# passing cases that `make test` keeps passing.
+conformance: deps $(OUT)/conformance
+	@$(OUT)/conformance --write-passing tests/conformance/passing.txt $(CONF_DIRS) | tee $(OUT)/conformance.txt
 
 run: $(STRATUS)
 	./$(STRATUS) help

@@ -6,7 +6,8 @@
 # e2e is pytest over tests/e2e against the real binary (one count per test).
 set -u
 OUT=${OUT:-build/release}
-LAYERS=${LAYERS:-"unit replay e2e"}
+LAYERS=${LAYERS:-"unit replay conformance e2e"}
+ONNX_DATA=${ONNX_DATA:-/usr/share/libonnx-testdata/data}
 PY=/usr/bin/python3
 passed=0
 failed=0
@@ -51,6 +52,27 @@ replay)
         [ $rc -ne 0 ] && tail -n 30 "$log/replay-$name.log"
         echo "replay $name: $(tail -n 1 "$log/replay-$name.log")"
     done
+    ;;
+conformance)
+    # The ONNX backend cases listed as passing must keep passing.
+    list=tests/conformance/passing.txt
+    if [ ! -x "$OUT/conformance" ] || [ ! -f "$list" ]; then
+        count 1 "conformance: runner or $list missing"
+        continue
+    fi
+    "$OUT/conformance" --only "$list" "$ONNX_DATA/node" "$ONNX_DATA/pytorch-converted" \
+        "$ONNX_DATA/pytorch-operator" "$ONNX_DATA/simple" > "$log/conformance.log" 2>&1
+    rc=$?
+    set -- $(tail -n 1 "$log/conformance.log" | sed 's/[^0-9 ]//g')
+    if [ $# -ne 2 ]; then
+        tail -n 20 "$log/conformance.log"
+        count 1 "conformance: runner did not finish (exit $rc)"
+        continue
+    fi
+    passed=$((passed + $1))
+    failed=$((failed + $2))
+    [ "$2" -gt 0 ] && grep -E '^(FAIL|unsupported)' "$log/conformance.log"
+    echo "conformance: $1 passed, $2 failed (cases in $list)"
     ;;
 e2e)
     if [ ! -x "$PY" ]; then

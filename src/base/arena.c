@@ -42,7 +42,9 @@ void *st_arena_alloc(st_arena *a, size_t size, size_t align)
         return NULL;
     st_arena_chunk *c = a->head;
     if (c) {
-        size_t off = (c->used + align - 1) & ~(align - 1);
+        /* Align the address, not the offset: data is only 64-aligned. */
+        uintptr_t base = (uintptr_t)c->data;
+        size_t off = (size_t)(((base + c->used + align - 1) & ~(uintptr_t)(align - 1)) - base);
         if (off <= c->cap && size <= c->cap - off) {
             c->used = off + size;
             a->used_bytes += size;
@@ -100,18 +102,21 @@ void st_arena_reset(st_arena *a)
     st_arena_chunk *c = a->head;
     if (!c)
         return;
-    /* Keep the last (oldest) chunk of default size; free the rest. */
+    /* Keep one chunk of default size (big one-off chunks may sit behind
+     * it in the list); free the rest. */
     st_arena_chunk *keep = NULL;
     while (c) {
         st_arena_chunk *next = c->next;
-        if (!keep && c->cap == a->chunk_bytes && next == NULL)
+        if (!keep && c->cap == a->chunk_bytes)
             keep = c;
         else
             st_free(c);
         c = next;
     }
-    if (keep)
+    if (keep) {
         keep->used = 0;
+        keep->next = NULL;
+    }
     a->head = keep;
     a->used_bytes = 0;
 }

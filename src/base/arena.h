@@ -1,7 +1,7 @@
 /* arena.h - region allocator: many allocations, one release.
  *
  * A request's memory comes from its arena and dies with it; a model's from
- * the model's arena.  st_arena_reset keeps the first chunk so a reused
+ * the model's arena.  st_arena_reset keeps one chunk so a reused
  * arena (one per worker) stops touching the heap once warm. */
 #ifndef ST_ARENA_H
 #define ST_ARENA_H
@@ -26,7 +26,7 @@ void *st_arena_alloc(st_arena *a, size_t size, size_t align);
 void *st_arena_calloc(st_arena *a, size_t n, size_t size, size_t align);
 /* Copies bytes into the arena, adding a NUL after them. */
 char *st_arena_strndup(st_arena *a, const char *s, size_t len);
-/* Frees all chunks but the first and rewinds it. */
+/* Frees all chunks but one of the default size, which it rewinds. */
 void st_arena_reset(st_arena *a);
 /* Frees everything; the arena may be initialised again. */
 void st_arena_free(st_arena *a);

@@ -40,7 +40,8 @@ static inline bool st_str_eq_c(st_str a, const char *cstr)
 
 static inline bool st_str_starts_with(st_str s, st_str prefix)
 {
-    return s.len >= prefix.len && memcmp(s.ptr, prefix.ptr, prefix.len) == 0;
+    return s.len >= prefix.len &&
+           (prefix.len == 0 || memcmp(s.ptr, prefix.ptr, prefix.len) == 0);
 }
 
 /* Case-insensitive ASCII equality (HTTP header names). */

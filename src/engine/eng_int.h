@@ -1,0 +1,127 @@
+/* eng_int.h - engine internals shared by the loader, the executor and the
+ * operator kernels (src/engine/ops/).  Nothing outside src/engine/ may
+ * include it; engine.h is the public door.
+ *
+ * A loaded model is a graph of values (tensors, by id) and nodes (operator
+ * calls) in topological order.  Each node resolves at load time to an
+ * eng_op: `check` validates attributes once, `infer` computes output types
+ * and shapes for the input shapes (and values, when an output shape depends
+ * on them) of this run, `run` computes.  The executor owns output memory. */
+#ifndef ST_ENGINE_INT_H
+#define ST_ENGINE_INT_H
+
+#include "base/arena.h"
+#include "base/pool.h"
+#include "engine/engine.h"
+#include "engine/onnx_pb.h"
+
+typedef struct eng_op eng_op;
+typedef struct eng_graph eng_graph;
+
+/* A tensor-valued name of the graph. */
+typedef struct eng_value {
+    st_str name;
+    st_dtype dtype;            /* declared or inferred; UNDEFINED if unknown */
+    int rank;                  /* declared rank, -1 unknown */
+    int64_t dims[ENG_MAX_RANK];/* declared dims, -1 dynamic */
+    bool is_const;             /* initializer or folded constant */
+    bool is_graph_input;
+    bool is_graph_output;
+    eng_tensor constant;       /* is_const: its data (read-only) */
+    int producer;              /* node index, -1 for inputs and constants */
+    int n_consumers;           /* node inputs that read it */
+    int last_consumer;         /* node index of the last reader, -1 none */
+} eng_value;
+
+/* One operator call. */
+typedef struct eng_node {
+    const eng_op *op;
+    const onnx_node *proto;    /* name, attributes */
+    int opset;                 /* version of the node's domain in the model */
+    int *inputs;               /* value ids; -1 = omitted optional input */
+    uint32_t n_inputs;
+    int *outputs;              /* value ids; -1 = omitted optional output */
+    uint32_t n_outputs;
+    void *state;               /* op's load-time state (graph arena) */
+    eng_graph *graph;          /* owner (subgraph ops run nested graphs) */
+} eng_node;
+
+struct eng_graph {
+    st_arena *arena;           /* owns everything below */
+    eng_value *values;
+    size_t n_values;
+    eng_node *nodes;           /* topological order */
+    size_t n_nodes;
+    int *inputs;               /* non-constant graph inputs, declared order */
+    size_t n_inputs;
+    int *outputs;
+    size_t n_outputs;
+    const eng_graph *parent;   /* enclosing graph for subgraphs, else NULL */
+};
+
+/* What a kernel sees for one call. */
+typedef struct eng_kctx {
+    const eng_node *node;
+    const eng_tensor *const *in; /* n_in entries; NULL = omitted */
+    uint32_t n_in;
+    eng_tensor *const *out;      /* n_out entries; NULL = omitted */
+    uint32_t n_out;
+    st_pool *pool;               /* intra-op threads, may be NULL */
+    st_arena *scratch;           /* temporaries for this run */
+    st_error *err;
+} eng_kctx;
+
+struct eng_op {
+    const char *domain;        /* "" or "ai.onnx.ml" */
+    const char *name;          /* op_type */
+    int min_opset;             /* oldest opset whose semantics it implements */
+    /* Load time: validate attributes, fill node->state.  May be NULL. */
+    st_status (*check)(eng_node *node, st_arena *arena, st_error *err);
+    /* Sets dtype, rank and shape of every present output from the inputs.
+     * Reads input data only when the output shape depends on it. */
+    st_status (*infer)(eng_kctx *k);
+    /* Computes outputs (their data already allocated). */
+    st_status (*run)(eng_kctx *k);
+};
+
+/* --- operator registry (ops/registry.c) -------------------------------- */
+
+/* The op for (domain, op_type) at `opset`, or NULL when unsupported. */
+const eng_op *eng_op_find(st_str domain, st_str op_type, int opset);
+
+/* --- attributes ----------------------------------------------------------- */
+
+int64_t eng_attr_int(const eng_node *n, const char *name, int64_t dflt);
+float eng_attr_float(const eng_node *n, const char *name, float dflt);
+/* The string attribute, or dflt (as an st_str) when absent. */
+st_str eng_attr_str(const eng_node *n, const char *name, const char *dflt);
+/* The ints attribute; *count 0 and NULL when absent. */
+const int64_t *eng_attr_ints(const eng_node *n, const char *name, size_t *count);
+const float *eng_attr_floats(const eng_node *n, const char *name, size_t *count);
+/* The tensor attribute, or NULL. */
+const onnx_tensor *eng_attr_tensor(const eng_node *n, const char *name);
+bool eng_attr_has(const eng_node *n, const char *name);
+
+/* --- tensors and shapes ---------------------------------------------------- */
+
+/* Product of the dims, or false on overflow / negative dims. */
+bool eng_shape_count(const int64_t *shape, uint32_t rank, size_t *count);
+/* Bytes for `count` elements of dtype (strings: st_str each). */
+bool eng_tensor_bytes(st_dtype dtype, size_t count, size_t *bytes);
+/* Sets dtype/rank/shape (not data) of t; rank <= ENG_MAX_RANK. */
+void eng_set_shape(eng_tensor *t, st_dtype dtype, const int64_t *shape, uint32_t rank);
+/* numpy broadcasting of a and b into out; ST_ESHAPE with a message. */
+st_status eng_broadcast_shape(const eng_tensor *a, const eng_tensor *b, int64_t *out,
+                              uint32_t *out_rank, const eng_kctx *k);
+/* Normalises an axis in [-rank, rank) (or [-rank-1, rank] when
+ * inclusive_end); ST_EINVAL with the op's name when out of range. */
+st_status eng_axis(const eng_kctx *k, int64_t axis, int rank, int *out);
+/* Reads element i of an integer tensor (int32/int64/uint8...) as int64. */
+int64_t eng_int_at(const eng_tensor *t, size_t i);
+/* Reads element i of any numeric tensor as double. */
+double eng_num_at(const eng_tensor *t, size_t i);
+/* Fails the kernel with a message prefixed by the node's op type and name. */
+st_status eng_fail(const eng_kctx *k, st_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

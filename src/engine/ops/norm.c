@@ -1,0 +1,6 @@
+/* norm.c - operator family (being written). */
+#include "engine/ops/ops.h"
+
+const eng_op eng_ops_norm[] = {
+    { 0 },
+};

@@ -1,0 +1,200 @@
+/* util.c - helpers every kernel uses: attributes, shapes, broadcasting,
+ * element access, error messages naming the node. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "engine/eng_int.h"
+
+/* --- attributes ------------------------------------------------------------ */
+
+static const onnx_attr *attr(const eng_node *n, const char *name)
+{
+    return onnx_node_attr(n->proto, name);
+}
+
+bool eng_attr_has(const eng_node *n, const char *name)
+{
+    return attr(n, name) != NULL;
+}
+
+int64_t eng_attr_int(const eng_node *n, const char *name, int64_t dflt)
+{
+    const onnx_attr *a = attr(n, name);
+    return a && a->type == ONNX_ATTR_INT ? a->i : dflt;
+}
+
+float eng_attr_float(const eng_node *n, const char *name, float dflt)
+{
+    const onnx_attr *a = attr(n, name);
+    if (!a)
+        return dflt;
+    if (a->type == ONNX_ATTR_FLOAT)
+        return a->f;
+    if (a->type == ONNX_ATTR_INT)
+        return (float)a->i;
+    return dflt;
+}
+
+st_str eng_attr_str(const eng_node *n, const char *name, const char *dflt)
+{
+    const onnx_attr *a = attr(n, name);
+    if (a && a->type == ONNX_ATTR_STRING)
+        return a->s;
+    return st_str_c(dflt);
+}
+
+const int64_t *eng_attr_ints(const eng_node *n, const char *name, size_t *count)
+{
+    const onnx_attr *a = attr(n, name);
+    if (!a || a->type != ONNX_ATTR_INTS) {
+        *count = 0;
+        return NULL;
+    }
+    *count = a->int_count;
+    return a->ints;
+}
+
+const float *eng_attr_floats(const eng_node *n, const char *name, size_t *count)
+{
+    const onnx_attr *a = attr(n, name);
+    if (!a || a->type != ONNX_ATTR_FLOATS) {
+        *count = 0;
+        return NULL;
+    }
+    *count = a->float_count;
+    return a->floats;
+}
+
+const onnx_tensor *eng_attr_tensor(const eng_node *n, const char *name)
+{
+    const onnx_attr *a = attr(n, name);
+    return a && a->type == ONNX_ATTR_TENSOR ? a->t : NULL;
+}
+
+/* --- shapes ------------------------------------------------------------------- */
+
+bool eng_shape_count(const int64_t *shape, uint32_t rank, size_t *count)
+{
+    size_t c = 1;
+    for (uint32_t i = 0; i < rank; i++) {
+        if (shape[i] < 0 || st_mul_overflow(c, (size_t)shape[i], &c))
+            return false;
+    }
+    *count = c;
+    return true;
+}
+
+bool eng_tensor_bytes(st_dtype dtype, size_t count, size_t *bytes)
+{
+    size_t size = dtype == ST_DT_STRING ? sizeof(st_str) : st_dtype_size(dtype);
+    return !st_mul_overflow(count, size, bytes);
+}
+
+void eng_set_shape(eng_tensor *t, st_dtype dtype, const int64_t *shape, uint32_t rank)
+{
+    t->dtype = dtype;
+    t->rank = rank;
+    size_t count = 1;
+    for (uint32_t i = 0; i < rank && i < ENG_MAX_RANK; i++) {
+        t->shape[i] = shape[i];
+        count *= shape[i] > 0 ? (size_t)shape[i] : 0;
+    }
+    t->count = count;
+}
+
+static void shape_text(const int64_t *shape, uint32_t rank, char *buf, size_t n)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    len += (size_t)snprintf(buf + len, n - len, "[");
+    for (uint32_t i = 0; i < rank && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (len < n)
+        snprintf(buf + len, n - len, "]");
+}
+
+st_status eng_broadcast_shape(const eng_tensor *a, const eng_tensor *b, int64_t *out, uint32_t *out_rank,
+                              const eng_kctx *k)
+{
+    uint32_t r = a->rank > b->rank ? a->rank : b->rank;
+    for (uint32_t i = 0; i < r; i++) {
+        int64_t da = i < r - a->rank ? 1 : a->shape[i - (r - a->rank)];
+        int64_t db = i < r - b->rank ? 1 : b->shape[i - (r - b->rank)];
+        if (da == db || db == 1)
+            out[i] = da;
+        else if (da == 1)
+            out[i] = db;
+        else {
+            char sa[128], sb[128];
+            shape_text(a->shape, a->rank, sa, sizeof sa);
+            shape_text(b->shape, b->rank, sb, sizeof sb);
+            return eng_fail(k, ST_ESHAPE, "shapes %s and %s do not broadcast (dimension %u: %lld vs %lld)", sa,
+                            sb, i, (long long)da, (long long)db);
+        }
+    }
+    *out_rank = r;
+    return ST_OK;
+}
+
+st_status eng_axis(const eng_kctx *k, int64_t axis, int rank, int *out)
+{
+    if (axis < -rank || axis >= rank)
+        return eng_fail(k, ST_EINVAL, "axis %lld is out of range for rank %d", (long long)axis, rank);
+    *out = (int)(axis < 0 ? axis + rank : axis);
+    return ST_OK;
+}
+
+int64_t eng_int_at(const eng_tensor *t, size_t i)
+{
+    switch (t->dtype) {
+    case ST_DT_INT64: return ((const int64_t *)t->data)[i];
+    case ST_DT_INT32: return ((const int32_t *)t->data)[i];
+    case ST_DT_INT16: return ((const int16_t *)t->data)[i];
+    case ST_DT_INT8: return ((const int8_t *)t->data)[i];
+    case ST_DT_UINT8: return ((const uint8_t *)t->data)[i];
+    case ST_DT_UINT16: return ((const uint16_t *)t->data)[i];
+    case ST_DT_UINT32: return ((const uint32_t *)t->data)[i];
+    case ST_DT_UINT64: return (int64_t)((const uint64_t *)t->data)[i];
+    case ST_DT_BOOL: return ((const uint8_t *)t->data)[i] != 0;
+    case ST_DT_FLOAT32: return (int64_t)((const float *)t->data)[i];
+    case ST_DT_FLOAT64: return (int64_t)((const double *)t->data)[i];
+    case ST_DT_FLOAT16: return (int64_t)st_half_to_float(((const uint16_t *)t->data)[i]);
+    default: return 0;
+    }
+}
+
+double eng_num_at(const eng_tensor *t, size_t i)
+{
+    switch (t->dtype) {
+    case ST_DT_FLOAT32: return ((const float *)t->data)[i];
+    case ST_DT_FLOAT64: return ((const double *)t->data)[i];
+    case ST_DT_FLOAT16: return st_half_to_float(((const uint16_t *)t->data)[i]);
+    case ST_DT_UINT64: return (double)((const uint64_t *)t->data)[i];
+    default: return (double)eng_int_at(t, i);
+    }
+}
+
+st_status eng_fail(const eng_kctx *k, st_status code, const char *fmt, ...)
+{
+    if (!k->err)
+        return code;
+    char msg[360];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const onnx_node *p = k->node->proto;
+    return st_fail(k->err, code, "%.*s node '%.*s': %s", (int)(p->op_type.len > 40 ? 40 : p->op_type.len),
+                   p->op_type.ptr, (int)(p->name.len > 60 ? 60 : p->name.len), p->name.ptr, msg);
+}
+
+eng_tensor eng_tensor_make(st_dtype dtype, const int64_t *shape, uint32_t rank, void *data)
+{
+    eng_tensor t;
+    memset(&t, 0, sizeof t);
+    eng_set_shape(&t, dtype, shape, rank > ENG_MAX_RANK ? ENG_MAX_RANK : rank);
+    t.data = data;
+    return t;
+}
