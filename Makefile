@@ -28,6 +28,10 @@ endif
 
 STRATUS  := $(if $(SANITIZE),$(OUT)/stratus,bin/stratus)
 
+# `make V=1` shows full command lines.
+Q        := $(if $(V),,@)
+say       = $(if $(V),,@printf '  %-6s %s\n' $(1) $(2))
+
 LIB_SRC   ?= $(sort $(shell find src -name "*.c" ! -path src/cli/main.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(OUT)/obj/%.o)
 LIB       := $(OUT)/libstratus.a
@@ -58,28 +62,33 @@ $(OUT)/obj/src/cli/version.o: $(BUILDINFO)
 
 $(OUT)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
 
 $(OUT)/stratus: $(OUT)/obj/src/cli/main.o $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 bin/stratus: $(OUT)/stratus
 	@mkdir -p bin
-	cp $< $@
+	@cp $< $@
 
 # --- tests -----------------------------------------------------------------
 $(OUT)/tests/%: tests/unit/%.c tests/unit/testing.h $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) $< $(LIB) $(LDLIBS) -lcmocka -o $@
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) $< $(LIB) $(LDLIBS) -lcmocka -o $@
 
 # Fuzz targets built as plain programs that replay their seed corpus.
 $(OUT)/fuzz/%: fuzz/%.c fuzz/replay/replay.c $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) $< fuzz/replay/replay.c $(LIB) $(LDLIBS) -o $@
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< fuzz/replay/replay.c $(LIB) $(LDLIBS) -o $@
 
 test: deps $(STRATUS) $(UNIT_BIN) $(REPLAY_BIN) $(OUT)/conformance
 	@STRATUS_BIN=$(abspath $(STRATUS)) OUT=$(OUT) ONNX_DATA=$(ONNX_DATA) sh tests/run.sh
@@ -96,7 +105,8 @@ ONNX_DATA ?= /usr/share/libonnx-testdata/data
 CONF_DIRS := $(ONNX_DATA)/node $(ONNX_DATA)/pytorch-converted $(ONNX_DATA)/pytorch-operator $(ONNX_DATA)/simple
 $(OUT)/conformance: tests/conformance/run.c $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Wno-format-truncation $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -Wno-format-truncation $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
 # Every case, with tables per folder and operator; refreshes the list of
 # passing cases that `make test` keeps passing.
@@ -109,7 +119,8 @@ run: $(STRATUS)
 # --- benchmarks --------------------------------------------------------------
 $(OUT)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) $(BENCH_LIBS_$*) -o $@
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) $(BENCH_LIBS_$*) -o $@
 BENCH_LIBS_json_decode := -ljansson -lcjson
 
 bench: deps $(STRATUS) $(BENCH_BIN)

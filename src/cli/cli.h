@@ -63,5 +63,13 @@ int cli_main(int argc, char **argv);
 /* Verbs, one file each under src/cli/. */
 int cli_help_run(const cli_verb *verb, int argc, char **argv);
 int cli_version_run(const cli_verb *verb, int argc, char **argv);
+int cli_convert_run(const cli_verb *verb, int argc, char **argv);
+int cli_inspect_run(const cli_verb *verb, int argc, char **argv);
+int cli_predict_run(const cli_verb *verb, int argc, char **argv);
+int cli_bench_run(const cli_verb *verb, int argc, char **argv);
+
+struct eng_io;
+/* "[batch, 3, 224, 224]" for a declared input or output. */
+void cli_io_shape_text(const struct eng_io *io, char *buf, size_t cap);
 
 #endif

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/arena.h"
 #include "base/dtype.h"
 #include "base/status.h"
 #include "base/str.h"
@@ -89,6 +90,48 @@ void eng_session_free(eng_session *s);
  * the input's name. */
 st_status eng_run(eng_session *s, const eng_tensor *inputs, size_t n_inputs,
                   eng_tensor *outputs, size_t n_outputs, st_error *err);
+
+/* What `stratus inspect` shows: a model described without running it.
+ * Works on models with unsupported operators (they are listed). */
+typedef struct eng_op_use {
+    const char *domain;       /* "" for the default domain */
+    const char *op_type;
+    size_t count;             /* nodes using it, subgraphs included */
+    bool is_supported;        /* at the model's opset for that domain */
+} eng_op_use;
+
+typedef struct eng_opset_use {
+    const char *domain;
+    int64_t version;
+} eng_opset_use;
+
+typedef struct eng_model_info {
+    const char *format;        /* "onnx" */
+    int64_t ir_version;
+    const char *producer;      /* "pytorch 2.1" or "" */
+    eng_opset_use *opsets;
+    size_t n_opsets;
+    eng_io *inputs;            /* initializers excluded */
+    size_t n_inputs;
+    eng_io *outputs;
+    size_t n_outputs;
+    eng_op_use *ops;           /* sorted by count, most used first */
+    size_t n_ops;
+    size_t n_nodes;
+    size_t n_parameters;       /* elements of all initializers */
+    size_t parameter_bytes;
+    size_t n_unsupported;      /* distinct unsupported operators */
+} eng_model_info;
+
+/* Describes the model at `path`; everything in *out lives in `arena`.
+ * Fails only when the file cannot be read or decoded. */
+st_status eng_inspect_file(const char *path, st_arena *arena, eng_model_info *out, st_error *err);
+
+/* Decodes an ONNX TensorProto (.pb file bytes) into *out; the data is
+ * copied into `arena` (strings still point into `data`), *name (may be
+ * NULL) receives the tensor's name, NUL-terminated in the arena. */
+st_status eng_tensor_from_pb(const uint8_t *data, size_t len, st_arena *arena, eng_tensor *out,
+                             const char **name, st_error *err);
 
 /* Convenience: a tensor header over caller memory. */
 eng_tensor eng_tensor_make(st_dtype dtype, const int64_t *shape, uint32_t rank, void *data);

@@ -99,7 +99,9 @@ void eng_set_shape(eng_tensor *t, st_dtype dtype, const int64_t *shape, uint32_t
     size_t count = 1;
     for (uint32_t i = 0; i < rank && i < ENG_MAX_RANK; i++) {
         t->shape[i] = shape[i];
-        count *= shape[i] > 0 ? (size_t)shape[i] : 0;
+        /* Saturate: callers check byte sizes, and SIZE_MAX never fits. */
+        if (st_mul_overflow(count, shape[i] > 0 ? (size_t)shape[i] : 0, &count))
+            count = SIZE_MAX;
     }
     t->count = count;
 }

@@ -1,0 +1,231 @@
+/* predict.c - `stratus predict`: batch transform.  Inputs are mapped, cut
+ * into batches along the first dimension, run, and each output is streamed
+ * into DIR/<output>.npy (written to a temporary file, renamed at the end),
+ * so inputs far larger than memory go through. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "cli/progress.h"
+#include "cli/tensors.h"
+
+typedef struct out_file {
+    char path[4096];
+    char tmp[4200];
+    int fd;
+    eng_tensor first;    /* shape and type of the first batch's output */
+} out_file;
+
+/* File names from output names: keep [A-Za-z0-9._-], map the rest to '_'. */
+static void safe_name(const char *name, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = name; *p && n + 1 < cap; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                  c == '_' || c == '-';
+        buf[n++] = ok ? c : '_';
+    }
+    if (n == 0 || (n <= 2 && buf[0] == '.'))
+        buf[n++] = '_';
+    buf[n] = '\0';
+}
+
+static bool write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return false;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return true;
+}
+
+/* Opens the temporary file of an output and writes its .npy header for the
+ * full shape: the first batch's shape with dim 0 replaced by total_rows. */
+static int out_open(const cli_verb *verb, out_file *o, const eng_tensor *t, bool is_batched, size_t total_rows)
+{
+    st_error err = { 0 };
+    if (t->dtype == ST_DT_STRING || t->dtype == ST_DT_UNDEFINED)
+        return cli_fail(verb, "%s: string outputs cannot be written as .npy", o->path);
+    size_t shape[ENG_MAX_RANK];
+    for (uint32_t i = 0; i < t->rank; i++)
+        shape[i] = (size_t)t->shape[i];
+    if (is_batched)
+        shape[0] = total_rows;
+    st_buf header = { 0 };
+    if (npy_write_header(&header, t->dtype, shape, t->rank, 0, &err) != ST_OK) {
+        st_buf_free(&header);
+        return cli_fail(verb, "%s: %s", o->path, st_error_msg(&err));
+    }
+    snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld", o->path, (long)getpid());
+    o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool ok = o->fd >= 0 && write_all(o->fd, header.data, header.len);
+    st_buf_free(&header);
+    if (!ok)
+        return cli_fail(verb, "%s: cannot write: %s", o->tmp, strerror(errno));
+    o->first = *t;
+    return CLI_EXIT_OK;
+}
+
+static void out_abort(out_file *o)
+{
+    if (o->fd >= 0) {
+        close(o->fd);
+        unlink(o->tmp);
+        o->fd = -1;
+    }
+}
+
+int cli_predict_run(const cli_verb *verb, int argc, char **argv)
+{
+    cli_multi specs = { .count = 0 };
+    const char *out_dir = NULL;
+    long threads = 1, batch_size = 256;
+    const cli_flag flags[] = {
+        { "--input", CLI_MULTI, &specs, 0, 0 },
+        { "--output-dir", CLI_STRING, &out_dir, 0, 0 },
+        { "--threads", CLI_INT, &threads, 1, 1024 },
+        { "--batch-size", CLI_INT, &batch_size, 0, 1L << 30 },
+        { NULL, CLI_BOOL, NULL, 0, 0 },
+    };
+    const char *pos[1];
+    size_t npos;
+    if (!cli_parse_flags(verb, flags, argc, argv, pos, 1, &npos))
+        return CLI_EXIT_USAGE;
+    if (npos != 1)
+        return cli_usage_error(verb, "needs a model file");
+    if (!out_dir)
+        return cli_usage_error(verb, "needs --output-dir DIR");
+    if (specs.count == 0)
+        return cli_usage_error(verb, "needs at least one --input NAME=FILE");
+    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
+        return cli_fail(verb, "cannot create %s: %s", out_dir, strerror(errno));
+
+    st_error err = { 0 };
+    eng_options opt = { .threads = (int)threads };
+    eng_model *model = NULL;
+    eng_session *sess = NULL;
+    cli_inputs in = { 0 };
+    out_file *outs = NULL;
+    eng_tensor *results = NULL, *batch_in = NULL;
+    size_t n_out = 0;
+    int rc = CLI_EXIT_OK;
+    if (eng_load_file(pos[0], &opt, &model, &err) != ST_OK) {
+        rc = cli_fail(verb, "%s", st_error_msg(&err));
+        goto done;
+    }
+    if ((rc = cli_inputs_load(verb, model, &specs, true, &in)) != CLI_EXIT_OK)
+        goto done;
+    if (eng_session_new(model, &sess, &err) != ST_OK) {
+        rc = cli_fail(verb, "%s", st_error_msg(&err));
+        goto done;
+    }
+    n_out = eng_n_outputs(model);
+    outs = st_calloc(n_out + 1, sizeof *outs);
+    results = st_calloc(n_out + 1, sizeof *results);
+    batch_in = st_calloc(in.n + 1, sizeof *batch_in);
+    if (!outs || !results || !batch_in) {
+        rc = cli_fail(verb, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n_out; i++) {
+        char name[256];
+        safe_name(eng_output(model, i)->name, name, sizeof name);
+        snprintf(outs[i].path, sizeof outs[i].path, "%s/%s.npy", out_dir, name);
+        outs[i].fd = -1;
+    }
+
+    /* Batch along dim 0 when every input shares it and the model lets it vary. */
+    size_t rows = 0;
+    bool is_batched = batch_size > 0 && in.n > 0;
+    for (size_t i = 0; i < in.n && is_batched; i++) {
+        const eng_io *io = eng_input(model, i);
+        const eng_tensor *t = &in.tensors[i];
+        if (t->rank == 0 || (io->rank > 0 && io->dims[0] >= 0) || (i > 0 && (size_t)t->shape[0] != rows))
+            is_batched = false;
+        else
+            rows = (size_t)t->shape[0];
+    }
+    if (is_batched && (rows == 0 || rows <= (size_t)batch_size))
+        is_batched = false; /* one run covers it */
+    size_t step = is_batched ? (size_t)batch_size : 1;
+    size_t total = is_batched ? rows : 1;
+    cli_progress bar;
+    cli_progress_start(&bar, "predict", total);
+    for (size_t start = 0; start < total; start += step) {
+        size_t take = is_batched ? (total - start < step ? total - start : step) : 0;
+        for (size_t i = 0; i < in.n; i++) {
+            batch_in[i] = in.tensors[i];
+            if (is_batched) {
+                size_t row_elems = in.tensors[i].count / rows;
+                size_t es = st_dtype_size(in.tensors[i].dtype);
+                batch_in[i].shape[0] = (int64_t)take;
+                batch_in[i].count = row_elems * take;
+                batch_in[i].data = (char *)in.tensors[i].data + start * row_elems * es;
+            }
+        }
+        if (eng_run(sess, batch_in, in.n, results, n_out, &err) != ST_OK) {
+            rc = cli_fail(verb, "%s", st_error_msg(&err));
+            goto done;
+        }
+        for (size_t o = 0; o < n_out; o++) {
+            const eng_tensor *t = &results[o];
+            if (is_batched && (t->rank == 0 || (size_t)t->shape[0] != take)) {
+                rc = cli_fail(verb, "output '%s' does not keep the batch as its first dimension, so it cannot be "
+                                    "computed in batches; run with --batch-size 0",
+                              eng_output(model, o)->name);
+                goto done;
+            }
+            if (start == 0 && (rc = out_open(verb, &outs[o], t, is_batched, rows)) != CLI_EXIT_OK)
+                goto done;
+            bool same = t->dtype == outs[o].first.dtype && t->rank == outs[o].first.rank;
+            for (uint32_t d = 1; same && d < t->rank; d++)
+                same = t->shape[d] == outs[o].first.shape[d];
+            if (!same) {
+                rc = cli_fail(verb, "output '%s' changed shape between batches; run with --batch-size 0",
+                              eng_output(model, o)->name);
+                goto done;
+            }
+            if (!write_all(outs[o].fd, t->data, t->count * st_dtype_size(t->dtype))) {
+                rc = cli_fail(verb, "%s: write failed: %s", outs[o].tmp, strerror(errno));
+                goto done;
+            }
+        }
+        cli_progress_update(&bar, is_batched ? start + take : 1);
+    }
+    cli_progress_finish(&bar);
+    for (size_t o = 0; o < n_out; o++) {
+        if (fsync(outs[o].fd) != 0 || close(outs[o].fd) != 0) {
+            outs[o].fd = -1;
+            rc = cli_fail(verb, "%s: cannot flush: %s", outs[o].tmp, strerror(errno));
+            goto done;
+        }
+        outs[o].fd = -1;
+        if (rename(outs[o].tmp, outs[o].path) != 0) {
+            rc = cli_fail(verb, "%s: cannot rename into place: %s", outs[o].path, strerror(errno));
+            goto done;
+        }
+    }
+done:
+    for (size_t o = 0; outs && o < n_out; o++)
+        out_abort(&outs[o]);
+    st_free(outs);
+    st_free(results);
+    st_free(batch_in);
+    cli_inputs_free(&in);
+    eng_session_free(sess);
+    eng_free(model);
+    return rc;
+}
