@@ -3,14 +3,32 @@
  * outputs memory from the run arena and call the kernel.  The run arena
  * grows to the high-water mark of the first runs and is then reused, so a
  * warm session does not touch the heap. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
 #include "engine/eng_int.h"
 #include "engine/model_int.h"
 
+#define ENG_PLAN_CACHE 8
+
+/* One memory plan: the input shapes it is for and each value's place. */
+typedef struct eng_plan {
+    int64_t *sig;          /* per input: rank, then dims */
+    size_t sig_len;
+    uint64_t hash;
+    size_t *offset;        /* per value; SIZE_MAX = not planned */
+    size_t *size;          /* planned bytes per value */
+    size_t total;
+    uint8_t *block;        /* 64-byte aligned, `total` bytes */
+    uint64_t last_used;
+} eng_plan;
+
 struct eng_session {
     eng_model *model;
+    size_t *sizes;                 /* bytes of each value in the last run */
+    eng_plan plans[ENG_PLAN_CACHE];
+    uint64_t clock;
     eng_tensor *vals;              /* one per value of the main graph */
     const eng_tensor **in_ptrs;    /* every node's input pointers, flattened */
     eng_tensor **out_ptrs;
@@ -18,6 +36,8 @@ struct eng_session {
     st_arena run_arena;
     st_pool *pool;
 };
+
+static void plan_free(eng_plan *p);
 
 st_status eng_session_new(eng_model *m, eng_session **out, st_error *err)
 {
@@ -31,10 +51,11 @@ st_status eng_session_new(eng_model *m, eng_session **out, st_error *err)
     for (size_t i = 0; i < g->n_nodes; i++)
         n_io += g->nodes[i].n_inputs + g->nodes[i].n_outputs;
     s->vals = st_calloc(g->n_values + 1, sizeof *s->vals);
+    s->sizes = st_calloc(g->n_values + 1, sizeof *s->sizes);
     s->in_ptrs = st_calloc(n_io + 1, sizeof *s->in_ptrs);
     s->out_ptrs = st_calloc(n_io + 1, sizeof *s->out_ptrs);
     s->io_offset = st_calloc(g->n_nodes + 1, sizeof *s->io_offset);
-    if (!s->vals || !s->in_ptrs || !s->out_ptrs || !s->io_offset) {
+    if (!s->vals || !s->sizes || !s->in_ptrs || !s->out_ptrs || !s->io_offset) {
         eng_session_free(s);
         return st_fail(err, ST_ENOMEM, "out of memory creating a session");
     }
@@ -69,6 +90,9 @@ void eng_session_free(eng_session *s)
     if (!s)
         return;
     st_pool_destroy(s->pool);
+    for (size_t i = 0; i < ENG_PLAN_CACHE; i++)
+        plan_free(&s->plans[i]);
+    st_free(s->sizes);
     st_arena_free(&s->run_arena);
     st_free(s->vals);
     st_free(s->in_ptrs);
@@ -103,6 +127,170 @@ static st_status check_input(const eng_io *io, const eng_tensor *t, st_error *er
 /* A data pointer for empty tensors, so kernels never see NULL. */
 static _Alignas(64) uint8_t empty_data[64];
 
+/* --- static memory plans ---------------------------------------------------
+ * The first run with a given input-shape signature allocates from the run
+ * arena and records every value's size.  Then each value gets an offset in
+ * one block such that values whose lifetimes (producer .. last reader)
+ * overlap never share bytes.  Later runs with that signature put outputs at
+ * their offsets and allocate nothing; a value that turns out larger than
+ * planned (data-dependent shapes) falls back to the arena. */
+
+static size_t align64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
+
+static uint64_t signature_hash(const eng_tensor *inputs, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (uint64_t)inputs[i].rank) * 1099511628211ull;
+        for (uint32_t d = 0; d < inputs[i].rank; d++)
+            h = (h ^ (uint64_t)inputs[i].shape[d]) * 1099511628211ull;
+    }
+    return h;
+}
+
+static bool signature_equal(const eng_plan *p, const eng_tensor *inputs, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k >= p->sig_len || p->sig[k++] != (int64_t)inputs[i].rank)
+            return false;
+        for (uint32_t d = 0; d < inputs[i].rank; d++)
+            if (k >= p->sig_len || p->sig[k++] != inputs[i].shape[d])
+                return false;
+    }
+    return k == p->sig_len;
+}
+
+static void plan_free(eng_plan *p)
+{
+    st_free(p->sig);
+    st_free(p->offset);
+    st_free(p->size);
+    st_free(p->block);
+    memset(p, 0, sizeof *p);
+}
+
+typedef struct live_range {
+    int value;
+    int def, last;
+    size_t size;
+} live_range;
+
+static int cmp_range_size(const void *a, const void *b)
+{
+    const live_range *x = a, *y = b;
+    if (x->size != y->size)
+        return x->size < y->size ? 1 : -1;
+    return x->def - y->def;
+}
+
+/* Builds a plan from the sizes recorded in s->sizes by the last run. */
+static st_status plan_build(eng_session *s, eng_plan *p, const eng_tensor *inputs, size_t n_inputs)
+{
+    const eng_graph *g = &s->model->graph;
+    size_t nv = g->n_values, sig_len = 0;
+    for (size_t i = 0; i < n_inputs; i++)
+        sig_len += 1 + inputs[i].rank;
+    p->sig = st_calloc(sig_len + 1, sizeof *p->sig);
+    p->offset = st_calloc(nv + 1, sizeof *p->offset);
+    p->size = st_calloc(nv + 1, sizeof *p->size);
+    live_range *ranges = st_calloc(nv + 1, sizeof *ranges);
+    live_range **placed = st_calloc(nv + 1, sizeof *placed);
+    st_status rc = ST_OK;
+    if (!p->sig || !p->offset || !p->size || !ranges || !placed) {
+        rc = ST_ENOMEM;
+        goto done;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n_inputs; i++) {
+        p->sig[k++] = inputs[i].rank;
+        for (uint32_t d = 0; d < inputs[i].rank; d++)
+            p->sig[k++] = inputs[i].shape[d];
+    }
+    p->sig_len = sig_len;
+    p->hash = signature_hash(inputs, n_inputs);
+    size_t n_ranges = 0;
+    for (size_t v = 0; v < nv; v++) {
+        const eng_value *val = &g->values[v];
+        p->offset[v] = SIZE_MAX;
+        if (val->producer < 0 || s->sizes[v] == 0)
+            continue;
+        live_range *r = &ranges[n_ranges++];
+        r->value = (int)v;
+        r->def = val->producer;
+        r->last = val->is_graph_output ? (int)g->n_nodes : (val->last_consumer < 0 ? r->def : val->last_consumer);
+        r->size = align64(s->sizes[v]);
+    }
+    /* Greedy by size: each range takes the lowest offset that clears every
+     * placed range it is alive with.  Placed ranges are kept sorted by
+     * offset so one scan finds the first gap. */
+    qsort(ranges, n_ranges, sizeof *ranges, cmp_range_size);
+    size_t n_placed = 0, total = 0;
+    for (size_t i = 0; i < n_ranges; i++) {
+        live_range *r = &ranges[i];
+        size_t offset = 0;
+        for (size_t j = 0; j < n_placed; j++) {
+            const live_range *q = placed[j];
+            if (q->def > r->last || r->def > q->last)
+                continue;
+            size_t q_off = p->offset[q->value];
+            if (offset + r->size <= q_off)
+                break;
+            if (q_off + q->size > offset)
+                offset = q_off + q->size;
+        }
+        p->offset[r->value] = offset;
+        p->size[r->value] = r->size;
+        size_t j = n_placed++;
+        while (j > 0 && p->offset[placed[j - 1]->value] > offset) {
+            placed[j] = placed[j - 1];
+            j--;
+        }
+        placed[j] = r;
+        if (offset + r->size > total)
+            total = offset + r->size;
+    }
+    p->total = total;
+    p->block = st_aligned_alloc(64, total ? total : 64);
+    if (!p->block)
+        rc = ST_ENOMEM;
+done:
+    st_free(ranges);
+    st_free(placed);
+    if (rc != ST_OK)
+        plan_free(p);
+    return rc;
+}
+
+static eng_plan *plan_find(eng_session *s, const eng_tensor *inputs, size_t n)
+{
+    uint64_t h = signature_hash(inputs, n);
+    for (size_t i = 0; i < ENG_PLAN_CACHE; i++) {
+        eng_plan *p = &s->plans[i];
+        if (p->block && p->hash == h && signature_equal(p, inputs, n)) {
+            p->last_used = ++s->clock;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static eng_plan *plan_slot(eng_session *s)
+{
+    eng_plan *victim = &s->plans[0];
+    for (size_t i = 0; i < ENG_PLAN_CACHE; i++) {
+        if (!s->plans[i].block)
+            return &s->plans[i];
+        if (s->plans[i].last_used < victim->last_used)
+            victim = &s->plans[i];
+    }
+    plan_free(victim);
+    return victim;
+}
+
 st_status eng_run(eng_session *s, const eng_tensor *inputs, size_t n_inputs, eng_tensor *outputs,
                   size_t n_outputs, st_error *err)
 {
@@ -130,6 +318,7 @@ st_status eng_run(eng_session *s, const eng_tensor *inputs, size_t n_inputs, eng
         if (!inputs[i].count)
             s->vals[g->inputs[i]].data = empty_data;
     }
+    eng_plan *plan = plan_find(s, inputs, n_inputs);
     eng_kctx k = { .pool = s->pool, .scratch = &s->run_arena, .err = err };
     for (size_t i = 0; i < g->n_nodes; i++) {
         const eng_node *n = &g->nodes[i];
@@ -149,22 +338,30 @@ st_status eng_run(eng_session *s, const eng_tensor *inputs, size_t n_inputs, eng
             eng_tensor *t = k.out[o];
             if (!t)
                 continue;
+            int v = n->outputs[o];
             size_t count, bytes;
             if (!eng_shape_count(t->shape, t->rank, &count) || !eng_tensor_bytes(t->dtype, count, &bytes))
                 return eng_fail(&k, ST_EOVERFLOW, "output %u would have too many elements", o);
             t->count = count;
+            s->sizes[v] = bytes;
             if (bytes == 0) {
                 t->data = empty_data;
-                continue;
+            } else if (plan && plan->offset[v] != SIZE_MAX && bytes <= plan->size[v]) {
+                t->data = plan->block + plan->offset[v];
+            } else {
+                t->data = st_arena_alloc(&s->run_arena, bytes, 64);
+                if (!t->data)
+                    return eng_fail(&k, ST_ENOMEM, "out of memory for a %zu-byte output", bytes);
             }
-            t->data = st_arena_alloc(&s->run_arena, bytes, 64);
-            if (!t->data)
-                return eng_fail(&k, ST_ENOMEM, "out of memory for a %zu-byte output", bytes);
         }
         if ((rc = n->op->run(&k)) != ST_OK)
             return rc;
     }
     for (size_t i = 0; i < n_outputs; i++)
         outputs[i] = s->vals[g->outputs[i]];
+    /* A new signature: plan it now that every size is known.  The outputs
+     * stay in the arena until the next run, so this is safe. */
+    if (!plan && plan_build(s, plan_slot(s), inputs, n_inputs) != ST_OK)
+        return st_fail(err, ST_ENOMEM, "out of memory planning the model's memory");
     return ST_OK;
 }
