@@ -79,6 +79,10 @@ const eng_io *eng_input(const eng_model *m, size_t i);
 size_t eng_n_outputs(const eng_model *m);
 const eng_io *eng_output(const eng_model *m, size_t i);
 
+/* Nodes the executor runs after load-time optimisation (constant
+ * folding, Identity/Dropout and dead-node removal). */
+size_t eng_node_count(const eng_model *m);
+
 /* Creates a session (plan cache, scratch memory) over a loaded model. */
 st_status eng_session_new(eng_model *m, eng_session **out, st_error *err);
 void eng_session_free(eng_session *s);

@@ -417,6 +417,8 @@ static st_status model_finish(eng_model *m, st_error *err)
     }
     if ((s = eng_graph_build(m, m->proto->graph, &m->graph, err)) != ST_OK)
         return s;
+    if (!m->options.no_optimize && (s = eng_graph_optimize(&m->graph, err)) != ST_OK)
+        return s;
     const onnx_graph *pg = m->proto->graph;
     m->inputs = st_arena_calloc(&m->arena, m->graph.n_inputs + 1, sizeof *m->inputs, 8);
     m->outputs = st_arena_calloc(&m->arena, m->graph.n_outputs + 1, sizeof *m->outputs, 8);
@@ -530,3 +532,4 @@ size_t eng_n_inputs(const eng_model *m) { return m->graph.n_inputs; }
 const eng_io *eng_input(const eng_model *m, size_t i) { return i < m->graph.n_inputs ? &m->inputs[i] : NULL; }
 size_t eng_n_outputs(const eng_model *m) { return m->graph.n_outputs; }
 const eng_io *eng_output(const eng_model *m, size_t i) { return i < m->graph.n_outputs ? &m->outputs[i] : NULL; }
+size_t eng_node_count(const eng_model *m) { return m->graph.n_nodes; }

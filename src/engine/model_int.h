@@ -21,6 +21,8 @@ struct eng_model {
 
 /* Builds `g` from a decoded graph: values, nodes resolved to ops, checks. */
 st_status eng_graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, st_error *err);
+/* Folds constants, removes Identity/Dropout and dead nodes, re-sorts. */
+st_status eng_graph_optimize(eng_graph *g, st_error *err);
 /* Sorts g->nodes topologically and fills consumer counts. */
 st_status eng_graph_sort(eng_graph *g, st_error *err);
 

@@ -1,0 +1,214 @@
+/* test_engine.c - the engine's load-time passes and memory plans on small
+ * models built here with the ONNX protobuf encoding written by hand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "testing.h"
+
+#include "base/buf.h"
+#include "engine/engine.h"
+
+/* --- a tiny protobuf writer for test models ------------------------------ */
+
+static void pb_varint(st_buf *b, uint64_t v)
+{
+    while (v >= 0x80) {
+        st_buf_append_byte(b, (uint8_t)(v | 0x80));
+        v >>= 7;
+    }
+    st_buf_append_byte(b, (uint8_t)v);
+}
+
+static void pb_tag(st_buf *b, unsigned field, unsigned wire)
+{
+    pb_varint(b, (uint64_t)field << 3 | wire);
+}
+
+static void pb_bytes(st_buf *b, unsigned field, const void *data, size_t len)
+{
+    pb_tag(b, field, 2);
+    pb_varint(b, len);
+    st_buf_append(b, data, len);
+}
+
+static void pb_str(st_buf *b, unsigned field, const char *s)
+{
+    pb_bytes(b, field, s, strlen(s));
+}
+
+static void pb_msg(st_buf *b, unsigned field, st_buf *inner)
+{
+    pb_bytes(b, field, inner->data, inner->len);
+    st_buf_free(inner);
+}
+
+static void pb_int(st_buf *b, unsigned field, int64_t v)
+{
+    pb_tag(b, field, 0);
+    pb_varint(b, (uint64_t)v);
+}
+
+/* NodeProto: inputs, outputs, op_type. */
+static void add_node(st_buf *graph, const char *op, const char *in0, const char *in1, const char *out)
+{
+    st_buf n = { 0 };
+    pb_str(&n, 1, in0);
+    if (in1)
+        pb_str(&n, 1, in1);
+    pb_str(&n, 2, out);
+    pb_str(&n, 4, op);
+    pb_msg(graph, 1, &n);
+}
+
+/* TensorProto float32 of shape [count] with raw data. */
+static void add_initializer(st_buf *graph, const char *name, const float *v, int64_t count)
+{
+    st_buf t = { 0 };
+    pb_int(&t, 1, count);
+    pb_int(&t, 2, 1);
+    pb_str(&t, 8, name);
+    pb_bytes(&t, 9, v, (size_t)count * sizeof *v);
+    pb_msg(graph, 5, &t);
+}
+
+/* ValueInfoProto float32 [dim]. */
+static void add_value_info(st_buf *graph, unsigned field, const char *name, int64_t dim)
+{
+    st_buf d = { 0 }, shape = { 0 }, tensor = { 0 }, type = { 0 }, vi = { 0 };
+    pb_int(&d, 1, dim);
+    pb_msg(&shape, 1, &d);
+    pb_int(&tensor, 1, 1);
+    pb_msg(&tensor, 2, &shape);
+    pb_msg(&type, 1, &tensor);
+    pb_str(&vi, 1, name);
+    pb_msg(&vi, 2, &type);
+    pb_msg(graph, field, &vi);
+}
+
+static void finish_model(st_buf *model, st_buf *graph)
+{
+    st_buf opset = { 0 };
+    pb_int(model, 1, 8);
+    pb_str(&opset, 1, "");
+    pb_int(&opset, 2, 13);
+    pb_msg(model, 8, &opset);
+    pb_msg(model, 7, graph);
+}
+
+/* y = (x + (a + b)) through an Identity and a dead branch: a + b folds,
+ * the Identity goes, the dead Mul goes: one Add remains. */
+static void test_passes_fold_and_prune(void **state)
+{
+    (void)state;
+    st_buf graph = { 0 }, model = { 0 };
+    const float a[4] = { 1, 2, 3, 4 }, b[4] = { 10, 20, 30, 40 };
+    add_initializer(&graph, "a", a, 4);
+    add_initializer(&graph, "b", b, 4);
+    add_node(&graph, "Add", "a", "b", "ab");
+    add_node(&graph, "Identity", "x", NULL, "x2");
+    add_node(&graph, "Mul", "x2", "x2", "dead");
+    add_node(&graph, "Add", "x2", "ab", "y");
+    add_value_info(&graph, 11, "x", 4);
+    add_value_info(&graph, 12, "y", 4);
+    finish_model(&model, &graph);
+
+    eng_model *m = NULL;
+    st_error err = { 0 };
+    assert_int_equal(eng_load_memory(model.data, model.len, NULL, NULL, &m, &err), ST_OK);
+    assert_int_equal(eng_node_count(m), 1);
+    eng_session *s = NULL;
+    assert_int_equal(eng_session_new(m, &s, &err), ST_OK);
+    float x[4] = { 0.5f, 0.25f, -1, 100 };
+    int64_t shape[1] = { 4 };
+    eng_tensor in = eng_tensor_make(ST_DT_FLOAT32, shape, 1, x), out;
+    for (int run = 0; run < 3; run++) { /* arena run, then planned runs */
+        assert_int_equal(eng_run(s, &in, 1, &out, 1, &err), ST_OK);
+        for (int i = 0; i < 4; i++)
+            assert_true(((float *)out.data)[i] == x[i] + a[i] + b[i]);
+    }
+    eng_session_free(s);
+    eng_free(m);
+
+    /* Without passes the same model keeps all four nodes. */
+    eng_options opt = { .no_optimize = true };
+    assert_int_equal(eng_load_memory(model.data, model.len, NULL, &opt, &m, &err), ST_OK);
+    assert_int_equal(eng_node_count(m), 4);
+    eng_free(m);
+    st_buf_free(&model);
+}
+
+/* Bad models are refused with a message naming the problem. */
+static void test_load_errors(void **state)
+{
+    (void)state;
+    st_buf graph = { 0 }, model = { 0 };
+    add_node(&graph, "Add", "x", "nowhere", "y");
+    add_value_info(&graph, 11, "x", 4);
+    add_value_info(&graph, 12, "y", 4);
+    finish_model(&model, &graph);
+    eng_model *m = NULL;
+    st_error err = { 0 };
+    assert_int_equal(eng_load_memory(model.data, model.len, NULL, NULL, &m, &err), ST_ECORRUPT);
+    assert_non_null(strstr(err.msg, "'nowhere'"));
+    assert_null(m);
+    st_buf_free(&model);
+
+    graph = (st_buf){ 0 };
+    model = (st_buf){ 0 };
+    add_node(&graph, "FrobnicateTensor", "x", NULL, "y");
+    add_value_info(&graph, 11, "x", 4);
+    add_value_info(&graph, 12, "y", 4);
+    finish_model(&model, &graph);
+    assert_int_equal(eng_load_memory(model.data, model.len, NULL, NULL, &m, &err), ST_EUNSUPPORTED);
+    assert_non_null(strstr(err.msg, "FrobnicateTensor"));
+    assert_non_null(strstr(err.msg, "opset 13"));
+    st_buf_free(&model);
+
+    graph = (st_buf){ 0 };
+    model = (st_buf){ 0 };
+    add_node(&graph, "Relu", "z", NULL, "y");
+    add_node(&graph, "Relu", "y", NULL, "z");
+    add_value_info(&graph, 11, "x", 4);
+    add_value_info(&graph, 12, "y", 4);
+    finish_model(&model, &graph);
+    assert_int_equal(eng_load_memory(model.data, model.len, NULL, NULL, &m, &err), ST_ECORRUPT);
+    assert_non_null(strstr(err.msg, "cycle"));
+    st_buf_free(&model);
+}
+
+/* Inputs that do not match the declaration are refused by name. */
+static void test_input_checks(void **state)
+{
+    (void)state;
+    st_buf graph = { 0 }, model = { 0 };
+    add_node(&graph, "Relu", "x", NULL, "y");
+    add_value_info(&graph, 11, "x", 4);
+    add_value_info(&graph, 12, "y", 4);
+    finish_model(&model, &graph);
+    eng_model *m = NULL;
+    eng_session *s = NULL;
+    st_error err = { 0 };
+    assert_int_equal(eng_load_memory(model.data, model.len, NULL, NULL, &m, &err), ST_OK);
+    assert_int_equal(eng_session_new(m, &s, &err), ST_OK);
+    float x[5] = { 0 };
+    int64_t shape[1] = { 5 };
+    eng_tensor in = eng_tensor_make(ST_DT_FLOAT32, shape, 1, x), out;
+    assert_int_equal(eng_run(s, &in, 1, &out, 1, &err), ST_ESHAPE);
+    assert_non_null(strstr(err.msg, "'x'"));
+    shape[0] = 4;
+    in = eng_tensor_make(ST_DT_INT32, shape, 1, x);
+    assert_int_equal(eng_run(s, &in, 1, &out, 1, &err), ST_ETYPE);
+    eng_session_free(s);
+    eng_free(m);
+    st_buf_free(&model);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_passes_fold_and_prune),
+        cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_input_checks),
+    };
+    return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+}
