@@ -9,4 +9,8 @@ for b in "$OUT"/bench/*; do
     echo "== $(basename "$b")"
     "$b" || rc=1
 done
+# The engine against ONNX Runtime (exports models, installs the npm peer
+# into build/bench-cache on first use).
+echo "== engine vs onnxruntime"
+/usr/bin/python3 bench/engine.py "$STRATUS_BIN" "$(pwd)/build/bench-cache" "${BENCH_SECONDS:-3}" || rc=1
 exit $rc

@@ -131,7 +131,16 @@ static st_status load_constant(eng_model *m, const onnx_tensor *t, eng_value *v,
     } else if (onnx_tensor_data_is_aligned(&td) && td.align_bytes >= 16) {
         c->data = (void *)td.data;
     } else {
-        void *copy = st_arena_alloc(&m->arena, td.byte_size, 64);
+        /* Unaligned raw_data (most of it: protobuf packs bytes anywhere) is
+         * copied into the model's weight block. */
+        void *copy;
+        size_t at = (m->weights_used + 63) & ~(size_t)63;
+        if (m->weights && at + td.byte_size <= m->weights_cap) {
+            copy = m->weights + at;
+            m->weights_used = at + td.byte_size;
+        } else {
+            copy = st_arena_alloc(&m->arena, td.byte_size, 64);
+        }
         if (!copy)
             return ST_ENOMEM;
         memcpy(copy, td.data, td.byte_size);
@@ -200,6 +209,20 @@ st_status eng_graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, st_e
     if (!g->values || !g->nodes || !g->inputs || !g->outputs)
         return st_fail(err, ST_ENOMEM, "out of memory building the graph");
 
+    /* One block for the initializers that must be copied, on huge pages:
+     * a 100 MB model then costs ~50 page faults instead of ~25,000. */
+    size_t weight_bytes = 0;
+    for (size_t i = 0; i < pg->initializer_count; i++)
+        weight_bytes += pg->initializers[i].byte_size + 64;
+    if (!m->weights && weight_bytes >= (1u << 20)) {
+        size_t huge = (size_t)2 << 20;
+        size_t cap = (weight_bytes + huge - 1) & ~(huge - 1);
+        m->weights = st_aligned_alloc(huge, cap);
+        if (m->weights) {
+            madvise(m->weights, cap, MADV_HUGEPAGE);
+            m->weights_cap = cap;
+        }
+    }
     for (size_t i = 0; i < pg->initializer_count; i++) {
         const onnx_tensor *t = &pg->initializers[i];
         if (names_get(&names, t->name) >= 0)
@@ -483,7 +506,9 @@ st_status eng_load_file(const char *path, const eng_options *opt, eng_model **ou
     size_t len = (size_t)st.st_size;
     void *map = NULL;
     if (len > 0) {
-        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+        /* Populate: fault the whole file in at once (read-ahead from the
+         * page cache) rather than a page at a time while decoding. */
+        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
         if (map == MAP_FAILED) {
             close(fd);
             return st_fail(err, ST_EIO, "%s: cannot map: %s", path, strerror(errno));
@@ -523,6 +548,7 @@ void eng_free(eng_model *m)
         return;
     onnx_external_release(&m->external);
     st_arena_free(&m->arena);
+    st_free(m->weights);
     if (m->map)
         munmap(m->map, m->map_len);
     st_free(m);

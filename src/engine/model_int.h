@@ -14,6 +14,9 @@ struct eng_model {
     const onnx_model *proto;
     onnx_external external;
     eng_options options;
+    uint8_t *weights;         /* copies of unaligned initializers (one block) */
+    size_t weights_cap;
+    size_t weights_used;
     eng_graph graph;
     eng_io *inputs;
     eng_io *outputs;
