@@ -33,6 +33,25 @@ typedef struct eng_value {
     int last_consumer;         /* node index of the last reader, -1 none */
 } eng_value;
 
+/* Work fused into a node by the load-time passes and applied to its first
+ * output after the kernel: a bias along the last axis (MatMul + Add), then
+ * an activation (Conv/Gemm/MatMul/Add + Relu, ...). */
+typedef enum {
+    ENG_ACT_NONE,
+    ENG_ACT_RELU,
+    ENG_ACT_LEAKY_RELU, /* alpha */
+    ENG_ACT_SIGMOID,
+    ENG_ACT_TANH,
+    ENG_ACT_CLIP,       /* [alpha, beta] */
+    ENG_ACT_HARD_SIGMOID, /* max(0, min(1, alpha x + beta)) */
+} eng_act;
+
+typedef struct eng_post_op {
+    int bias;           /* constant value id, -1 none */
+    eng_act act;
+    float alpha, beta;
+} eng_post_op;
+
 /* One operator call. */
 typedef struct eng_node {
     const eng_op *op;
@@ -44,6 +63,7 @@ typedef struct eng_node {
     uint32_t n_outputs;
     void *state;               /* op's load-time state (graph arena) */
     eng_graph *graph;          /* owner (subgraph ops run nested graphs) */
+    eng_post_op post;          /* fused bias/activation, see above */
 } eng_node;
 
 struct eng_graph {
@@ -120,6 +140,9 @@ st_status eng_axis(const eng_kctx *k, int64_t axis, int rank, int *out);
 int64_t eng_int_at(const eng_tensor *t, size_t i);
 /* Reads element i of any numeric tensor as double. */
 double eng_num_at(const eng_tensor *t, size_t i);
+/* Applies node->post to output 0 (float32/float64); ST_ESHAPE when a fused
+ * bias does not fit the output's last axis. */
+st_status eng_apply_post_op(const eng_kctx *k, const eng_graph *g);
 /* Fails the kernel with a message prefixed by the node's op type and name. */
 st_status eng_fail(const eng_kctx *k, st_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

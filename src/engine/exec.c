@@ -356,6 +356,8 @@ st_status eng_run(eng_session *s, const eng_tensor *inputs, size_t n_inputs, eng
         }
         if ((rc = n->op->run(&k)) != ST_OK)
             return rc;
+        if ((n->post.bias >= 0 || n->post.act != ENG_ACT_NONE) && (rc = eng_apply_post_op(&k, g)) != ST_OK)
+            return rc;
     }
     for (size_t i = 0; i < n_outputs; i++)
         outputs[i] = s->vals[g->outputs[i]];

@@ -259,6 +259,7 @@ st_status eng_graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, st_e
         eng_node *n = &g->nodes[i];
         n->proto = pn;
         n->graph = g;
+        n->post.bias = -1;
         n->opset = opset_of(m->proto, pn->domain);
         if (n->opset < 0)
             return st_fail(err, ST_ECORRUPT, "node '%.*s' (%.*s) uses domain '%.*s', which the model does not import",

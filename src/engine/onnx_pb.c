@@ -743,15 +743,15 @@ done:
 
 static void format_dims(char *buf, size_t cap, const int64_t *dims, size_t n)
 {
-    size_t used = 0;
+    size_t used = 0, i = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < n && used + 24 < cap; i++) {
+    for (; i < n && used + 24 < cap; i++) {
         int w = snprintf(buf + used, cap - used, "%s%lld", i ? "," : "", (long long)dims[i]);
         if (w < 0)
             return;
         used += (size_t)w;
     }
-    if (used + 24 >= cap && n > 0)
+    if (i < n)
         snprintf(buf + used, cap - used, ",...");
 }
 
@@ -1221,7 +1221,10 @@ static st_status dec_attr(onnx_dec *d, st_str body, onnx_attr *out)
             case 6:
             case 14:
             case 22: {
-                WANT(PB_LEN, f.num == 5 ? "t" : f.num == 6 ? "g" : f.num == 14 ? "tp" : "sparse_tensor");
+                WANT(PB_LEN, f.num == 5    ? "t"
+                             : f.num == 6  ? "g"
+                             : f.num == 14 ? "tp"
+                                           : "sparse_tensor");
                 if (pass == 0) {
                     if (seen_single[f.num]++) {
                         rc = st_fail(d->err, ST_ECORRUPT,

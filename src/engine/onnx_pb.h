@@ -78,6 +78,7 @@ typedef struct onnx_typed_field {
     st_str only_packed;    /* payload when the field is one packed chunk */
 } onnx_typed_field;
 
+/* TensorProto.DataLocation: values in this file or in another one. */
 typedef enum onnx_data_location {
     ONNX_LOCATION_DEFAULT = 0,
     ONNX_LOCATION_EXTERNAL = 1,
@@ -120,6 +121,7 @@ typedef struct onnx_sparse_tensor {
     size_t dim_count;
 } onnx_sparse_tensor;
 
+/* What a TensorShapeProto.Dimension holds. */
 typedef enum onnx_dim_kind {
     ONNX_DIM_UNKNOWN = 0,   /* neither value nor param (or a negative value) */
     ONNX_DIM_VALUE = 1,
@@ -370,7 +372,8 @@ typedef struct onnx_tensor_data {
  * float_data/double_data chunk or of an external file range when
  * possible, else values converted into a 64-byte aligned arena array
  * (int32_data narrowed to int8/uint8/int16/uint16/float16 bits, bool
- * normalised to 0/1, uint64_data narrowed to uint32).  External data is
+ * normalised to 0/1, uint64_data narrowed to uint32; BOOL bytes borrowed
+ * from raw_data are not normalised: read them as "non-zero is true").  External data is
  * read from ext->model_dir + location, refusing absolute paths, ".."
  * components, paths leaving the folder through symlinks (where the kernel
  * has openat2), non-regular files and ranges past the file end.  Errors:

@@ -2,6 +2,7 @@
  * removal and dead-node removal.  They run once per model, after the graph
  * is built and checked, and leave a smaller graph that the executor runs
  * exactly as before (the conformance suite runs with them on). */
+#include <math.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -88,6 +89,197 @@ static bool is_identity_like(const eng_node *n)
     return false;
 }
 
+/* --- fusion ------------------------------------------------------------------ */
+
+static bool op_is(const eng_node *n, const char *op_type)
+{
+    return st_str_eq_c(n->proto->op_type, op_type) && n->proto->domain.len == 0;
+}
+
+/* The single node reading value v, or NULL. */
+static eng_node *sole_reader(eng_graph *g, int v)
+{
+    if (v < 0 || g->values[v].n_consumers != 1 || g->values[v].is_graph_output)
+        return NULL;
+    eng_node *n = &g->nodes[g->values[v].last_consumer];
+    int uses = 0;
+    for (uint32_t j = 0; j < n->n_inputs; j++)
+        uses += n->inputs[j] == v;
+    return uses == 1 ? n : NULL;
+}
+
+static bool is_float_const(const eng_graph *g, int v)
+{
+    return v >= 0 && g->values[v].is_const &&
+           (g->values[v].constant.dtype == ST_DT_FLOAT32 || g->values[v].constant.dtype == ST_DT_FLOAT64);
+}
+
+/* Reads a scalar float constant input (Clip min/max); false if absent. */
+static bool const_scalar(const eng_graph *g, int v, float *out)
+{
+    if (v < 0 || !g->values[v].is_const || g->values[v].constant.count != 1)
+        return false;
+    const eng_tensor *t = &g->values[v].constant;
+    if (t->dtype == ST_DT_FLOAT32)
+        *out = *(const float *)t->data;
+    else if (t->dtype == ST_DT_FLOAT64)
+        *out = (float)*(const double *)t->data;
+    else
+        return false;
+    return true;
+}
+
+/* Which activation node `a` is, as a post-op; false if not fusable. */
+static bool activation_of(const eng_graph *g, const eng_node *a, eng_post_op *p)
+{
+    if (op_is(a, "Relu")) {
+        p->act = ENG_ACT_RELU;
+    } else if (op_is(a, "LeakyRelu")) {
+        p->act = ENG_ACT_LEAKY_RELU;
+        p->alpha = eng_attr_float(a, "alpha", 0.01f);
+    } else if (op_is(a, "Sigmoid")) {
+        p->act = ENG_ACT_SIGMOID;
+    } else if (op_is(a, "Tanh")) {
+        p->act = ENG_ACT_TANH;
+    } else if (op_is(a, "HardSigmoid")) {
+        p->act = ENG_ACT_HARD_SIGMOID;
+        p->alpha = eng_attr_float(a, "alpha", 0.2f);
+        p->beta = eng_attr_float(a, "beta", 0.5f);
+    } else if (op_is(a, "Clip")) {
+        p->act = ENG_ACT_CLIP;
+        p->alpha = -INFINITY;
+        p->beta = INFINITY;
+        if (a->opset < 11) {
+            p->alpha = eng_attr_float(a, "min", -INFINITY);
+            p->beta = eng_attr_float(a, "max", INFINITY);
+        } else {
+            if (a->n_inputs > 1 && a->inputs[1] >= 0 && !const_scalar(g, a->inputs[1], &p->alpha))
+                return false;
+            if (a->n_inputs > 2 && a->inputs[2] >= 0 && !const_scalar(g, a->inputs[2], &p->beta))
+                return false;
+        }
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* Folds BatchNormalization (inference, constant statistics) into the Conv
+ * that feeds it: W' = W * s, b' = (b - mean) * s + beta, s = gamma /
+ * sqrt(var + eps), per output channel. */
+static st_status fold_batchnorm(eng_graph *g, eng_node *conv, eng_node *bn, bool *done, st_error *err)
+{
+    *done = false;
+    if (conv->n_inputs < 2 || bn->n_inputs < 5 || (bn->n_outputs > 1 && bn->outputs[1] >= 0))
+        return ST_OK;
+    int w_id = conv->inputs[1], b_id = conv->n_inputs > 2 ? conv->inputs[2] : -1;
+    for (int i = 1; i < 5; i++)
+        if (!is_float_const(g, bn->inputs[i]) || g->values[bn->inputs[i]].constant.dtype != ST_DT_FLOAT32)
+            return ST_OK;
+    if (!is_float_const(g, w_id) || g->values[w_id].constant.dtype != ST_DT_FLOAT32 || g->values[w_id].n_consumers != 1)
+        return ST_OK;
+    if (b_id >= 0 && (!is_float_const(g, b_id) || g->values[b_id].n_consumers != 1 ||
+                      g->values[b_id].constant.dtype != ST_DT_FLOAT32))
+        return ST_OK;
+    eng_tensor *w = &g->values[w_id].constant;
+    const eng_tensor *gamma = &g->values[bn->inputs[1]].constant, *beta = &g->values[bn->inputs[2]].constant;
+    const eng_tensor *mean = &g->values[bn->inputs[3]].constant, *var = &g->values[bn->inputs[4]].constant;
+    if (w->rank < 3)
+        return ST_OK;
+    size_t c_out = (size_t)w->shape[0];
+    if (gamma->count != c_out || beta->count != c_out || mean->count != c_out || var->count != c_out)
+        return ST_OK;
+    /* The new bias needs a value: the conv's own, else BN's beta (both
+     * read by this pair only). */
+    int new_b = b_id >= 0 ? b_id : bn->inputs[2];
+    if (b_id < 0 && g->values[new_b].n_consumers != 1)
+        return ST_OK;
+    float eps = eng_attr_float(bn, "epsilon", 1e-5f);
+    float *nw = st_arena_alloc(g->arena, w->count * sizeof *nw, 64);
+    float *nb = st_arena_alloc(g->arena, c_out * sizeof *nb, 64);
+    if (!nw || !nb)
+        return st_fail(err, ST_ENOMEM, "out of memory folding BatchNormalization");
+    size_t per = w->count / c_out;
+    const float *ow = w->data, *ob = b_id >= 0 ? g->values[b_id].constant.data : NULL;
+    for (size_t c = 0; c < c_out; c++) {
+        double scale = ((const float *)gamma->data)[c] / sqrt((double)((const float *)var->data)[c] + eps);
+        for (size_t i = 0; i < per; i++)
+            nw[c * per + i] = (float)(ow[c * per + i] * scale);
+        nb[c] = (float)(((ob ? ob[c] : 0.0) - ((const float *)mean->data)[c]) * scale + ((const float *)beta->data)[c]);
+    }
+    w->data = nw;
+    eng_tensor *bt = &g->values[new_b].constant;
+    int64_t shape[1] = { (int64_t)c_out };
+    *bt = eng_tensor_make(ST_DT_FLOAT32, shape, 1, nb);
+    if (b_id < 0) {
+        conv->inputs[2] = new_b; /* nodes keep one spare input slot */
+        conv->n_inputs = 3;
+    }
+    conv->outputs[0] = bn->outputs[0];
+    *done = true;
+    return ST_OK;
+}
+
+/* Conv + BatchNormalization, MatMul + bias Add, and an activation after
+ * Conv / Gemm / MatMul / Add become one node; the absorbed nodes drop. */
+static st_status fuse(eng_graph *g, bool *keep, st_error *err)
+{
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        eng_node *n = &g->nodes[i];
+        if (!keep[i])
+            continue;
+        eng_node *next = n->n_outputs >= 1 ? sole_reader(g, n->outputs[0]) : NULL;
+        if (next && op_is(n, "Conv") && op_is(next, "BatchNormalization")) {
+            bool done;
+            st_status s = fold_batchnorm(g, n, next, &done, err);
+            if (s != ST_OK)
+                return s;
+            if (done) {
+                /* n now writes BN's output, whose readers are unchanged, so
+                 * the consumer counts from the last sort still hold. */
+                keep[next - g->nodes] = false;
+                next = sole_reader(g, n->outputs[0]);
+            }
+        }
+        if (next && op_is(n, "MatMul") && op_is(next, "Add") && n->post.bias < 0 && next->n_inputs == 2) {
+            int other = next->inputs[0] == n->outputs[0] ? next->inputs[1] : next->inputs[0];
+            if (is_float_const(g, other) && g->values[other].constant.rank == 1) {
+                n->post.bias = other;
+                n->outputs[0] = next->outputs[0];
+                keep[next - g->nodes] = false;
+                next = sole_reader(g, n->outputs[0]);
+            }
+        }
+        bool is_float_op = op_is(n, "Conv") || op_is(n, "ConvTranspose") || op_is(n, "Gemm") ||
+                           (op_is(n, "MatMul") && n->post.bias >= 0);
+        eng_post_op p = n->post;
+        if (next && is_float_op && n->post.act == ENG_ACT_NONE && activation_of(g, next, &p)) {
+            n->post = p;
+            n->outputs[0] = next->outputs[0];
+            keep[next - g->nodes] = false;
+        }
+    }
+    return ST_OK;
+}
+
+/* Drops the nodes not kept and re-sorts (recomputing producers and
+ * consumer counts). */
+static st_status compact(eng_graph *g, const bool *keep, st_error *err)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (keep[i])
+            g->nodes[w++] = g->nodes[i];
+    g->n_nodes = w;
+    for (size_t v = 0; v < g->n_values; v++)
+        g->values[v].producer = -1;
+    for (size_t i = 0; i < w; i++)
+        for (uint32_t o = 0; o < g->nodes[i].n_outputs; o++)
+            if (g->nodes[i].outputs[o] >= 0)
+                g->values[g->nodes[i].outputs[o]].producer = (int)i;
+    return eng_graph_sort(g, err);
+}
+
 st_status eng_graph_optimize(eng_graph *g, st_error *err)
 {
     size_t nv = g->n_values, nn = g->n_nodes;
@@ -164,18 +356,14 @@ st_status eng_graph_optimize(eng_graph *g, st_error *err)
                 is_used[n->inputs[j]] = true;
     }
 
-    size_t w = 0;
-    for (size_t i = 0; i < nn; i++)
-        if (keep[i])
-            g->nodes[w++] = g->nodes[i];
-    g->n_nodes = w;
-    for (size_t v = 0; v < nv; v++)
-        g->values[v].producer = -1;
-    for (size_t i = 0; i < w; i++)
-        for (uint32_t o = 0; o < g->nodes[i].n_outputs; o++)
-            if (g->nodes[i].outputs[o] >= 0)
-                g->values[g->nodes[i].outputs[o]].producer = (int)i;
-    s = eng_graph_sort(g, err);
+    if ((s = compact(g, keep, err)) != ST_OK)
+        goto done;
+    /* 4. Fusion, on fresh consumer counts. */
+    for (size_t i = 0; i < g->n_nodes; i++)
+        keep[i] = true;
+    if ((s = fuse(g, keep, err)) != ST_OK)
+        goto done;
+    s = compact(g, keep, err);
 done:
     st_arena_free(&scratch);
     st_free(keep);

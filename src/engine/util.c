@@ -1,5 +1,6 @@
 /* util.c - helpers every kernel uses: attributes, shapes, broadcasting,
  * element access, error messages naming the node. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -199,4 +200,84 @@ eng_tensor eng_tensor_make(st_dtype dtype, const int64_t *shape, uint32_t rank, 
     eng_set_shape(&t, dtype, shape, rank > ENG_MAX_RANK ? ENG_MAX_RANK : rank);
     t.data = data;
     return t;
+}
+
+#define POST_LOOP(T, EXPR)                                                       \
+    do {                                                                         \
+        T *y = t->data;                                                          \
+        for (size_t r = 0; r < rows; r++) {                                      \
+            T *row = y + r * cols;                                               \
+            if (bias)                                                            \
+                for (size_t c = 0; c < cols; c++)                                \
+                    row[c] += (T)(bias_f32 ? bias_f32[c % bias_n] : bias_f64[c % bias_n]); \
+            switch (p->act) {                                                    \
+            case ENG_ACT_NONE: break;                                            \
+            default:                                                             \
+                for (size_t c = 0; c < cols; c++) {                              \
+                    T x = row[c];                                                \
+                    row[c] = (EXPR);                                             \
+                }                                                                \
+            }                                                                    \
+        }                                                                        \
+    } while (0)
+
+static inline double post_act(const eng_post_op *p, double x)
+{
+    switch (p->act) {
+    case ENG_ACT_RELU: return x > 0 ? x : 0;
+    case ENG_ACT_LEAKY_RELU: return x >= 0 ? x : p->alpha * x;
+    case ENG_ACT_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    case ENG_ACT_TANH: return tanh(x);
+    case ENG_ACT_CLIP: return x < p->alpha ? p->alpha : x > p->beta ? p->beta : x;
+    case ENG_ACT_HARD_SIGMOID: {
+        double v = p->alpha * x + p->beta;
+        return v < 0 ? 0 : v > 1 ? 1 : v;
+    }
+    default: return x;
+    }
+}
+
+static inline float post_act_f(const eng_post_op *p, float x)
+{
+    switch (p->act) {
+    case ENG_ACT_RELU: return x > 0 ? x : 0;
+    case ENG_ACT_LEAKY_RELU: return x >= 0 ? x : p->alpha * x;
+    case ENG_ACT_CLIP: return x < p->alpha ? p->alpha : x > p->beta ? p->beta : x;
+    default: return (float)post_act(p, x);
+    }
+}
+
+st_status eng_apply_post_op(const eng_kctx *k, const eng_graph *g)
+{
+    const eng_post_op *p = &k->node->post;
+    eng_tensor *t = k->out[0];
+    if (!t || t->count == 0)
+        return ST_OK;
+    size_t cols = t->rank ? (size_t)t->shape[t->rank - 1] : 1;
+    size_t rows = cols ? t->count / cols : 0;
+    const eng_tensor *bias = p->bias >= 0 ? &g->values[p->bias].constant : NULL;
+    const float *bias_f32 = NULL;
+    const double *bias_f64 = NULL;
+    size_t bias_n = 1;
+    if (bias) {
+        if (bias->dtype != t->dtype || (bias->count != cols && bias->count != 1))
+            return eng_fail(k, ST_ESHAPE, "fused bias of %zu %s values does not fit a last axis of %zu %s",
+                            bias->count, st_dtype_name(bias->dtype), cols, st_dtype_name(t->dtype));
+        bias_n = bias->count;
+        if (bias->dtype == ST_DT_FLOAT32)
+            bias_f32 = bias->data;
+        else
+            bias_f64 = bias->data;
+    }
+    if (t->dtype == ST_DT_FLOAT32) {
+        if (p->act == ENG_ACT_RELU)
+            POST_LOOP(float, x > 0 ? x : 0);
+        else
+            POST_LOOP(float, post_act_f(p, x));
+    } else if (t->dtype == ST_DT_FLOAT64) {
+        POST_LOOP(double, post_act(p, x));
+    } else {
+        return eng_fail(k, ST_EUNSUPPORTED, "fused activation on %s", st_dtype_name(t->dtype));
+    }
+    return ST_OK;
 }

@@ -60,15 +60,26 @@ static void add_node(st_buf *graph, const char *op, const char *in0, const char 
     pb_msg(graph, 1, &n);
 }
 
-/* TensorProto float32 of shape [count] with raw data. */
-static void add_initializer(st_buf *graph, const char *name, const float *v, int64_t count)
+/* TensorProto float32 of shape [rows, count / rows] (or [count] when rows
+ * is 0) with raw data. */
+static void add_initializer_2d(st_buf *graph, const char *name, const float *v, int64_t count, int64_t rows)
 {
     st_buf t = { 0 };
-    pb_int(&t, 1, count);
+    if (rows) {
+        pb_int(&t, 1, rows);
+        pb_int(&t, 1, count / rows);
+    } else {
+        pb_int(&t, 1, count);
+    }
     pb_int(&t, 2, 1);
     pb_str(&t, 8, name);
     pb_bytes(&t, 9, v, (size_t)count * sizeof *v);
     pb_msg(graph, 5, &t);
+}
+
+static void add_initializer(st_buf *graph, const char *name, const float *v, int64_t count)
+{
+    add_initializer_2d(graph, name, v, count, 0);
 }
 
 /* ValueInfoProto float32 [dim]. */
@@ -133,6 +144,43 @@ static void test_passes_fold_and_prune(void **state)
     eng_options opt = { .no_optimize = true };
     assert_int_equal(eng_load_memory(model.data, model.len, NULL, &opt, &m, &err), ST_OK);
     assert_int_equal(eng_node_count(m), 4);
+    eng_free(m);
+    st_buf_free(&model);
+}
+
+/* relu(x W + b) loads as one MatMul with a fused bias and activation. */
+static void test_fusion_matmul_bias_relu(void **state)
+{
+    (void)state;
+    st_buf graph = { 0 }, model = { 0 };
+    const float w[12] = { 1, -1, 0.5f, 2, 0, -2, -1, 1, 1, 0, 3, -0.5f }; /* [4, 3] */
+    const float b[3] = { 0.25f, -10, 1 };
+    add_initializer_2d(&graph, "w", w, 12, 4);
+    add_initializer(&graph, "b", b, 3);
+    add_node(&graph, "MatMul", "x", "w", "xw");
+    add_node(&graph, "Add", "xw", "b", "xwb");
+    add_node(&graph, "Relu", "xwb", NULL, "y");
+    add_value_info(&graph, 11, "x", 4);
+    add_value_info(&graph, 12, "y", 3);
+    finish_model(&model, &graph);
+    eng_model *m = NULL;
+    eng_session *s = NULL;
+    st_error err = { 0 };
+    assert_int_equal(eng_load_memory(model.data, model.len, NULL, NULL, &m, &err), ST_OK);
+    assert_int_equal(eng_node_count(m), 1);
+    assert_int_equal(eng_session_new(m, &s, &err), ST_OK);
+    float x[4] = { 1, 2, -3, 0.5f };
+    int64_t shape[1] = { 4 };
+    eng_tensor in = eng_tensor_make(ST_DT_FLOAT32, shape, 1, x), out;
+    assert_int_equal(eng_run(s, &in, 1, &out, 1, &err), ST_OK);
+    assert_int_equal(out.count, 3);
+    for (int j = 0; j < 3; j++) {
+        float acc = b[j];
+        for (int i = 0; i < 4; i++)
+            acc += x[i] * w[i * 3 + j];
+        assert_float_equal(((float *)out.data)[j], acc > 0 ? acc : 0, 1e-5);
+    }
+    eng_session_free(s);
     eng_free(m);
     st_buf_free(&model);
 }
@@ -207,6 +255,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_passes_fold_and_prune),
+        cmocka_unit_test(test_fusion_matmul_bias_relu),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_input_checks),
     };
