@@ -29,6 +29,9 @@ typedef struct eng_value {
     bool is_graph_output;
     eng_tensor constant;       /* is_const: its data (read-only) */
     int producer;              /* node index, -1 for inputs and constants */
+    int outer;                 /* captured from the enclosing graph: its
+                                  place among the owner node's implicit
+                                  inputs; -1 otherwise */
     int n_consumers;           /* node inputs that read it */
     int last_consumer;         /* node index of the last reader, -1 none */
 } eng_value;
@@ -58,7 +61,9 @@ typedef struct eng_node {
     const onnx_node *proto;    /* name, attributes */
     int opset;                 /* version of the node's domain in the model */
     int *inputs;               /* value ids; -1 = omitted optional input */
-    uint32_t n_inputs;
+    uint32_t n_inputs;         /* including n_implicit trailing ones */
+    uint32_t n_implicit;       /* outer values its subgraphs read: they
+                                  order and keep alive, kernels skip them */
     int *outputs;              /* value ids; -1 = omitted optional output */
     uint32_t n_outputs;
     void *state;               /* op's load-time state (graph arena) */
@@ -70,6 +75,7 @@ struct eng_graph {
     st_arena *arena;           /* owns everything below */
     eng_value *values;
     size_t n_values;
+    size_t cap_values;
     eng_node *nodes;           /* topological order */
     size_t n_nodes;
     int *inputs;               /* non-constant graph inputs, declared order */
@@ -77,6 +83,9 @@ struct eng_graph {
     int *outputs;
     size_t n_outputs;
     const eng_graph *parent;   /* enclosing graph for subgraphs, else NULL */
+    eng_node *owner;           /* the If/Loop/Scan node owning a subgraph */
+    struct eng_model *model;
+    void *names;               /* name -> value id table (model.c) */
 };
 
 /* What a kernel sees for one call. */
@@ -89,6 +98,7 @@ typedef struct eng_kctx {
     st_pool *pool;               /* intra-op threads, may be NULL */
     st_arena *scratch;           /* temporaries for this run */
     st_error *err;
+    void *stash;                 /* infer may leave results here for run */
 } eng_kctx;
 
 struct eng_op {
@@ -103,6 +113,17 @@ struct eng_op {
     /* Computes outputs (their data already allocated). */
     st_status (*run)(eng_kctx *k);
 };
+
+/* --- subgraphs (If / Loop / Scan bodies) ------------------------------- */
+
+/* Builds the body graph `pg` of node `owner` (call from the op's check).
+ * Names the body reads from enclosing graphs become captured values and
+ * implicit inputs of `owner`, so ordering and lifetimes stay right. */
+st_status eng_subgraph_build(eng_node *owner, const onnx_graph *pg, eng_graph **out, st_error *err);
+/* Runs a body graph: inputs in its declared order, outputs (headers; data
+ * in k->scratch) in its declared order.  k is the owner's context. */
+st_status eng_subgraph_run(const eng_graph *g, const eng_kctx *k, const eng_tensor *inputs, size_t n_inputs,
+                           eng_tensor *outputs, size_t n_outputs);
 
 /* --- operator registry (ops/registry.c) -------------------------------- */
 

@@ -325,7 +325,8 @@ st_status eng_run(eng_session *s, const eng_tensor *inputs, size_t n_inputs, eng
         size_t off = s->io_offset[i];
         k.node = n;
         k.in = &s->in_ptrs[off];
-        k.n_in = n->n_inputs;
+        k.n_in = n->n_inputs - n->n_implicit;
+        k.stash = NULL;
         k.out = &s->out_ptrs[off + n->n_inputs];
         k.n_out = n->n_outputs;
         for (uint32_t o = 0; o < n->n_outputs; o++)
@@ -365,5 +366,74 @@ st_status eng_run(eng_session *s, const eng_tensor *inputs, size_t n_inputs, eng
      * stay in the arena until the next run, so this is safe. */
     if (!plan && plan_build(s, plan_slot(s), inputs, n_inputs) != ST_OK)
         return st_fail(err, ST_ENOMEM, "out of memory planning the model's memory");
+    return ST_OK;
+}
+
+/* --- subgraphs ---------------------------------------------------------------
+ * Bodies of If/Loop/Scan run on this simple interpreter: values live in
+ * the caller's scratch arena, no plan (bodies are small and their shapes
+ * change across iterations).  Captured outer values come from the owner's
+ * implicit inputs. */
+st_status eng_subgraph_run(const eng_graph *g, const eng_kctx *owner, const eng_tensor *inputs, size_t n_inputs,
+                           eng_tensor *outputs, size_t n_outputs)
+{
+    if (n_inputs != g->n_inputs || n_outputs != g->n_outputs)
+        return eng_fail(owner, ST_EINVAL, "body takes %zu inputs and %zu outputs, given %zu and %zu", g->n_inputs,
+                        g->n_outputs, n_inputs, n_outputs);
+    st_arena *arena = owner->scratch;
+    eng_tensor *vals = st_arena_calloc(arena, g->n_values + 1, sizeof *vals, 64);
+    const eng_tensor **in_ptrs = st_arena_alloc(arena, 72 * sizeof *in_ptrs, 8);
+    eng_tensor **out_ptrs = st_arena_alloc(arena, 72 * sizeof *out_ptrs, 8);
+    if (!vals || !in_ptrs || !out_ptrs)
+        return eng_fail(owner, ST_ENOMEM, "out of memory running a subgraph");
+    for (size_t v = 0; v < g->n_values; v++) {
+        const eng_value *val = &g->values[v];
+        if (val->is_const)
+            vals[v] = val->constant;
+        else if (val->outer >= 0)
+            vals[v] = *owner->in[owner->n_in + (uint32_t)val->outer];
+    }
+    for (size_t i = 0; i < n_inputs; i++)
+        vals[g->inputs[i]] = inputs[i];
+    eng_kctx k = { .pool = owner->pool, .scratch = arena, .err = owner->err };
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const eng_node *n = &g->nodes[i];
+        if (n->n_inputs > 72 || n->n_outputs > 72)
+            return eng_fail(owner, ST_EUNSUPPORTED, "a body node has more than 72 inputs or outputs");
+        for (uint32_t j = 0; j < n->n_inputs; j++)
+            in_ptrs[j] = n->inputs[j] >= 0 ? &vals[n->inputs[j]] : NULL;
+        for (uint32_t o = 0; o < n->n_outputs; o++) {
+            out_ptrs[o] = n->outputs[o] >= 0 ? &vals[n->outputs[o]] : NULL;
+            if (out_ptrs[o])
+                memset(out_ptrs[o], 0, sizeof *out_ptrs[o]);
+        }
+        k.node = n;
+        k.in = in_ptrs;
+        k.n_in = n->n_inputs - n->n_implicit;
+        k.out = out_ptrs;
+        k.n_out = n->n_outputs;
+        k.stash = NULL;
+        st_status rc = n->op->infer(&k);
+        if (rc != ST_OK)
+            return rc;
+        for (uint32_t o = 0; o < n->n_outputs; o++) {
+            eng_tensor *t = out_ptrs[o];
+            if (!t)
+                continue;
+            size_t count, bytes;
+            if (!eng_shape_count(t->shape, t->rank, &count) || !eng_tensor_bytes(t->dtype, count, &bytes))
+                return eng_fail(&k, ST_EOVERFLOW, "output %u would have too many elements", o);
+            t->count = count;
+            t->data = bytes ? st_arena_alloc(arena, bytes, 64) : empty_data;
+            if (!t->data)
+                return eng_fail(&k, ST_ENOMEM, "out of memory for a %zu-byte output", bytes);
+        }
+        if ((rc = n->op->run(&k)) != ST_OK)
+            return rc;
+        if ((n->post.bias >= 0 || n->post.act != ENG_ACT_NONE) && (rc = eng_apply_post_op(&k, g)) != ST_OK)
+            return rc;
+    }
+    for (size_t i = 0; i < n_outputs; i++)
+        outputs[i] = vals[g->outputs[i]];
     return ST_OK;
 }

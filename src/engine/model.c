@@ -184,24 +184,71 @@ static st_status add_value(eng_graph *g, name_table *names, st_str name, int *id
     val->name = name;
     val->rank = -1;
     val->producer = -1;
+    val->outer = -1;
     val->last_consumer = -1;
     names_put(names, name, v);
     *id = v;
     return ST_OK;
 }
 
-st_status eng_graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, st_error *err)
+/* The id of `name` in g, capturing it from the enclosing graphs when g is
+ * a subgraph that does not define it; -1 when nobody defines it. */
+static int resolve_name(eng_graph *g, st_str name, st_error *err)
+{
+    name_table *names = g->names;
+    int id = names_get(names, name);
+    if (id >= 0 || !g->parent || !g->owner)
+        return id;
+    eng_graph *parent = (eng_graph *)g->parent;
+    int pid = resolve_name(parent, name, err);
+    if (pid < 0 || g->n_values == g->cap_values)
+        return -1;
+    add_value(g, names, name, &id, err);
+    eng_value *v = &g->values[id];
+    const eng_value *pv = &parent->values[pid];
+    v->outer = (int)g->owner->n_implicit; /* its place among the implicit inputs */
+    v->dtype = pv->dtype;
+    v->rank = pv->rank;
+    memcpy(v->dims, pv->dims, sizeof v->dims);
+    /* The owner reads it too (implicitly): ordering and lifetime. */
+    eng_node *owner = g->owner;
+    int *grown = st_arena_alloc(g->arena, (owner->n_inputs + 2) * sizeof *grown, 8);
+    if (!grown)
+        return -1;
+    memcpy(grown, owner->inputs, owner->n_inputs * sizeof *grown);
+    grown[owner->n_inputs++] = pid;
+    owner->n_implicit++;
+    owner->inputs = grown;
+    return id;
+}
+
+static st_status graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, const eng_graph *parent,
+                             eng_node *owner, st_error *err)
 {
     st_arena *arena = &m->arena;
     memset(g, 0, sizeof *g);
     g->arena = arena;
+    g->model = m;
+    g->parent = parent;
+    g->owner = owner;
     size_t max_values = pg->initializer_count + pg->input_count;
     for (size_t i = 0; i < pg->node_count; i++)
         max_values += pg->nodes[i].output_count;
+    if (parent) { /* room for captured outer names */
+        for (size_t i = 0; i < pg->node_count; i++)
+            max_values += pg->nodes[i].input_count;
+        max_values += pg->output_count;
+    }
+    name_table *names_p = st_arena_alloc(arena, sizeof *names_p, 8);
+    if (!names_p)
+        return st_fail(err, ST_ENOMEM, "out of memory building the graph");
+    g->names = names_p;
     name_table names;
     st_status s = names_init(&names, arena, max_values);
     if (s != ST_OK)
         return st_fail(err, s, "out of memory building the graph");
+    *names_p = names;
+    g->cap_values = max_values;
     g->values = st_arena_calloc(arena, max_values ? max_values : 1, sizeof *g->values, 8);
     g->nodes = st_arena_calloc(arena, pg->node_count ? pg->node_count : 1, sizeof *g->nodes, 8);
     g->inputs = st_arena_calloc(arena, pg->input_count + 1, sizeof *g->inputs, 8);
@@ -225,16 +272,16 @@ st_status eng_graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, st_e
     }
     for (size_t i = 0; i < pg->initializer_count; i++) {
         const onnx_tensor *t = &pg->initializers[i];
-        if (names_get(&names, t->name) >= 0)
+        if (names_get(names_p, t->name) >= 0)
             return st_fail(err, ST_ECORRUPT, "initializer '%.*s' is defined twice", ST_STR_FMT(t->name));
         int id;
-        add_value(g, &names, t->name, &id, err);
+        add_value(g, names_p, t->name, &id, err);
         if ((s = load_constant(m, t, &g->values[id], err)) != ST_OK)
             return s;
     }
     for (size_t i = 0; i < pg->input_count; i++) {
         const onnx_value_info *vi = &pg->inputs[i];
-        int id = names_get(&names, vi->name);
+        int id = names_get(names_p, vi->name);
         if (id >= 0) {
             if (g->values[id].is_const)
                 continue; /* IR < 4: initializers listed as inputs keep their value */
@@ -244,7 +291,7 @@ st_status eng_graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, st_e
             return st_fail(err, ST_EUNSUPPORTED,
                            "graph input '%.*s' is not a tensor (sequences, maps and optionals are not supported as inputs)",
                            ST_STR_FMT(vi->name));
-        add_value(g, &names, vi->name, &id, err);
+        add_value(g, names_p, vi->name, &id, err);
         declared_type(&g->values[id], &vi->type);
         g->values[id].is_graph_input = true;
         g->inputs[g->n_inputs++] = id;
@@ -279,11 +326,11 @@ st_status eng_graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, st_e
                 n->outputs[o] = -1;
                 continue;
             }
-            if (names_get(&names, name) >= 0)
+            if (names_get(names_p, name) >= 0)
                 return st_fail(err, ST_ECORRUPT, "value '%.*s' is produced twice (again by node '%.*s' (%.*s))",
                                ST_STR_FMT(name), ST_STR_FMT(pn->name), ST_STR_FMT(pn->op_type));
             int id;
-            add_value(g, &names, name, &id, err);
+            add_value(g, names_p, name, &id, err);
             g->values[id].producer = (int)i;
             n->outputs[o] = id;
         }
@@ -301,7 +348,7 @@ st_status eng_graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, st_e
                 n->inputs[j] = -1;
                 continue;
             }
-            int id = names_get(&names, name);
+            int id = resolve_name(g, name, err);
             if (id < 0)
                 return st_fail(err, ST_ECORRUPT,
                                "node '%.*s' (%.*s) reads '%.*s', which no node, input or initializer produces",
@@ -311,11 +358,11 @@ st_status eng_graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, st_e
     }
     for (size_t i = 0; i < pg->output_count; i++) {
         const onnx_value_info *vi = &pg->outputs[i];
-        int id = names_get(&names, vi->name);
+        int id = resolve_name(g, vi->name, err);
         if (id < 0)
             return st_fail(err, ST_ECORRUPT, "graph output '%.*s' is produced by nothing", ST_STR_FMT(vi->name));
         eng_value *v = &g->values[id];
-        if (!v->is_const && !v->is_graph_input) {
+        if (!v->is_const && !v->is_graph_input && v->outer < 0) {
             eng_value decl = *v;
             declared_type(&decl, &vi->type);
             v->dtype = decl.dtype;
@@ -327,13 +374,44 @@ st_status eng_graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, st_e
     }
     if ((s = eng_graph_sort(g, err)) != ST_OK)
         return s;
+    bool has_implicit = false;
     for (size_t i = 0; i < g->n_nodes; i++) {
         eng_node *n = &g->nodes[i];
         n->graph = g;
         if (n->op->check && (s = n->op->check(n, arena, err)) != ST_OK)
             return st_fail_wrap(err, s, "node '%.*s' (%.*s)", ST_STR_FMT(n->proto->name),
                                 ST_STR_FMT(n->proto->op_type));
+        has_implicit |= n->n_implicit > 0;
     }
+    /* Subgraph captures added dependencies: order again. */
+    if (has_implicit && (s = eng_graph_sort(g, err)) != ST_OK)
+        return s;
+    return ST_OK;
+}
+
+st_status eng_graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, st_error *err)
+{
+    return graph_build(m, pg, g, NULL, NULL, err);
+}
+
+st_status eng_subgraph_build(eng_node *owner, const onnx_graph *pg, eng_graph **out, st_error *err)
+{
+    eng_graph *parent = owner->graph;
+    eng_model *m = parent->model;
+    int depth = 0;
+    for (const eng_graph *p = parent; p; p = p->parent)
+        depth++;
+    if (depth > 16)
+        return st_fail(err, ST_ELIMIT, "subgraphs nest deeper than 16 levels");
+    eng_graph *g = st_arena_calloc(&m->arena, 1, sizeof *g, 8);
+    if (!g)
+        return st_fail(err, ST_ENOMEM, "out of memory building a subgraph");
+    st_status s = graph_build(m, pg, g, parent, owner, err);
+    if (s != ST_OK)
+        return st_fail_wrap(err, s, "in subgraph '%.*s'", ST_STR_FMT(pg->name));
+    if (!m->options.no_optimize && (s = eng_graph_optimize(g, err)) != ST_OK)
+        return s;
+    *out = g;
     return ST_OK;
 }
 
