@@ -145,6 +145,19 @@ bool eng_attr_has(const eng_node *n, const char *name);
 
 /* --- tensors and shapes ---------------------------------------------------- */
 
+/* Non-tensor values share eng_tensor's header.  A sequence has rank 1,
+ * shape[0] = count = number of elements, shape[1] = the elements' st_dtype,
+ * and data = an array of eng_tensor.  An optional has count 0 (empty) or 1
+ * and data = one eng_tensor (a tensor or a sequence).  Ops that create them
+ * copy element data into k->scratch, which lives for the whole run, so an
+ * element never points into memory the plan reuses. */
+#define ENG_DT_SEQUENCE ((st_dtype)100)
+#define ENG_DT_OPTIONAL ((st_dtype)101)
+
+/* Bytes of one element of dtype: st_str for strings, eng_tensor headers
+ * for sequences and optionals. */
+size_t eng_elem_bytes(st_dtype dtype);
+
 /* Product of the dims, or false on overflow / negative dims. */
 bool eng_shape_count(const int64_t *shape, uint32_t rank, size_t *count);
 /* Bytes for `count` elements of dtype (strings: st_str each). */

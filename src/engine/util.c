@@ -87,10 +87,18 @@ bool eng_shape_count(const int64_t *shape, uint32_t rank, size_t *count)
     return true;
 }
 
+size_t eng_elem_bytes(st_dtype dtype)
+{
+    if (dtype == ST_DT_STRING)
+        return sizeof(st_str);
+    if (dtype == ENG_DT_SEQUENCE || dtype == ENG_DT_OPTIONAL)
+        return sizeof(eng_tensor);
+    return st_dtype_size(dtype);
+}
+
 bool eng_tensor_bytes(st_dtype dtype, size_t count, size_t *bytes)
 {
-    size_t size = dtype == ST_DT_STRING ? sizeof(st_str) : st_dtype_size(dtype);
-    return !st_mul_overflow(count, size, bytes);
+    return !st_mul_overflow(count, eng_elem_bytes(dtype), bytes);
 }
 
 void eng_set_shape(eng_tensor *t, st_dtype dtype, const int64_t *shape, uint32_t rank)

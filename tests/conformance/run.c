@@ -26,6 +26,7 @@
 
 #include "base/alloc.h"
 #include "engine/engine.h"
+#include "engine/eng_int.h"
 #include "engine/onnx_pb.h"
 
 enum { RES_PASS = 0, RES_FAIL = 1, RES_UNSUPPORTED = 2 };
@@ -65,43 +66,92 @@ static bool file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+static bool tensor_from_proto(const onnx_tensor *pt, st_arena *arena, eng_tensor *t, char *why, size_t why_cap);
+static bool value_from_proto(const onnx_value *v, st_arena *arena, eng_tensor *t, char *why, size_t cap);
+
 /* Loads a TensorProto file into an eng_tensor (data in arena). */
-static bool load_tensor(const char *path, st_arena *arena, eng_tensor *t, char *name, size_t name_cap,
-                        char *why, size_t why_cap)
+static bool load_tensor(const char *path, st_dtype kind, st_arena *arena, eng_tensor *t, char *name,
+                        size_t name_cap, char *why, size_t why_cap)
 {
     mapped m;
     if (!map_file(path, &m)) {
         snprintf(why, why_cap, "cannot read %s", path);
         return false;
     }
-    onnx_tensor pt;
     st_error err = { 0 };
-    onnx_tensor_data td;
     bool ok = false;
-    if (onnx_decode_tensor(m.data, m.len, arena, &pt, &err) != ST_OK ||
-        onnx_tensor_materialize(&pt, NULL, arena, &td, &err) != ST_OK) {
+    if (kind == ENG_DT_SEQUENCE || kind == ENG_DT_OPTIONAL) {
+        onnx_value v;
+        st_status s = kind == ENG_DT_SEQUENCE ? onnx_decode_sequence(m.data, m.len, arena, &v, &err)
+                                               : onnx_decode_optional(m.data, m.len, arena, &v, &err);
+        if (s != ST_OK) {
+            snprintf(why, why_cap, "%s: %s", path, err.msg);
+            goto done;
+        }
+        ok = value_from_proto(&v, arena, t, why, why_cap);
+        snprintf(name, name_cap, "%.*s", ST_STR_FMT(v.name));
+        goto done;
+    }
+    onnx_tensor pt;
+    if (onnx_decode_tensor(m.data, m.len, arena, &pt, &err) != ST_OK) {
         snprintf(why, why_cap, "%s: %s", path, err.msg);
         goto done;
     }
-    if (pt.dim_count > ENG_MAX_RANK || !st_dtype_is_valid(pt.data_type)) {
-        snprintf(why, why_cap, "%s: unsupported tensor (type %d, rank %zu)", path, pt.data_type, pt.dim_count);
-        goto done;
-    }
-    *t = eng_tensor_make((st_dtype)pt.data_type, pt.dims, (uint32_t)pt.dim_count, NULL);
-    size_t bytes = pt.data_type == ST_DT_STRING ? t->count * sizeof(st_str) : td.byte_size;
-    void *copy = st_arena_alloc(arena, bytes ? bytes : 1, 64);
-    if (!copy)
-        goto done;
-    if (bytes)
-        memcpy(copy, pt.data_type == ST_DT_STRING ? (const void *)td.strings : td.data, bytes);
-    t->data = copy;
+    ok = tensor_from_proto(&pt, arena, t, why, why_cap);
     snprintf(name, name_cap, "%.*s", ST_STR_FMT(pt.name));
-    ok = true;
 done:
     /* Strings point into the mapping: keep it for the process's life. */
     if (!ok && m.data)
         munmap(m.data, m.len);
     return ok;
+}
+
+/* A tensor decoded from an onnx_tensor (data copied into arena). */
+static bool tensor_from_proto(const onnx_tensor *pt, st_arena *arena, eng_tensor *t, char *why, size_t why_cap)
+{
+    onnx_tensor_data td;
+    st_error err = { 0 };
+    if (onnx_tensor_materialize(pt, NULL, arena, &td, &err) != ST_OK) {
+        snprintf(why, why_cap, "%s", err.msg);
+        return false;
+    }
+    if (pt->dim_count > ENG_MAX_RANK || !st_dtype_is_valid(pt->data_type)) {
+        snprintf(why, why_cap, "unsupported tensor (type %d, rank %zu)", pt->data_type, pt->dim_count);
+        return false;
+    }
+    *t = eng_tensor_make((st_dtype)pt->data_type, pt->dims, (uint32_t)pt->dim_count, NULL);
+    size_t bytes = pt->data_type == ST_DT_STRING ? t->count * sizeof(st_str) : td.byte_size;
+    void *copy = st_arena_alloc(arena, bytes ? bytes : 1, 64);
+    if (!copy)
+        return false;
+    if (bytes)
+        memcpy(copy, pt->data_type == ST_DT_STRING ? (const void *)td.strings : td.data, bytes);
+    t->data = copy;
+    return true;
+}
+
+/* A sequence or optional value (SequenceProto / OptionalProto). */
+static bool value_from_proto(const onnx_value *v, st_arena *arena, eng_tensor *t, char *why, size_t cap)
+{
+    if (v->kind == ONNX_VALUE_TENSOR)
+        return tensor_from_proto(v->tensor, arena, t, why, cap);
+    if (v->kind != ONNX_VALUE_SEQUENCE && v->kind != ONNX_VALUE_OPTIONAL) {
+        snprintf(why, cap, "unsupported value kind %d", (int)v->kind);
+        return false;
+    }
+    eng_tensor *items = st_arena_calloc(arena, v->item_count + 1, sizeof *items, 64);
+    if (!items)
+        return false;
+    st_dtype elem = ST_DT_FLOAT32;
+    for (size_t i = 0; i < v->item_count; i++) {
+        if (!value_from_proto(&v->items[i], arena, &items[i], why, cap))
+            return false;
+        elem = items[i].dtype;
+    }
+    int64_t shape[2] = { (int64_t)v->item_count, 0 };
+    *t = eng_tensor_make(v->kind == ONNX_VALUE_SEQUENCE ? ENG_DT_SEQUENCE : ENG_DT_OPTIONAL, shape, 1, items);
+    t->shape[1] = (int64_t)elem;
+    return true;
 }
 
 static double num_at(const eng_tensor *t, size_t i)
@@ -116,6 +166,16 @@ static double num_at(const eng_tensor *t, size_t i)
 
 static bool compare(const eng_tensor *got, const eng_tensor *want, const char *oname, char *why, size_t cap)
 {
+    if ((want->dtype == ENG_DT_SEQUENCE || want->dtype == ENG_DT_OPTIONAL) && got->dtype == want->dtype) {
+        if (got->count != want->count) {
+            snprintf(why, cap, "output %s: %zu elements, expected %zu", oname, got->count, want->count);
+            return false;
+        }
+        for (size_t i = 0; i < want->count; i++)
+            if (!compare(&((const eng_tensor *)got->data)[i], &((const eng_tensor *)want->data)[i], oname, why, cap))
+                return false;
+        return true;
+    }
     if (got->dtype != want->dtype) {
         snprintf(why, cap, "output %s: type %s, expected %s", oname, st_dtype_name(got->dtype),
                  st_dtype_name(want->dtype));
@@ -225,7 +285,8 @@ static int run_case(const char *dir, char *why, size_t cap)
             }
             eng_tensor t;
             char name[256];
-            if (!load_tensor(p, &arena, &t, name, sizeof name, why, cap)) {
+            st_dtype kind = i < n_in ? eng_input(model, i)->dtype : ST_DT_UNDEFINED;
+            if (!load_tensor(p, kind, &arena, &t, name, sizeof name, why, cap)) {
                 result = RES_UNSUPPORTED;
                 break;
             }
@@ -248,7 +309,8 @@ static int run_case(const char *dir, char *why, size_t cap)
         for (size_t i = 0; i < n_out; i++) {
             char p[4500];
             snprintf(p, sizeof p, "%s/output_%zu.pb", set_dir, i);
-            if (!load_tensor(p, &arena, &expected[i], names[i], sizeof names[i], why, cap)) {
+            if (!load_tensor(p, eng_output(model, i)->dtype, &arena, &expected[i], names[i], sizeof names[i], why,
+                             cap)) {
                 result = RES_UNSUPPORTED;
                 break;
             }

@@ -12,10 +12,6 @@ typedef struct cf_results {
     size_t n;
 } cf_results;
 
-static size_t elem_size(st_dtype t)
-{
-    return t == ST_DT_STRING ? sizeof(st_str) : st_dtype_size(t);
-}
 
 static st_status graph_attr(eng_node *n, const char *name, eng_graph **out, st_error *err)
 {
@@ -31,7 +27,7 @@ static st_status copy_results_run(eng_kctx *k)
     for (uint32_t o = 0; o < k->n_out && o < r->n; o++) {
         eng_tensor *t = k->out[o];
         if (t && t->count)
-            memcpy(t->data, r->t[o].data, t->count * elem_size(t->dtype));
+            memcpy(t->data, r->t[o].data, t->count * eng_elem_bytes(t->dtype));
     }
     return ST_OK;
 }
@@ -50,6 +46,8 @@ static st_status stash_results(eng_kctx *k, eng_tensor *t, size_t n)
         if (o >= n)
             return eng_fail(k, ST_ESHAPE, "body produced %zu outputs, the node has %u", n, k->n_out);
         eng_set_shape(k->out[o], t[o].dtype, t[o].shape, t[o].rank);
+        if (t[o].dtype == ENG_DT_SEQUENCE)
+            k->out[o]->shape[1] = t[o].shape[1]; /* element type */
     }
     return ST_OK;
 }
@@ -122,7 +120,7 @@ static st_status stack(eng_kctx *k, const eng_tensor *parts, size_t count, int a
     for (uint32_t d = 0; d <= like->rank; d++)
         shape[d] = (int)d == axis ? (int64_t)count : like->shape[r++];
     *out = eng_tensor_make(dtype, shape, like->rank + 1, NULL);
-    size_t es = elem_size(dtype);
+    size_t es = eng_elem_bytes(dtype);
     size_t bytes = out->count * es;
     out->data = st_arena_alloc(k->scratch, bytes ? bytes : 1, 64);
     if (!out->data)
@@ -295,7 +293,7 @@ static st_status scan_infer(eng_kctx *k)
                 if ((int)d != ax)
                     shape[r++] = x->shape[d];
             eng_tensor slice = eng_tensor_make(x->dtype, shape, r, NULL);
-            size_t es = elem_size(x->dtype), outer = 1, inner = es;
+            size_t es = eng_elem_bytes(x->dtype), outer = 1, inner = es;
             for (int d = 0; d < ax; d++)
                 outer *= (size_t)x->shape[d];
             for (uint32_t d = (uint32_t)ax + 1; d < x->rank; d++)
@@ -338,7 +336,65 @@ static st_status scan_infer(eng_kctx *k)
     return stash_results(k, outs, body->n_outputs);
 }
 
+/* --- SequenceMap (opset 17) ---------------------------------------------------- */
+
+typedef struct seqmap_state {
+    eng_graph *body;
+} seqmap_state;
+
+static st_status seqmap_check(eng_node *n, st_arena *arena, st_error *err)
+{
+    seqmap_state *st = st_arena_calloc(arena, 1, sizeof *st, 8);
+    if (!st)
+        return st_fail(err, ST_ENOMEM, "out of memory");
+    n->state = st;
+    return graph_attr(n, "body", &st->body, err);
+}
+
+static st_status seqmap_infer(eng_kctx *k)
+{
+    const seqmap_state *st = k->node->state;
+    const eng_graph *body = st->body;
+    const eng_tensor *seq = k->in[0];
+    if (!seq || seq->dtype != ENG_DT_SEQUENCE)
+        return eng_fail(k, ST_ETYPE, "input 0 must be a sequence");
+    if (body->n_inputs != k->n_in)
+        return eng_fail(k, ST_ESHAPE, "body takes %zu inputs, the node has %u", body->n_inputs, k->n_in);
+    size_t n = seq->count, n_out = body->n_outputs;
+    for (uint32_t j = 1; j < k->n_in; j++)
+        if (k->in[j] && k->in[j]->dtype == ENG_DT_SEQUENCE && k->in[j]->count != n)
+            return eng_fail(k, ST_ESHAPE, "sequence input %u has %zu elements, input 0 has %zu", j, k->in[j]->count, n);
+    eng_tensor *args = st_arena_calloc(k->scratch, k->n_in + 1, sizeof *args, 8);
+    eng_tensor *res = st_arena_calloc(k->scratch, n_out + 1, sizeof *res, 8);
+    eng_tensor *outs = st_arena_calloc(k->scratch, n_out + 1, sizeof *outs, 8);
+    eng_tensor *items = st_arena_calloc(k->scratch, n * n_out + 1, sizeof *items, 64);
+    if (!args || !res || !outs || !items)
+        return eng_fail(k, ST_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        for (uint32_t j = 0; j < k->n_in; j++) {
+            const eng_tensor *x = k->in[j];
+            if (!x)
+                return eng_fail(k, ST_EINVAL, "input %u is missing", j);
+            args[j] = x->dtype == ENG_DT_SEQUENCE ? ((const eng_tensor *)x->data)[i] : *x;
+        }
+        st_status s = eng_subgraph_run(body, k, args, k->n_in, res, n_out);
+        if (s != ST_OK)
+            return s;
+        for (size_t o = 0; o < n_out; o++)
+            items[o * n + i] = res[o];
+    }
+    for (size_t o = 0; o < n_out; o++) {
+        const eng_value *v = &body->values[body->outputs[o]];
+        st_dtype elem = n ? items[o * n].dtype : (v->dtype ? v->dtype : ST_DT_FLOAT32);
+        int64_t shape[1] = { (int64_t)n };
+        outs[o] = eng_tensor_make(ENG_DT_SEQUENCE, shape, 1, &items[o * n]);
+        outs[o].shape[1] = (int64_t)elem;
+    }
+    return stash_results(k, outs, n_out);
+}
+
 const eng_op eng_ops_control[] = {
+    { "", "SequenceMap", 17, seqmap_check, seqmap_infer, copy_results_run },
     { "", "If", 1, if_check, if_infer, copy_results_run },
     { "", "Loop", 1, loop_check, loop_infer, copy_results_run },
     { "", "Scan", 9, scan_check, scan_infer, copy_results_run },

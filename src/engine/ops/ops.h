@@ -13,6 +13,7 @@ extern const eng_op eng_ops_tensor[]; /* indexing, slicing, generation */
 extern const eng_op eng_ops_reduce[]; /* reductions, arg-reductions, losses */
 extern const eng_op eng_ops_misc[];   /* recurrent, quantisation, strings, signal */
 extern const eng_op eng_ops_control[]; /* If, Loop, Scan */
+extern const eng_op eng_ops_sequence[]; /* sequences and optionals */
 
 /* An infer function for ops whose single output has the first input's
  * type and shape. */

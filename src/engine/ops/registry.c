@@ -13,6 +13,7 @@ static const eng_op *const families[] = {
     eng_ops_reduce,
     eng_ops_misc,
     eng_ops_control,
+    eng_ops_sequence,
 };
 
 const eng_op *eng_op_find(st_str domain, st_str op_type, int opset)

@@ -9,17 +9,13 @@
 #include "base/alloc.h"
 #include "engine/ops/ops.h"
 
-static size_t elem_bytes(st_dtype t)
-{
-    return t == ST_DT_STRING ? sizeof(st_str) : st_dtype_size(t);
-}
 
 static st_status copy_run(eng_kctx *k)
 {
     const eng_tensor *x = k->in[0];
     eng_tensor *o = k->out[0];
     if (x->count)
-        memcpy(o->data, x->data, x->count * elem_bytes(x->dtype));
+        memcpy(o->data, x->data, x->count * eng_elem_bytes(x->dtype));
     return ST_OK;
 }
 
@@ -62,7 +58,7 @@ static st_status constant_check(eng_node *n, st_arena *arena, st_error *err)
         if (s != ST_OK)
             return s;
         eng_set_shape(t, (st_dtype)pt->data_type, pt->dims, (uint32_t)pt->dim_count);
-        size_t bytes = t->count * elem_bytes(t->dtype);
+        size_t bytes = t->count * eng_elem_bytes(t->dtype);
         void *copy = st_arena_alloc(arena, bytes ? bytes : 1, 64);
         if (!copy)
             return st_fail(err, ST_ENOMEM, "out of memory");
@@ -118,7 +114,7 @@ static st_status constant_run(eng_kctx *k)
 {
     const eng_tensor *t = k->node->state;
     if (t->count)
-        memcpy(k->out[0]->data, t->data, t->count * elem_bytes(t->dtype));
+        memcpy(k->out[0]->data, t->data, t->count * eng_elem_bytes(t->dtype));
     return ST_OK;
 }
 
@@ -391,7 +387,7 @@ static st_status transpose_run(eng_kctx *k)
     const eng_tensor *x = k->in[0];
     int perm[ENG_MAX_RANK];
     transpose_perm(k, perm);
-    eng_transpose(x->data, k->out[0]->data, elem_bytes(x->dtype), x->shape, x->rank, perm);
+    eng_transpose(x->data, k->out[0]->data, eng_elem_bytes(x->dtype), x->shape, x->rank, perm);
     return ST_OK;
 }
 
@@ -436,7 +432,7 @@ static st_status concat_run(eng_kctx *k)
     eng_tensor *o = k->out[0];
     int axis;
     eng_axis(k, eng_attr_int(k->node, "axis", 0), (int)o->rank, &axis);
-    size_t es = elem_bytes(o->dtype);
+    size_t es = eng_elem_bytes(o->dtype);
     size_t outer = 1, inner = es;
     for (int d = 0; d < axis; d++)
         outer *= (size_t)o->shape[d];
