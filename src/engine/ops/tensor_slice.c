@@ -154,6 +154,8 @@ static st_status split_sizes(const eng_kctx *k, int *axis, int64_t **sizes_out)
     if (s != ST_OK)
         return s;
     size_t n = k->n_out;
+    if (n == 0)
+        return eng_fail(k, ST_EINVAL, "needs at least one output");
     int64_t *sizes = st_arena_alloc(k->scratch, n * sizeof *sizes, 8);
     if (!sizes)
         return eng_fail(k, ST_ENOMEM, "out of memory");
