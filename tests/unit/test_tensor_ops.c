@@ -564,6 +564,27 @@ static void test_where_three_way_broadcast(void **state)
                 assert_true(((float *)out.data)[(b * 4 + i) * 3 + j] == want);
             }
     h_free(&h);
+
+    /* Contiguous condition and X, scalar Y (the attention-mask shape), on
+     * int64; then scalar X and contiguous Y on strings. */
+    int64_t xi[6] = { 1, 2, 3, 4, 5, -6 }, yi = 99, s23[2] = { 2, 3 };
+    eng_tensor c2 = tensor(ST_DT_BOOL, s23, 2, c), x2 = tensor(ST_DT_INT64, s23, 2, xi),
+               y2 = tensor(ST_DT_INT64, NULL, 0, &yi);
+    const eng_tensor *in2[3] = { &c2, &x2, &y2 };
+    h_init(&h);
+    assert_int_equal(run_op(&h, "Where", 16, in2, 3, &out, 1), ST_OK);
+    static const int64_t want2[6] = { 1, 99, 3, 99, 5, 99 };
+    assert_memory_equal(out.data, want2, sizeof want2);
+    h_free(&h);
+    st_str sx = ST_STR("x"), sy[6] = { ST_STR("a"), ST_STR("b"), ST_STR("c"), ST_STR("d"), ST_STR("e"), ST_STR("f") };
+    eng_tensor x3 = tensor(ST_DT_STRING, NULL, 0, &sx), y3 = tensor(ST_DT_STRING, s23, 2, sy);
+    const eng_tensor *in3[3] = { &c2, &x3, &y3 };
+    h_init(&h);
+    assert_int_equal(run_op(&h, "Where", 16, in3, 3, &out, 1), ST_OK);
+    static const char *want3[6] = { "x", "b", "x", "d", "x", "f" };
+    for (int i = 0; i < 6; i++)
+        assert_true(st_str_eq_c(((st_str *)out.data)[i], want3[i]));
+    h_free(&h);
 }
 
 static void test_gather_negative_and_out_of_range(void **state)

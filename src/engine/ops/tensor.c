@@ -352,37 +352,49 @@ static st_status where_infer(eng_kctx *k)
     return ST_OK;
 }
 
-#define WHERE_ROW(T)                                                                          \
-    do {                                                                                      \
-        const T *xs = (const T *)xp, *ys = (const T *)yp;                                     \
-        T *os = (T *)op;                                                                      \
-        if (sc == 1 && sx == 1 && sy == 1) {                                                  \
-            for (size_t i = 0; i < n; i++)                                                    \
-                os[i] = cp[i] ? xs[i] : ys[i];                                                \
-        } else if (sc == 1 && sx == 1 && sy == 0) {                                           \
-            T yv = ys[0];                                                                     \
-            for (size_t i = 0; i < n; i++)                                                    \
-                os[i] = cp[i] ? xs[i] : yv;                                                   \
-        } else if (sc == 1 && sx == 0 && sy == 1) {                                           \
-            T xv = xs[0];                                                                     \
-            for (size_t i = 0; i < n; i++)                                                    \
-                os[i] = cp[i] ? xv : ys[i];                                                   \
-        } else {                                                                              \
-            for (size_t i = 0; i < n; i++)                                                    \
-                os[i] = cp[i * sc] ? xs[i * sx] : ys[i * sy];                                 \
-        }                                                                                     \
+/* Selects through a mask rather than a branch: a random condition would
+ * mispredict about half the time. */
+#define WHERE_SELECT(T, XI, YI)                                                              \
+    do {                                                                                     \
+        for (; i < n; i++) {                                                                 \
+            T m = (T)((T)0 - (T)(cp[i] != 0));                                               \
+            os[i] = (T)((XI & m) | (YI & (T)~m));                                            \
+        }                                                                                    \
+    } while (0)
+
+#define WHERE_ROW(T)                                                                         \
+    do {                                                                                     \
+        const T *restrict xs = (const T *)xp, *restrict ys = (const T *)yp;                  \
+        T *restrict os = (T *)op;                                                            \
+        size_t i = 0;                                                                        \
+        if (sc == 1 && sx == 1 && sy == 1) {                                                 \
+            WHERE_SELECT(T, xs[i], ys[i]);                                                   \
+        } else if (sc == 1 && sx == 1 && sy == 0) {                                          \
+            T yv = ys[0];                                                                    \
+            WHERE_SELECT(T, xs[i], yv);                                                      \
+        } else if (sc == 1 && sx == 0 && sy == 1) {                                          \
+            T xv = xs[0];                                                                    \
+            WHERE_SELECT(T, xv, ys[i]);                                                      \
+        }                                                                                    \
+        for (; i < n; i++)                                                                   \
+            os[i] = cp[i * sc] ? xs[i * sx] : ys[i * sy];                                    \
     } while (0)
 
 /* One output row of n elements; sc/sx/sy are 0 (broadcast) or 1. */
-static void where_row(const uint8_t *cp, const char *xp, const char *yp, char *op, size_t es, size_t n, size_t sc,
-                      size_t sx, size_t sy)
+static void where_row(const uint8_t *restrict cp, const char *xp, const char *yp, char *op, size_t es, size_t n,
+                      size_t sc, size_t sx, size_t sy)
 {
     switch (es) {
     case 1: WHERE_ROW(uint8_t); break;
     case 2: WHERE_ROW(uint16_t); break;
     case 4: WHERE_ROW(uint32_t); break;
     case 8: WHERE_ROW(uint64_t); break;
-    default: WHERE_ROW(st_str); break;
+    default: {
+        const st_str *xs = (const st_str *)xp, *ys = (const st_str *)yp;
+        st_str *os = (st_str *)op;
+        for (size_t i = 0; i < n; i++)
+            os[i] = cp[i * sc] ? xs[i * sx] : ys[i * sy];
+    }
     }
 }
 
@@ -433,9 +445,8 @@ static st_status where_run(eng_kctx *k)
         memcpy(out, c[0] ? x : y, es);
         return ST_OK;
     }
-    /* The inner dim's strides are 0 or 1 only if merged that way; a
-     * non-unit inner stride cannot occur since the innermost kept dim of a
-     * non-broadcast operand has stride 1 or is a merged run of stride 1. */
+    /* The innermost kept dim has only unit dims after it, so each
+     * operand's stride there is 1, or 0 where it broadcasts. */
     size_t inner = (size_t)dims[n - 1];
     size_t sc = ms[0][n - 1] ? 1 : 0, sx = ms[1][n - 1] ? 1 : 0, sy = ms[2][n - 1] ? 1 : 0;
     int64_t idx[ENG_MAX_RANK] = { 0 };
