@@ -60,6 +60,10 @@ FORCE:
 
 $(OUT)/obj/src/cli/version.o: $(BUILDINFO)
 
+# Kernels want loops of unknown length vectorised, which GCC 12 does only
+# from -O3 (its -O2 cost model is "very cheap").
+$(OUT)/obj/src/engine/%.o: OPT := -O3
+
 $(OUT)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(call say,CC,$<)
