@@ -29,7 +29,7 @@ static _Alignas(64) uint8_t empty_const[64];
 
 /* Evaluates node n whose inputs are all constant; on success its outputs
  * become constants in the model arena. */
-static st_status fold_node(eng_graph *g, eng_node *n, st_arena *scratch, bool *folded, st_error *err)
+static st_status fold_node(eng_graph *g, eng_node *n, bool *folded, st_error *err)
 {
     const eng_tensor *in[64];
     eng_tensor outs[16];
@@ -43,8 +43,10 @@ static st_status fold_node(eng_graph *g, eng_node *n, st_arena *scratch, bool *f
         memset(&outs[o], 0, sizeof outs[o]);
         out[o] = n->outputs[o] >= 0 ? &outs[o] : NULL;
     }
-    eng_kctx k = { .node = n, .in = in, .n_in = n->n_inputs, .out = out, .n_out = n->n_outputs,
-                   .pool = NULL, .scratch = scratch, .err = err };
+    /* Scratch is the model's arena: what an op allocates there (string
+     * bytes, sequence elements) becomes part of the folded constant. */
+    eng_kctx k = { .node = n, .in = in, .n_in = n->n_inputs - n->n_implicit, .out = out, .n_out = n->n_outputs,
+                   .pool = NULL, .scratch = g->arena, .err = err };
     st_status s = n->op->infer(&k);
     if (s != ST_OK)
         return s;
@@ -286,8 +288,6 @@ st_status eng_graph_optimize(eng_graph *g, st_error *err)
     bool *keep = st_calloc(nn + 1, sizeof *keep);
     int *alias = st_calloc(nv + 1, sizeof *alias);
     bool *is_used = st_calloc(nv + 1, sizeof *is_used);
-    st_arena scratch;
-    st_arena_init(&scratch, 0);
     st_status s = ST_OK;
     if (!keep || !alias || !is_used) {
         s = st_fail(err, ST_ENOMEM, "out of memory optimising the graph");
@@ -309,8 +309,7 @@ st_status eng_graph_optimize(eng_graph *g, st_error *err)
         if (!all_const || !is_foldable_op(n))
             continue;
         bool folded;
-        st_arena_reset(&scratch);
-        if ((s = fold_node(g, n, &scratch, &folded, err)) != ST_OK) {
+        if ((s = fold_node(g, n, &folded, err)) != ST_OK) {
             st_fail_wrap(err, s, "while folding constants");
             goto done;
         }
@@ -365,7 +364,6 @@ st_status eng_graph_optimize(eng_graph *g, st_error *err)
         goto done;
     s = compact(g, keep, err);
 done:
-    st_arena_free(&scratch);
     st_free(keep);
     st_free(alias);
     st_free(is_used);
