@@ -4,11 +4,11 @@
  *
  * One strided engine does every Reduce*: the input's dims are merged into
  * alternating groups of kept and reduced dims, and the walk calls one of
- * two typed kernels per contiguous block - a row kernel when the innermost
- * group is reduced (contiguous, eight accumulators so float sums vectorise;
- * the transformer ReduceMean case) and a column kernel when it is kept
- * (acc[j] op= x[r][j], also vectorised).  Mean, L2 and the logs are a
- * finishing pass over the output. */
+ * two typed kernels per contiguous block of the last two groups - a row
+ * kernel when the innermost group is reduced (contiguous rows, sixteen
+ * accumulators so float sums vectorise; the transformer ReduceMean case)
+ * and a column kernel when it is kept (acc[j] op= x[r][j], vectorised).
+ * Mean, L2 and the logs are a finishing pass over the output. */
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -23,9 +23,10 @@
 /* What is accumulated: the op applied per element and the combine step. */
 typedef enum { A_SUM, A_ABS, A_SQ, A_MAX, A_MIN, A_PROD, A_EXPSUB, A_COUNT } acc_kind;
 
-/* *acc = combine(*acc, reduction of x[0..n)); ref is the per-output value
- * (only A_EXPSUB reads it: the sum is of exp(x - *ref)). */
-typedef void (*row_fn)(const void *x, size_t n, void *acc, const void *ref);
+/* acc[r] = combine(acc[r], reduction of x[r * width .. r * width + width))
+ * for r < rows; ref[r] is the per-output value (only A_EXPSUB reads it:
+ * the sum is of exp(x - ref[r])). */
+typedef void (*row_fn)(const void *x, size_t rows, size_t width, void *acc, const void *ref);
 /* acc[j] = combine(acc[j], x[r * ld + j]) for r < rows, j < width. */
 typedef void (*col_fn)(const void *x, size_t rows, size_t width, size_t ld, void *acc, const void *ref);
 
@@ -45,32 +46,38 @@ typedef struct red_fns {
 #define F_ABS(v) ((v) < 0 ? (elem_t)((uelem_t)0 - (uelem_t)(v)) : (v))
 #define F_SQ(v) C_MUL(v, v)
 
+/* Rows of 16 or more elements use sixteen accumulators, which the
+ * compiler keeps in vector registers; short rows a plain loop. */
 #define DEF_KERNEL(S, T, UT, K, ID, F, COMB)                                                           \
-    static void row_##K##_##S(const void *vx, size_t n, void *vacc, const void *vref)                  \
+    static void row_##K##_##S(const void *vx, size_t rows, size_t width, void *vacc, const void *vref) \
     {                                                                                                  \
         typedef T elem_t;                                                                              \
         typedef UT uelem_t;                                                                            \
         (void)sizeof(uelem_t);                                                                         \
         (void)vref;                                                                                    \
-        const elem_t *x = vx;                                                                          \
-        elem_t s[8];                                                                                   \
-        for (int j = 0; j < 8; j++)                                                                    \
-            s[j] = (elem_t)(ID);                                                                       \
-        size_t i = 0;                                                                                  \
-        for (; i + 8 <= n; i += 8)                                                                     \
-            for (int j = 0; j < 8; j++) {                                                              \
-                elem_t v = x[i + (size_t)j];                                                           \
-                s[j] = COMB(s[j], F(v));                                                               \
-            }                                                                                          \
-        for (; i < n; i++) {                                                                           \
-            elem_t v = x[i];                                                                           \
-            s[0] = COMB(s[0], F(v));                                                                   \
-        }                                                                                              \
-        elem_t t = s[0];                                                                               \
-        for (int j = 1; j < 8; j++)                                                                    \
-            t = COMB(t, s[j]);                                                                         \
         elem_t *acc = vacc;                                                                            \
-        *acc = COMB(*acc, t);                                                                          \
+        for (size_t r = 0; r < rows; r++) {                                                            \
+            const elem_t *x = (const elem_t *)vx + r * width;                                          \
+            elem_t t = (elem_t)(ID);                                                                   \
+            size_t i = 0;                                                                              \
+            if (width >= 16) {                                                                         \
+                elem_t s[16];                                                                          \
+                for (int j = 0; j < 16; j++)                                                           \
+                    s[j] = (elem_t)(ID);                                                               \
+                for (; i + 16 <= width; i += 16)                                                       \
+                    for (int j = 0; j < 16; j++) {                                                     \
+                        elem_t v = x[i + (size_t)j];                                                   \
+                        s[j] = COMB(s[j], F(v));                                                       \
+                    }                                                                                  \
+                for (int j = 0; j < 16; j++)                                                           \
+                    t = COMB(t, s[j]);                                                                 \
+            }                                                                                          \
+            for (; i < width; i++) {                                                                   \
+                elem_t v = x[i];                                                                       \
+                t = COMB(t, F(v));                                                                     \
+            }                                                                                          \
+            acc[r] = COMB(acc[r], t);                                                                  \
+        }                                                                                              \
     }                                                                                                  \
     static void col_##K##_##S(const void *vx, size_t rows, size_t width, size_t ld, void *vacc,        \
                               const void *vref)                                                        \
@@ -119,13 +126,17 @@ RED_TYPES(DEF_TYPE)
 
 /* exp(x - ref) sums exist for the float types only; integer LogSumExp is
  * computed in double (see eng_reduce). */
-static void row_expsub_f32(const void *vx, size_t n, void *vacc, const void *vref)
+static void row_expsub_f32(const void *vx, size_t rows, size_t width, void *vacc, const void *vref)
 {
-    const float *x = vx;
-    float r = *(const float *)vref, s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += expf(x[i] - r);
-    *(float *)vacc += s;
+    const float *ref = vref;
+    float *acc = vacc;
+    for (size_t r = 0; r < rows; r++) {
+        const float *x = (const float *)vx + r * width;
+        float s = 0;
+        for (size_t i = 0; i < width; i++)
+            s += expf(x[i] - ref[r]);
+        acc[r] += s;
+    }
 }
 
 static void col_expsub_f32(const void *vx, size_t rows, size_t width, size_t ld, void *vacc, const void *vref)
@@ -137,13 +148,17 @@ static void col_expsub_f32(const void *vx, size_t rows, size_t width, size_t ld,
             acc[j] += expf(x[r * ld + j] - ref[j]);
 }
 
-static void row_expsub_f64(const void *vx, size_t n, void *vacc, const void *vref)
+static void row_expsub_f64(const void *vx, size_t rows, size_t width, void *vacc, const void *vref)
 {
-    const double *x = vx;
-    double r = *(const double *)vref, s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += exp(x[i] - r);
-    *(double *)vacc += s;
+    const double *ref = vref;
+    double *acc = vacc;
+    for (size_t r = 0; r < rows; r++) {
+        const double *x = (const double *)vx + r * width;
+        double s = 0;
+        for (size_t i = 0; i < width; i++)
+            s += exp(x[i] - ref[r]);
+        acc[r] += s;
+    }
 }
 
 static void col_expsub_f64(const void *vx, size_t rows, size_t width, size_t ld, void *vacc, const void *vref)
@@ -204,8 +219,10 @@ typedef struct red_plan {
     bool is_reduced[ENG_MAX_RANK];
     size_t out_stride[ENG_MAX_RANK]; /* 0 for reduced groups */
     size_t in_count, out_count, reduce_count;
-    /* The walk: blocks of `rows` x `width` contiguous elements over the
-     * outer groups [0, n_outer); row kernel when last_reduced (rows 1). */
+    /* The walk: blocks of `rows` x `width` contiguous elements (the last
+     * two groups) over the outer groups [0, n_outer).  When last_reduced
+     * the rows are a kept group (row kernel, one output per row), else
+     * they are reduced (column kernel, one output per column). */
     bool last_reduced;
     int n_outer;
     size_t rows, width;
@@ -246,15 +263,9 @@ static void plan_build(red_plan *p, const int64_t *shape, uint32_t rank, const b
     }
     int n = p->n_groups;
     p->last_reduced = p->is_reduced[n - 1];
-    if (p->last_reduced) {
-        p->n_outer = n - 1;
-        p->rows = 1;
-        p->width = p->size[n - 1];
-    } else {
-        p->n_outer = n >= 2 ? n - 2 : 0;
-        p->rows = n >= 2 ? p->size[n - 2] : 1;
-        p->width = p->size[n - 1];
-    }
+    p->n_outer = n >= 2 ? n - 2 : 0;
+    p->rows = n >= 2 ? p->size[n - 2] : 1;
+    p->width = p->size[n - 1];
 }
 
 typedef struct red_job {
@@ -267,16 +278,20 @@ typedef struct red_job {
 } red_job;
 
 /* How the walk may be split between threads: over group 0 when it is a
- * kept outer group (its output ranges are disjoint), over the columns of
- * a single [rows x width] block, or not at all. */
+ * kept outer group (its output ranges are disjoint), else over the rows
+ * or columns of a single block when those are the kept ones. */
 static size_t split_extent(const red_plan *p, bool *can_split)
 {
     if (p->n_outer >= 1) {
         *can_split = !p->is_reduced[0];
         return p->size[0];
     }
-    *can_split = !p->last_reduced;
-    return p->last_reduced ? 1 : p->width;
+    if (p->last_reduced) {
+        *can_split = p->n_groups >= 2;
+        return p->rows;
+    }
+    *can_split = true;
+    return p->width;
 }
 
 /* Walks the part [begin, end) of the split extent. */
@@ -286,7 +301,8 @@ static void walk(const red_job *j, size_t begin, size_t end)
     size_t es = j->elem_bytes;
     if (p->n_outer == 0) {
         if (p->last_reduced)
-            j->fns.row(j->x, p->width, j->acc, j->ref);
+            j->fns.row(j->x + begin * p->width * es, end - begin, p->width, j->acc + begin * es,
+                       j->ref ? j->ref + begin * es : NULL);
         else
             j->fns.col(j->x + begin * es, p->rows, end - begin, p->width, j->acc + begin * es,
                        j->ref ? j->ref + begin * es : NULL);
@@ -307,7 +323,7 @@ static void walk(const red_job *j, size_t begin, size_t end)
         char *ab = j->acc + out_off * es;
         const char *rb = j->ref ? j->ref + out_off * es : NULL;
         if (p->last_reduced)
-            j->fns.row(xb, block, ab, rb);
+            j->fns.row(xb, p->rows, p->width, ab, rb);
         else
             j->fns.col(xb, p->rows, p->width, p->width, ab, rb);
         in_off += block;
