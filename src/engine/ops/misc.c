@@ -1,4 +1,6 @@
-/* misc.c - recurrent layers (RNN, GRU, LSTM).
+/* misc.c - the eng_ops_misc table and the recurrent layers (RNN, GRU,
+ * LSTM); the table's other families live in quant.c, signal.c and text.c
+ * (see misc_ops.h).
  *
  * The recurrences run in float32 (float16 and float64 tensors are
  * converted on the way in and out).  Per direction, the input projection
@@ -11,7 +13,7 @@
 
 #include "base/alloc.h"
 #include "engine/kernels/kernels.h"
-#include "engine/ops/ops.h"
+#include "engine/ops/misc_ops.h"
 
 /* --- float32 views --------------------------------------------------------------- */
 
@@ -571,5 +573,13 @@ const eng_op eng_ops_misc[] = {
     { "", "RNN", 1, check_rnn, rnn_infer, rnn_run_op },
     { "", "GRU", 1, check_gru, rnn_infer, rnn_run_op },
     { "", "LSTM", 1, check_lstm, rnn_infer, rnn_run_op },
+#define MISC_OP(NAME, SINCE, FN) { "", NAME, SINCE, FN##_check, FN##_infer, FN##_run }
+    MISC_OP("QuantizeLinear", 10, op_quant_quantize),
+    MISC_OP("DequantizeLinear", 10, op_quant_dequantize),
+    MISC_OP("DynamicQuantizeLinear", 11, op_quant_dynamic),
+    MISC_OP("MatMulInteger", 10, op_quant_matmul_integer),
+    MISC_OP("QLinearMatMul", 10, op_quant_qlinear_matmul),
+    MISC_OP("ConvInteger", 10, op_quant_conv_integer),
+    MISC_OP("QLinearConv", 10, op_quant_qlinear_conv),
     { 0 },
 };
