@@ -581,5 +581,11 @@ const eng_op eng_ops_misc[] = {
     MISC_OP("QLinearMatMul", 10, op_quant_qlinear_matmul),
     MISC_OP("ConvInteger", 10, op_quant_conv_integer),
     MISC_OP("QLinearConv", 10, op_quant_qlinear_conv),
+    { "", "HannWindow", 17, op_signal_hann_check, op_signal_window_infer, op_signal_window_run },
+    { "", "HammingWindow", 17, op_signal_hamming_check, op_signal_window_infer, op_signal_window_run },
+    { "", "BlackmanWindow", 17, op_signal_blackman_check, op_signal_window_infer, op_signal_window_run },
+    MISC_OP("DFT", 17, op_signal_dft),
+    MISC_OP("STFT", 17, op_signal_stft),
+    MISC_OP("MelWeightMatrix", 17, op_signal_mel),
     { 0 },
 };

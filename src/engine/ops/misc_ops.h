@@ -20,4 +20,14 @@ MISC_OP_DECL(op_quant_qlinear_matmul)
 MISC_OP_DECL(op_quant_conv_integer)
 MISC_OP_DECL(op_quant_qlinear_conv)
 
+/* The three windows share infer and run; check picks the coefficients. */
+st_status op_signal_hann_check(eng_node *n, st_arena *arena, st_error *err);
+st_status op_signal_hamming_check(eng_node *n, st_arena *arena, st_error *err);
+st_status op_signal_blackman_check(eng_node *n, st_arena *arena, st_error *err);
+st_status op_signal_window_infer(eng_kctx *k);
+st_status op_signal_window_run(eng_kctx *k);
+MISC_OP_DECL(op_signal_dft)
+MISC_OP_DECL(op_signal_stft)
+MISC_OP_DECL(op_signal_mel)
+
 #endif
