@@ -587,5 +587,7 @@ const eng_op eng_ops_misc[] = {
     MISC_OP("DFT", 17, op_signal_dft),
     MISC_OP("STFT", 17, op_signal_stft),
     MISC_OP("MelWeightMatrix", 17, op_signal_mel),
+    MISC_OP("StringNormalizer", 10, op_text_strnorm),
+    MISC_OP("TfIdfVectorizer", 9, op_text_tfidf),
     { 0 },
 };

@@ -29,5 +29,7 @@ st_status op_signal_window_run(eng_kctx *k);
 MISC_OP_DECL(op_signal_dft)
 MISC_OP_DECL(op_signal_stft)
 MISC_OP_DECL(op_signal_mel)
+MISC_OP_DECL(op_text_strnorm)
+MISC_OP_DECL(op_text_tfidf)
 
 #endif
