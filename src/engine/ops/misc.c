@@ -290,9 +290,10 @@ static st_status rnn_dims_of(const eng_kctx *k, rnn_dims *d)
         }
     }
     /* Scratch sizes below multiply these; keep every product in range. */
-    size_t tmp;
-    if (st_mul_overflow(d->seq * d->batch, gh, &tmp) || st_mul_overflow(d->seq, d->batch, &tmp) ||
-        st_mul_overflow(gh, d->hidden > d->input ? d->hidden : d->input, &tmp))
+    size_t rows, tmp;
+    if (st_mul_overflow(d->seq, d->batch, &rows) || st_mul_overflow(rows, gh, &tmp) ||
+        st_mul_overflow(tmp, 2 * sizeof(float), &tmp) || st_mul_overflow(d->batch, gh, &tmp) ||
+        st_mul_overflow(tmp, 2 * sizeof(float), &tmp))
         return eng_fail(k, ST_EOVERFLOW, "the recurrence is too large");
     return ST_OK;
 }

@@ -562,8 +562,11 @@ static st_status conv_geometry(const eng_kctx *k, const eng_tensor *x, const eng
                             (long long)kd);
         int64_t st = strides ? strides[d] : 1, dl = dil ? dil[d] : 1;
         int64_t pb = pads ? pads[d] : 0, pe = pads ? pads[d + sp] : 0;
-        if (st <= 0 || dl <= 0 || pb < 0 || pe < 0 || kd <= 0)
-            return eng_fail(k, ST_EINVAL, "strides, dilations and kernel must be positive and pads non-negative");
+        /* Bounded so that the geometry below cannot overflow int64. */
+        const int64_t lim = (int64_t)1 << 31;
+        if (st <= 0 || dl <= 0 || pb < 0 || pe < 0 || kd <= 0 || st > lim || dl > lim || pb > lim || pe > lim ||
+            kd > lim || x->shape[d + 2] > ((int64_t)1 << 40))
+            return eng_fail(k, ST_EINVAL, "strides, dilations and kernel must be in [1, 2^31] and pads in [0, 2^31]");
         int64_t in = x->shape[d + 2], span = dl * (kd - 1) + 1, out;
         if (same_upper || same_lower) {
             out = (in + st - 1) / st;
@@ -666,6 +669,8 @@ static st_status conv_integer_common(eng_kctx *k, const eng_tensor *x, const eng
     st_status s = conv_geometry(k, x, w, &g);
     if (s != ST_OK)
         return s;
+    if (g.batch == 0 || g.out_size == 0 || g.filters == 0)
+        return ST_OK;
     size_t cg = g.channels / g.group, mg = g.filters / g.group, kdim = cg * g.kernel_size;
     int32_t *col = st_arena_alloc(k->scratch, kdim * g.out_size * sizeof *col + 1, 64);
     int32_t *w32 = st_arena_alloc(k->scratch, g.filters * kdim * sizeof *w32 + 1, 64);

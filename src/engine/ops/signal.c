@@ -328,6 +328,8 @@ st_status op_signal_dft_run(eng_kctx *k)
         return s;
     const eng_tensor *x = k->in[0];
     eng_tensor *y = k->out[0];
+    if (y->count == 0)
+        return ST_OK;
     bool inverse = eng_attr_int(k->node, "inverse", 0) != 0;
     fft_plan plan;
     if ((s = fft_plan_make(k, g.n, inverse, &plan)) != ST_OK)
@@ -432,6 +434,8 @@ st_status op_signal_stft_run(eng_kctx *k)
         return s;
     const eng_tensor *x = k->in[0], *window = in_opt(k, 2);
     eng_tensor *y = k->out[0];
+    if (y->count == 0)
+        return ST_OK;
     fft_plan plan;
     if ((s = fft_plan_make(k, g.frame_length, false, &plan)) != ST_OK)
         return s;
