@@ -580,7 +580,6 @@ const eng_op eng_ops_misc[] = {
     MISC_OP("DynamicQuantizeLinear", 11, op_quant_dynamic),
     MISC_OP("MatMulInteger", 10, op_quant_matmul_integer),
     MISC_OP("QLinearMatMul", 10, op_quant_qlinear_matmul),
-    MISC_OP("ConvInteger", 10, op_quant_conv_integer),
     MISC_OP("QLinearConv", 10, op_quant_qlinear_conv),
     { "", "HannWindow", 17, op_signal_hann_check, op_signal_window_infer, op_signal_window_run },
     { "", "HammingWindow", 17, op_signal_hamming_check, op_signal_window_infer, op_signal_window_run },

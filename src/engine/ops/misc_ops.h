@@ -17,7 +17,6 @@ MISC_OP_DECL(op_quant_dequantize)
 MISC_OP_DECL(op_quant_dynamic)
 MISC_OP_DECL(op_quant_matmul_integer)
 MISC_OP_DECL(op_quant_qlinear_matmul)
-MISC_OP_DECL(op_quant_conv_integer)
 MISC_OP_DECL(op_quant_qlinear_conv)
 
 /* The three windows share infer and run; check picks the coefficients. */

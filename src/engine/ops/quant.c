@@ -1,6 +1,6 @@
 /* quant.c - linear quantisation (QuantizeLinear, DequantizeLinear,
  * DynamicQuantizeLinear) and the integer products (MatMulInteger,
- * QLinearMatMul, ConvInteger, QLinearConv).
+ * QLinearMatMul, QLinearConv; ConvInteger is in conv.c).
  *
  * Products shift operands by their zero points into int32, multiply with
  * 32-bit wrapping accumulation (as the spec allows) and requantise with a
@@ -698,44 +698,6 @@ static st_status conv_check(eng_node *n, st_arena *arena, st_error *err, uint32_
     if (n->n_inputs < min_inputs)
         return st_fail(err, ST_ECORRUPT, "takes at least %u inputs, has %u", min_inputs, n->n_inputs);
     return ST_OK;
-}
-
-st_status op_quant_conv_integer_check(eng_node *n, st_arena *arena, st_error *err)
-{
-    return conv_check(n, arena, err, 2);
-}
-
-st_status op_quant_conv_integer_infer(eng_kctx *k)
-{
-    const eng_tensor *x = k->in[0], *w = k->in[1], *xzp = in_opt(k, 2), *wzp = in_opt(k, 3);
-    if (!x || !w)
-        return eng_fail(k, ST_EINVAL, "x and w are required");
-    if (!is_q8(x->dtype) || !is_q8(w->dtype))
-        return eng_fail(k, ST_EUNSUPPORTED, "x and w must be uint8 or int8");
-    if ((xzp && (xzp->dtype != x->dtype || !is_scalar_like(xzp))) || (wzp && wzp->dtype != w->dtype))
-        return eng_fail(k, ST_ETYPE, "zero points must have their operand's type (x_zero_point a scalar)");
-    conv_geo g;
-    st_status s = conv_geometry(k, x, w, &g);
-    if (s != ST_OK)
-        return s;
-    if (wzp && wzp->count != 1 && wzp->count != g.filters)
-        return eng_fail(k, ST_ESHAPE, "w_zero_point must have 1 or %zu values", g.filters);
-    int64_t shape[ENG_MAX_RANK];
-    conv_out_shape(&g, shape);
-    eng_set_shape(k->out[0], ST_DT_INT32, shape, x->rank);
-    return ST_OK;
-}
-
-static void emit_int32(eng_kctx *k, const conv_geo *g, size_t n, size_t m0, const int32_t *acc)
-{
-    size_t mg = g->filters / g->group;
-    int32_t *y = (int32_t *)k->out[0]->data + (n * g->filters + m0) * g->out_size;
-    memcpy(y, acc, mg * g->out_size * sizeof *y);
-}
-
-st_status op_quant_conv_integer_run(eng_kctx *k)
-{
-    return conv_integer_common(k, k->in[0], in_opt(k, 2), k->in[1], in_opt(k, 3), emit_int32);
 }
 
 st_status op_quant_qlinear_conv_check(eng_node *n, st_arena *arena, st_error *err)

@@ -1,6 +1,6 @@
-/* reduce.c - reductions (ReduceSum ... ReduceLogSumExp), arg-reductions
- * (ArgMax, ArgMin) and the losses built on them (NegativeLogLikelihoodLoss,
- * SoftmaxCrossEntropyLoss).
+/* reduce.c - reductions (ReduceSum ... ReduceLogSumExp) and the losses
+ * (NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss).  ArgMax / ArgMin
+ * live with TopK in the tensor family.
  *
  * One strided engine does every Reduce*: the input's dims are merged into
  * alternating groups of kept and reduced dims, and the walk calls one of
@@ -667,164 +667,6 @@ REDUCE_OP(log_sum, ENG_REDUCE_LOG_SUM)
 REDUCE_OP(log_sum_exp, ENG_REDUCE_LOG_SUM_EXP)
 REDUCE_OP(sum_square, ENG_REDUCE_SUM_SQUARE)
 
-/* --- ArgMax / ArgMin ---------------------------------------------------------- */
-
-typedef struct arg_state {
-    bool is_max;
-    bool keepdims;
-    bool select_last;
-    int64_t axis;
-} arg_state;
-
-/* out[o][j] = index along R of the best x[o][r][j]; `best` holds `inner`
- * running values.  Ties go to the first index, or the last with
- * select_last_index. */
-#define DEF_ARG(S, T)                                                                                \
-    static void arg_##S(const void *vx, size_t outer, size_t reduce, size_t inner, int64_t *out,    \
-                        void *vbest, bool is_max, bool last)                                         \
-    {                                                                                                \
-        const T *x = vx;                                                                             \
-        T *best = vbest;                                                                             \
-        for (size_t o = 0; o < outer; o++) {                                                         \
-            const T *xo = x + o * reduce * inner;                                                    \
-            int64_t *oo = out + o * inner;                                                           \
-            if (inner == 1) {                                                                        \
-                T b = xo[0];                                                                         \
-                size_t bi = 0;                                                                       \
-                for (size_t r = 1; r < reduce; r++) {                                                \
-                    T v = xo[r];                                                                     \
-                    bool better = is_max ? (last ? v >= b : v > b) : (last ? v <= b : v < b);        \
-                    if (better) {                                                                    \
-                        b = v;                                                                       \
-                        bi = r;                                                                      \
-                    }                                                                                \
-                }                                                                                    \
-                oo[0] = (int64_t)bi;                                                                 \
-                continue;                                                                            \
-            }                                                                                        \
-            for (size_t j = 0; j < inner; j++) {                                                     \
-                best[j] = xo[j];                                                                     \
-                oo[j] = 0;                                                                           \
-            }                                                                                        \
-            for (size_t r = 1; r < reduce; r++) {                                                    \
-                const T *xr = xo + r * inner;                                                        \
-                for (size_t j = 0; j < inner; j++) {                                                 \
-                    T v = xr[j];                                                                     \
-                    bool better = is_max ? (last ? v >= best[j] : v > best[j])                       \
-                                         : (last ? v <= best[j] : v < best[j]);                      \
-                    if (better) {                                                                    \
-                        best[j] = v;                                                                 \
-                        oo[j] = (int64_t)r;                                                          \
-                    }                                                                                \
-                }                                                                                    \
-            }                                                                                        \
-        }                                                                                            \
-    }
-DEF_ARG(f32, float)
-DEF_ARG(f64, double)
-DEF_ARG(i32, int32_t)
-DEF_ARG(i64, int64_t)
-DEF_ARG(u32, uint32_t)
-DEF_ARG(u64, uint64_t)
-DEF_ARG(i8, int8_t)
-DEF_ARG(u8, uint8_t)
-DEF_ARG(i16, int16_t)
-DEF_ARG(u16, uint16_t)
-
-typedef void (*arg_fn)(const void *x, size_t outer, size_t reduce, size_t inner, int64_t *out, void *best,
-                       bool is_max, bool last);
-
-static arg_fn arg_for(st_dtype t)
-{
-    switch (t) {
-    case ST_DT_FLOAT32: return arg_f32;
-    case ST_DT_FLOAT16: return arg_f32; /* converted first */
-    case ST_DT_FLOAT64: return arg_f64;
-    case ST_DT_INT32: return arg_i32;
-    case ST_DT_INT64: return arg_i64;
-    case ST_DT_UINT32: return arg_u32;
-    case ST_DT_UINT64: return arg_u64;
-    case ST_DT_INT8: return arg_i8;
-    case ST_DT_UINT8: return arg_u8;
-    case ST_DT_INT16: return arg_i16;
-    case ST_DT_UINT16: return arg_u16;
-    default: return NULL;
-    }
-}
-
-static st_status arg_check(eng_node *n, st_arena *arena, st_error *err, bool is_max)
-{
-    arg_state *st = st_arena_alloc(arena, sizeof *st, 8);
-    if (!st)
-        return st_fail(err, ST_ENOMEM, "out of memory");
-    st->is_max = is_max;
-    st->keepdims = eng_attr_int(n, "keepdims", 1) != 0;
-    st->select_last = eng_attr_int(n, "select_last_index", 0) != 0;
-    st->axis = eng_attr_int(n, "axis", 0);
-    n->state = st;
-    return ST_OK;
-}
-
-static st_status check_argmax(eng_node *n, st_arena *a, st_error *e) { return arg_check(n, a, e, true); }
-static st_status check_argmin(eng_node *n, st_arena *a, st_error *e) { return arg_check(n, a, e, false); }
-
-static st_status arg_infer(eng_kctx *k)
-{
-    const arg_state *st = k->node->state;
-    const eng_tensor *x = k->in[0];
-    if (!x)
-        return eng_fail(k, ST_EINVAL, "the data input is required");
-    if (!arg_for(x->dtype))
-        return eng_fail(k, ST_EUNSUPPORTED, "type %s is not supported", st_dtype_name(x->dtype));
-    int axis;
-    st_status s = eng_axis(k, st->axis, (int)x->rank, &axis);
-    if (s != ST_OK)
-        return s;
-    if (x->shape[axis] == 0)
-        return eng_fail(k, ST_ESHAPE, "axis %d has size 0: there is no index to return", axis);
-    int64_t shape[ENG_MAX_RANK];
-    uint32_t r = 0;
-    for (uint32_t d = 0; d < x->rank; d++) {
-        if ((int)d != axis)
-            shape[r++] = x->shape[d];
-        else if (st->keepdims)
-            shape[r++] = 1;
-    }
-    eng_set_shape(k->out[0], ST_DT_INT64, shape, r);
-    return ST_OK;
-}
-
-static st_status arg_run(eng_kctx *k)
-{
-    const arg_state *st = k->node->state;
-    const eng_tensor *x = k->in[0];
-    int axis;
-    eng_axis(k, st->axis, (int)x->rank, &axis);
-    size_t outer = 1, inner = 1, reduce = (size_t)x->shape[axis];
-    for (int d = 0; d < axis; d++)
-        outer *= (size_t)x->shape[d];
-    for (uint32_t d = (uint32_t)axis + 1; d < x->rank; d++)
-        inner *= (size_t)x->shape[d];
-    if (x->count == 0)
-        return ST_OK;
-    const void *data = x->data;
-    size_t es = st_dtype_size(x->dtype);
-    if (x->dtype == ST_DT_FLOAT16) {
-        float *f = st_arena_alloc(k->scratch, x->count * sizeof *f, 64);
-        if (!f)
-            return eng_fail(k, ST_ENOMEM, "out of scratch memory");
-        for (size_t i = 0; i < x->count; i++)
-            f[i] = st_half_to_float(((const uint16_t *)x->data)[i]);
-        data = f;
-        es = sizeof *f;
-    }
-    void *best = st_arena_alloc(k->scratch, inner * es, 64);
-    if (!best)
-        return eng_fail(k, ST_ENOMEM, "out of scratch memory");
-    arg_for(x->dtype)(data, outer, reduce, inner, k->out[0]->data, best, st->is_max, st->select_last);
-    return ST_OK;
-}
-
 /* --- losses ------------------------------------------------------------------ */
 
 typedef enum { LOSS_NONE, LOSS_SUM, LOSS_MEAN } loss_reduction;
@@ -1006,8 +848,6 @@ const eng_op eng_ops_reduce[] = {
     { "", "ReduceLogSum", 1, check_log_sum, reduce_infer, reduce_run },
     { "", "ReduceLogSumExp", 1, check_log_sum_exp, reduce_infer, reduce_run },
     { "", "ReduceSumSquare", 1, check_sum_square, reduce_infer, reduce_run },
-    { "", "ArgMax", 1, check_argmax, arg_infer, arg_run },
-    { "", "ArgMin", 1, check_argmin, arg_infer, arg_run },
     { "", "NegativeLogLikelihoodLoss", 12, loss_check, loss_infer_common, nll_run },
     { "", "SoftmaxCrossEntropyLoss", 12, loss_check, sce_infer, sce_run },
     { 0 },
