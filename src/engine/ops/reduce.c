@@ -5,7 +5,7 @@
  * One strided engine does every Reduce*: the input's dims are merged into
  * alternating groups of kept and reduced dims, and the walk calls one of
  * two typed kernels per contiguous block of the last two groups - a row
- * kernel when the innermost group is reduced (contiguous rows, sixteen
+ * kernel when the innermost group is reduced (contiguous rows, eight
  * accumulators so float sums vectorise; the transformer ReduceMean case)
  * and a column kernel when it is kept (acc[j] op= x[r][j], vectorised).
  * Mean, L2 and the logs are a finishing pass over the output. */
@@ -46,8 +46,10 @@ typedef struct red_fns {
 #define F_ABS(v) ((v) < 0 ? (elem_t)((uelem_t)0 - (uelem_t)(v)) : (v))
 #define F_SQ(v) C_MUL(v, v)
 
-/* Rows of 16 or more elements use sixteen accumulators, which the
- * compiler keeps in vector registers; short rows a plain loop. */
+/* GCC's -O2 vectorises only loops whose trip count is a multiple of the
+ * vector width, so the hot loops work in fixed blocks (8 row accumulators,
+ * 16-column strips) with a scalar tail.  Rows of 8 or more elements use
+ * eight accumulators; short rows a plain loop. */
 #define DEF_KERNEL(S, T, UT, K, ID, F, COMB)                                                           \
     static void row_##K##_##S(const void *vx, size_t rows, size_t width, void *vacc, const void *vref) \
     {                                                                                                  \
@@ -60,16 +62,16 @@ typedef struct red_fns {
             const elem_t *x = (const elem_t *)vx + r * width;                                          \
             elem_t t = (elem_t)(ID);                                                                   \
             size_t i = 0;                                                                              \
-            if (width >= 16) {                                                                         \
-                elem_t s[16];                                                                          \
-                for (int j = 0; j < 16; j++)                                                           \
+            if (width >= 8) {                                                                          \
+                elem_t s[8];                                                                           \
+                for (int j = 0; j < 8; j++)                                                            \
                     s[j] = (elem_t)(ID);                                                               \
-                for (; i + 16 <= width; i += 16)                                                       \
-                    for (int j = 0; j < 16; j++) {                                                     \
+                for (; i + 8 <= width; i += 8)                                                         \
+                    for (int j = 0; j < 8; j++) {                                                      \
                         elem_t v = x[i + (size_t)j];                                                   \
                         s[j] = COMB(s[j], F(v));                                                       \
                     }                                                                                  \
-                for (int j = 0; j < 16; j++)                                                           \
+                for (int j = 0; j < 8; j++)                                                            \
                     t = COMB(t, s[j]);                                                                 \
             }                                                                                          \
             for (; i < width; i++) {                                                                   \
@@ -79,22 +81,30 @@ typedef struct red_fns {
             acc[r] = COMB(acc[r], t);                                                                  \
         }                                                                                              \
     }                                                                                                  \
-    static void col_##K##_##S(const void *vx, size_t rows, size_t width, size_t ld, void *vacc,        \
-                              const void *vref)                                                        \
+    /* One row of the column kernel; restrict parameters (not locals) are  \
+     * what lets GCC prove acc and x do not overlap. */                    \
+    static inline void col_row_##K##_##S(const T *restrict xr, size_t width, T *restrict acc)         \
     {                                                                                                  \
         typedef T elem_t;                                                                              \
         typedef UT uelem_t;                                                                            \
         (void)sizeof(uelem_t);                                                                         \
-        (void)vref;                                                                                    \
-        const elem_t *x = vx;                                                                          \
-        elem_t *restrict acc = vacc;                                                                   \
-        for (size_t r = 0; r < rows; r++) {                                                            \
-            const elem_t *restrict xr = x + r * ld;                                                    \
-            for (size_t j = 0; j < width; j++) {                                                       \
-                elem_t v = xr[j];                                                                      \
-                acc[j] = COMB(acc[j], F(v));                                                           \
+        size_t j = 0;                                                                                  \
+        for (; j + 16 <= width; j += 16)                                                               \
+            for (int q = 0; q < 16; q++) {                                                             \
+                elem_t v = xr[j + (size_t)q];                                                          \
+                acc[j + (size_t)q] = COMB(acc[j + (size_t)q], F(v));                                   \
             }                                                                                          \
+        for (; j < width; j++) {                                                                       \
+            elem_t v = xr[j];                                                                          \
+            acc[j] = COMB(acc[j], F(v));                                                               \
         }                                                                                              \
+    }                                                                                                  \
+    static void col_##K##_##S(const void *vx, size_t rows, size_t width, size_t ld, void *vacc,        \
+                              const void *vref)                                                        \
+    {                                                                                                  \
+        (void)vref;                                                                                    \
+        for (size_t r = 0; r < rows; r++)                                                              \
+            col_row_##K##_##S((const T *)vx + r * ld, width, vacc);                                    \
     }
 
 /* S, element type, its unsigned arithmetic type, lowest, highest. */
