@@ -10,7 +10,7 @@ extern const eng_op eng_ops_linalg[];
 extern const eng_op eng_ops_conv[];   /* Conv, ConvTranspose, pooling */
 extern const eng_op eng_ops_norm[];   /* normalisations, softmax, resize */
 extern const eng_op eng_ops_tensor[]; /* indexing, slicing, generation */
-extern const eng_op eng_ops_reduce[]; /* reductions, arg-reductions, losses */
+extern const eng_op eng_ops_reduce[]; /* reductions and losses */
 extern const eng_op eng_ops_misc[];   /* recurrent, quantisation, strings, signal */
 extern const eng_op eng_ops_control[]; /* If, Loop, Scan */
 extern const eng_op eng_ops_sequence[]; /* sequences and optionals */

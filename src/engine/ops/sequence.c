@@ -110,7 +110,7 @@ static st_status seq_insert_infer(eng_kctx *k)
     if (seq->count && t->dtype != seq_elem_type(seq))
         return eng_fail(k, ST_ETYPE, "tensor of %s into a sequence of %s", st_dtype_name(t->dtype),
                         st_dtype_name(seq_elem_type(seq)));
-    size_t pos;
+    size_t pos = 0;
     st_status s = seq_position(k, k->n_in > 2 ? k->in[2] : NULL, seq->count, true, seq->count, &pos);
     if (s != ST_OK)
         return s;
@@ -121,7 +121,7 @@ static st_status seq_insert_infer(eng_kctx *k)
 static st_status seq_insert_run(eng_kctx *k)
 {
     const eng_tensor *seq = k->in[0], *t = k->in[1];
-    size_t pos;
+    size_t pos = 0;
     seq_position(k, k->n_in > 2 ? k->in[2] : NULL, seq->count, true, seq->count, &pos);
     eng_tensor *items = k->out[0]->data;
     const eng_tensor *src = seq->data;
@@ -140,7 +140,7 @@ static st_status seq_erase_infer(eng_kctx *k)
         return eng_fail(k, ST_ETYPE, "needs a sequence");
     if (seq->count == 0)
         return eng_fail(k, ST_EINVAL, "cannot erase from an empty sequence");
-    size_t pos;
+    size_t pos = 0;
     st_status s = seq_position(k, k->n_in > 1 ? k->in[1] : NULL, seq->count, false, seq->count - 1, &pos);
     if (s != ST_OK)
         return s;
@@ -151,7 +151,7 @@ static st_status seq_erase_infer(eng_kctx *k)
 static st_status seq_erase_run(eng_kctx *k)
 {
     const eng_tensor *seq = k->in[0];
-    size_t pos;
+    size_t pos = 0;
     seq_position(k, k->n_in > 1 ? k->in[1] : NULL, seq->count, false, seq->count - 1, &pos);
     eng_tensor *items = k->out[0]->data;
     const eng_tensor *src = seq->data;
@@ -172,7 +172,7 @@ static st_status seq_at_infer(eng_kctx *k)
     const eng_tensor *seq = k->in[0];
     if (!is_seq(seq) || k->n_in < 2 || !k->in[1])
         return eng_fail(k, ST_ETYPE, "needs a sequence and a position");
-    size_t pos;
+    size_t pos = 0;
     st_status s = seq_position(k, k->in[1], seq->count, false, 0, &pos);
     if (s != ST_OK)
         return s;
@@ -183,7 +183,7 @@ static st_status seq_at_infer(eng_kctx *k)
 
 static st_status seq_at_run(eng_kctx *k)
 {
-    size_t pos;
+    size_t pos = 0;
     seq_position(k, k->in[1], k->in[0]->count, false, 0, &pos);
     const eng_tensor *item = &((const eng_tensor *)k->in[0]->data)[pos];
     if (item->count)
