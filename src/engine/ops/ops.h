@@ -14,6 +14,7 @@ extern const eng_op eng_ops_reduce[]; /* reductions and losses */
 extern const eng_op eng_ops_misc[];   /* recurrent, quantisation, strings, signal */
 extern const eng_op eng_ops_control[]; /* If, Loop, Scan */
 extern const eng_op eng_ops_sequence[]; /* sequences and optionals */
+extern const eng_op eng_ops_detection[]; /* NonMaxSuppression */
 
 /* An infer function for ops whose single output has the first input's
  * type and shape. */
