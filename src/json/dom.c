@@ -41,7 +41,8 @@ static st_status parse_value(dom_parser *dp, json_value *out);
 static st_status collect(dom_parser *dp, size_t mark, json_value *out, bool is_object)
 {
     size_t n = (dp->stack.len - mark) / sizeof(json_member);
-    const json_member *m = (const json_member *)(const void *)(dp->stack.data + mark);
+    const json_member *m =
+        n ? (const json_member *)(const void *)(dp->stack.data + mark) : NULL;
     if (is_object) {
         json_member *members = NULL;
         if (n) {
@@ -135,6 +136,8 @@ static st_status parse_value(dom_parser *dp, json_value *out)
 st_status json_parse(const void *data, size_t len, const json_limits *limits,
                      st_arena *arena, json_value **out, st_error *err)
 {
+    if (!arena || !out)
+        return st_fail(err, ST_EINVAL, "json_parse: arena and out are required");
     dom_parser dp;
     memset(&dp.stack, 0, sizeof dp.stack);
     dp.arena = arena;
@@ -191,8 +194,8 @@ st_status json_value_double(const json_value *v, double *out)
 
 static st_status value_magnitude(const json_value *v, json_decimal *d, uint64_t *mag)
 {
-    size_t bad;
-    const char *why;
+    size_t bad = 0;
+    const char *why = "";
     if (!v || v->type != JSON_KIND_NUMBER)
         return ST_ETYPE;
     if (json_number_scan(v->u.number.ptr, v->u.number.len, d, &bad, &why) != v->u.number.len)

@@ -4,9 +4,11 @@
 #ifndef ST_JSON_INT_H
 #define ST_JSON_INT_H
 
+#include <float.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "json/json.h"
 
@@ -39,15 +41,196 @@ typedef struct json_decimal {
 /* Scans a strict JSON number starting at p (avail bytes readable).  Returns
  * the bytes it spans; 0 when malformed, with *bad the offset (from p) of
  * the offending byte and *why a short reason.  Stops at the first byte
- * that cannot continue the number; the caller checks what follows. */
-size_t json_number_scan(const char *p, size_t avail, json_decimal *d,
-                        size_t *bad, const char **why);
+ * that cannot continue the number; the caller checks what follows.
+ * Inline: it is the inner loop of typed-array decoding. */
+static inline bool json_is_digit(char c)
+{
+    return (unsigned char)(c - '0') < 10;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* Eight bytes at a time (SWAR): how many leading bytes are digits, and
+ * their value.  Bytes after the first non-digit may be garbage after the
+ * subtraction (borrows only travel upwards), and they are shifted out. */
+static inline int json_swar_digit_count(uint64_t v)
+{
+    uint64_t x = v ^ 0x3030303030303030ull;
+    uint64_t m = ((x + 0x7676767676767676ull) | x) & 0x8080808080808080ull;
+    return m ? __builtin_ctzll(m) >> 3 : 8;
+}
+
+static inline uint64_t json_swar_value(uint64_t v, int k)
+{
+    uint64_t x = (v - 0x3030303030303030ull) << (8 * (8 - k)); /* k leading zeros */
+    x = (x * 10 + (x >> 8)) & 0x00ff00ff00ff00ffull;
+    x = (x * 100 + (x >> 16)) & 0x0000ffff0000ffffull;
+    return (x * 10000 + (x >> 32)) & 0xffffffffull;
+}
+
+/* Accumulates digits at p[i..] into *w while 8 bytes are readable and w
+ * keeps at most 19 digits; q (may be NULL) drops by one per digit. */
+static inline size_t json_swar_digits(const char *p, size_t i, size_t avail, uint64_t *w,
+                                 int *nd, int64_t *q)
+{
+    static const uint64_t pow10[9] = { 1, 10, 100, 1000, 10000, 100000, 1000000,
+                                       10000000, 100000000 };
+    while (avail - i >= 8) {
+        uint64_t v;
+        memcpy(&v, p + i, sizeof v);
+        int k = json_swar_digit_count(v);
+        if (k == 0 || *nd + k > 19)
+            break;
+        *w = *w * pow10[k] + json_swar_value(v, k);
+        *nd += k;
+        if (q)
+            *q -= k;
+        i += (size_t)k;
+        if (k < 8)
+            break;
+    }
+    return i;
+}
+#else
+static inline size_t json_swar_digits(const char *p, size_t i, size_t avail, uint64_t *w,
+                                 int *nd, int64_t *q)
+{
+    (void)p, (void)avail, (void)w, (void)nd, (void)q;
+    return i;
+}
+#endif
+
+static inline size_t json_number_scan(const char *p, size_t avail, json_decimal *d,
+                                      size_t *bad, const char **why)
+{
+    size_t i = 0;
+    uint64_t w = 0;
+    int nd = 0; /* significant digits held in w */
+    int64_t q = 0;
+    bool truncated = false, plain = true;
+
+    d->negative = false;
+    if (i < avail && p[i] == '-') {
+        d->negative = true;
+        i++;
+    }
+    if (i >= avail || !json_is_digit(p[i])) {
+        *bad = i;
+        *why = d->negative ? "expected a digit after '-'" : "expected a digit";
+        return 0;
+    }
+    d->int_digits = p + i;
+    if (p[i] == '0') {
+        i++;
+        if (i < avail && json_is_digit(p[i])) {
+            *bad = i;
+            *why = "leading zeros are not allowed";
+            return 0;
+        }
+    } else {
+        i = json_swar_digits(p, i, avail, &w, &nd, NULL);
+        while (i < avail && json_is_digit(p[i]) && nd < 19) {
+            w = w * 10 + (uint64_t)(p[i] - '0');
+            nd++;
+            i++;
+        }
+        while (i < avail && json_is_digit(p[i])) {
+            q++;
+            truncated |= p[i] != '0';
+            i++;
+        }
+    }
+    d->int_len = (size_t)(p + i - d->int_digits);
+    d->frac_digits = p + i;
+    d->frac_len = 0;
+    if (i < avail && p[i] == '.') {
+        plain = false;
+        i++;
+        size_t start = i;
+        if (nd == 0) { /* leading zeros of a fraction only move the point */
+            while (i < avail && p[i] == '0') {
+                q--;
+                i++;
+            }
+        }
+        i = json_swar_digits(p, i, avail, &w, &nd, &q);
+        while (i < avail && json_is_digit(p[i]) && nd < 19) {
+            w = w * 10 + (uint64_t)(p[i] - '0');
+            nd++;
+            q--;
+            i++;
+        }
+        while (i < avail && json_is_digit(p[i])) {
+            truncated |= p[i] != '0';
+            i++;
+        }
+        if (i == start) {
+            *bad = i;
+            *why = "expected a digit after '.'";
+            return 0;
+        }
+        d->frac_digits = p + start;
+        d->frac_len = i - start;
+    }
+    int64_t e = 0;
+    if (i < avail && (p[i] == 'e' || p[i] == 'E')) {
+        plain = false;
+        i++;
+        bool eneg = false;
+        if (i < avail && (p[i] == '+' || p[i] == '-')) {
+            eneg = p[i] == '-';
+            i++;
+        }
+        size_t start = i;
+        /* Clamp: any exponent this large already means 0 or infinity,
+         * and the clamp keeps q exact for every input that fits memory. */
+        while (i < avail && json_is_digit(p[i])) {
+            if (e < 1000000000000000LL)
+                e = e * 10 + (p[i] - '0');
+            i++;
+        }
+        if (i == start) {
+            *bad = i;
+            *why = "expected a digit in the exponent";
+            return 0;
+        }
+        if (eneg)
+            e = -e;
+    }
+    d->exp10 = e;
+    d->w = w;
+    d->q = q + e;
+    d->truncated = truncated;
+    d->is_plain = plain && d->int_len <= 19;
+    return i;
+}
+
 
 /* Correctly rounded conversions (round to nearest, ties to even).  Out of
  * range gives infinity (the caller reports it); never fails otherwise. */
 double json_decimal_to_double(const json_decimal *d);
 float json_decimal_to_float(const json_decimal *d);
 uint16_t json_decimal_to_half(const json_decimal *d); /* bits */
+
+extern const double json_pow10_exact[23];
+
+/* json_decimal_to_float with the common case inline: Clinger's exact
+ * double (one correctly rounded operation on exact operands), narrowed by
+ * one cast unless the double could be a float32 midpoint (its low 28
+ * fraction bits all zero), in which case the careful path decides. */
+static inline float json_decimal_to_float_fast(const json_decimal *d)
+{
+#if FLT_EVAL_METHOD == 0
+    if (!d->truncated && d->w <= (1ull << 53) && d->q >= -22 && d->q <= 22) {
+        double x = (double)d->w;
+        x = d->q < 0 ? x / json_pow10_exact[-d->q] : x * json_pow10_exact[d->q];
+        uint64_t bits;
+        memcpy(&bits, &x, sizeof bits);
+        if (bits & 0x0fffffffu)
+            return (float)(d->negative ? -x : x);
+    }
+#endif
+    return json_decimal_to_float(d);
+}
 
 /* Exact integer value: magnitude in *mag, sign in d->negative.  Returns 0
  * when integral and |value| <= UINT64_MAX, 1 when not integral, 2 when too

@@ -7,7 +7,6 @@
  * fall back to the exact comparison when that double sits exactly on a
  * midpoint of the narrow type, which is the only case where rounding twice
  * differs from rounding once. */
-#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -31,11 +30,6 @@ static const bin_format fmt_f64 = { 53, -1074, F64_INF_BITS };
 static const bin_format fmt_f32 = { 24, -149, 0x7f800000u };
 static const bin_format fmt_f16 = { 11, -24, 0x7c00u };
 
-static inline bool is_digit(char c)
-{
-    return (unsigned char)(c - '0') < 10;
-}
-
 static inline uint64_t dbl_bits(double x)
 {
     uint64_t b;
@@ -48,112 +42,6 @@ static inline double bits_dbl(uint64_t b)
     double x;
     memcpy(&x, &b, sizeof x);
     return x;
-}
-
-/* ---- scanning ------------------------------------------------------------ */
-
-size_t json_number_scan(const char *p, size_t avail, json_decimal *d,
-                        size_t *bad, const char **why)
-{
-    size_t i = 0;
-    uint64_t w = 0;
-    int nd = 0; /* significant digits held in w */
-    int64_t q = 0;
-    bool truncated = false, plain = true;
-
-    d->negative = false;
-    if (i < avail && p[i] == '-') {
-        d->negative = true;
-        i++;
-    }
-    if (i >= avail || !is_digit(p[i])) {
-        *bad = i;
-        *why = d->negative ? "expected a digit after '-'" : "expected a digit";
-        return 0;
-    }
-    d->int_digits = p + i;
-    if (p[i] == '0') {
-        i++;
-        if (i < avail && is_digit(p[i])) {
-            *bad = i;
-            *why = "leading zeros are not allowed";
-            return 0;
-        }
-    } else {
-        /* Fast loop while w cannot overflow. */
-        while (i < avail && is_digit(p[i]) && nd < 19) {
-            w = w * 10 + (uint64_t)(p[i] - '0');
-            nd++;
-            i++;
-        }
-        while (i < avail && is_digit(p[i])) {
-            q++;
-            truncated |= p[i] != '0';
-            i++;
-        }
-    }
-    d->int_len = (size_t)(p + i - d->int_digits);
-    d->frac_digits = p + i;
-    d->frac_len = 0;
-    if (i < avail && p[i] == '.') {
-        plain = false;
-        i++;
-        size_t start = i;
-        if (nd == 0) { /* leading zeros of a fraction only move the point */
-            while (i < avail && p[i] == '0') {
-                q--;
-                i++;
-            }
-        }
-        while (i < avail && is_digit(p[i]) && nd < 19) {
-            w = w * 10 + (uint64_t)(p[i] - '0');
-            nd++;
-            q--;
-            i++;
-        }
-        while (i < avail && is_digit(p[i])) {
-            truncated |= p[i] != '0';
-            i++;
-        }
-        if (i == start) {
-            *bad = i;
-            *why = "expected a digit after '.'";
-            return 0;
-        }
-        d->frac_digits = p + start;
-        d->frac_len = i - start;
-    }
-    int64_t e = 0;
-    if (i < avail && (p[i] == 'e' || p[i] == 'E')) {
-        plain = false;
-        i++;
-        bool eneg = false;
-        if (i < avail && (p[i] == '+' || p[i] == '-')) {
-            eneg = p[i] == '-';
-            i++;
-        }
-        size_t start = i;
-        /* Clamp: any exponent this large already means 0 or infinity,
-         * and the clamp keeps q exact for every input that fits memory. */
-        while (i < avail && is_digit(p[i])) {
-            if (e < 1000000000000000LL)
-                e = e * 10 + (p[i] - '0');
-            i++;
-        }
-        if (i == start) {
-            *bad = i;
-            *why = "expected a digit in the exponent";
-            return 0;
-        }
-        if (eneg)
-            e = -e;
-    }
-    d->exp10 = e;
-    d->w = w;
-    d->q = q + e;
-    d->truncated = truncated;
-    d->is_plain = plain && d->int_len <= 19;
-    return i;
 }
 
 /* ---- exact big-integer comparison (the slow path) --------------------------- */
@@ -411,7 +299,7 @@ static bool round_w_pow10(uint64_t w, int64_t q, uint64_t *bits)
     return true;
 }
 
-static const double pow10_exact[23] = {
+const double json_pow10_exact[23] = {
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 };
@@ -427,7 +315,7 @@ static uint64_t decimal_to_f64_bits(const json_decimal *d)
     /* Clinger: both operands exact, one correctly rounded operation. */
     if (!d->truncated && w <= (1ull << 53) && q >= -22 && q <= 22) {
         double x = (double)w;
-        x = q < 0 ? x / pow10_exact[-q] : x * pow10_exact[q];
+        x = q < 0 ? x / json_pow10_exact[-q] : x * json_pow10_exact[q];
         return dbl_bits(x);
     }
 #endif

@@ -91,8 +91,8 @@ static inline void store_int(st_dtype t, void *dst, uint64_t mag, bool neg)
 static inline size_t number_element(json_reader *r, size_t at, st_dtype t, void *dst)
 {
     json_decimal d;
-    size_t bad;
-    const char *why;
+    size_t bad = 0;
+    const char *why = "";
     size_t n = json_number_scan(r->data + at, r->len - at, &d, &bad, &why);
     if (!n) {
         json_reader_error_at(r, ST_ECORRUPT, at + bad, "invalid number: %s", why);
@@ -101,7 +101,7 @@ static inline size_t number_element(json_reader *r, size_t at, st_dtype t, void 
     size_t end = at + n;
     switch (t) {
     case ST_DT_FLOAT32: {
-        float v = json_decimal_to_float(&d);
+        float v = json_decimal_to_float_fast(&d);
         if (isinf(v))
             break;
         memcpy(dst, &v, sizeof v);

@@ -357,7 +357,8 @@ bool json_object_next(json_reader *r, st_str *key)
     if (!end)
         return false;
     st_str k = st_str_make(r->data + at + 1, end - at - 2);
-    if (esc && !decode_into_scratch(r, at, end, r->key_scratch, &k))
+    /* Only a caller that wants the key pays for unescaping it. */
+    if (key && esc && !decode_into_scratch(r, at, end, r->key_scratch, &k))
         return false;
     size_t colon = json_skip_ws(r->data, end, r->len);
     if (colon >= r->len || r->data[colon] != ':') {
@@ -652,8 +653,8 @@ static size_t read_decimal(json_reader *r, json_decimal *d)
         type_error(r, at, JSON_KIND_NUMBER);
         return SIZE_MAX;
     }
-    size_t bad;
-    const char *why;
+    size_t bad = 0;
+    const char *why = "";
     size_t n = json_number_scan(r->data + at, r->len - at, d, &bad, &why);
     if (!n) {
         json_reader_error_at(r, ST_ECORRUPT, at + bad, "invalid number: %s", why);

@@ -162,7 +162,7 @@ static st_status put_escaped(json_writer *w, st_str str)
                 continue;
             }
         }
-        if (put(w, s + start, i - start) != ST_OK)
+        if (i > start && put(w, s + start, i - start) != ST_OK)
             return w->status;
         char esc[8];
         size_t elen = 2;
@@ -192,7 +192,7 @@ static st_status put_escaped(json_writer *w, st_str str)
         i++;
         start = i;
     }
-    if (put(w, s + start, i - start) != ST_OK)
+    if (i > start && put(w, s + start, i - start) != ST_OK)
         return w->status;
     return put_byte(w, '"');
 }
@@ -311,8 +311,8 @@ st_status json_write_float(json_writer *w, float v)
 st_status json_write_number_text(json_writer *w, st_str text)
 {
     json_decimal d;
-    size_t bad;
-    const char *why;
+    size_t bad = 0;
+    const char *why = "";
     if (w->status != ST_OK)
         return w->status;
     if (!text.ptr || json_number_scan(text.ptr, text.len, &d, &bad, &why) != text.len || !text.len)
