@@ -346,26 +346,29 @@ NORM_INLINE void softmax_row_f32(const float *x, float *y, size_t n, int kind)
         y[i] = (x[i] - m) - log_sum;
 }
 
-/* Mean and population variance of a row (two passes: stable for rows
- * whose mean is large against their spread). */
+/* Mean and population variance of a row: the sum is taken of x - x[0]
+ * (shifted data), so a mean far from zero against a small spread loses no
+ * precision in float; the variance is a second pass over x - mean. */
 NORM_INLINE void row_stats_f32(const float *x, size_t n, float *mean_out, float *var_out)
 {
-    norm_vf8 acc = { 0 }, v, vm;
+    norm_vf8 acc = { 0 }, v, vs;
+    float shift = x[0];
+    vf8_splat(&vs, shift);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         vf8_load(&v, x + i);
-        acc += v;
+        acc += v - vs;
     }
     float sum = vf8_hsum(&acc);
     for (; i < n; i++)
-        sum += x[i];
-    float mean = sum / (float)n;
+        sum += x[i] - shift;
+    float mean = shift + sum / (float)n;
     norm_vf8 zero = { 0 };
     acc = zero;
-    vf8_splat(&vm, mean);
+    vf8_splat(&vs, mean);
     for (i = 0; i + 8 <= n; i += 8) {
         vf8_load(&v, x + i);
-        v -= vm;
+        v -= vs;
         acc += v * v;
     }
     float sq = vf8_hsum(&acc);
@@ -461,10 +464,10 @@ static void softmax_row_f64(const double *x, double *y, size_t n, int kind)
 
 static void row_stats_f64(const double *x, size_t n, double *mean_out, double *var_out)
 {
-    double sum = 0, sq = 0;
+    double sum = 0, sq = 0, shift = x[0];
     for (size_t i = 0; i < n; i++)
-        sum += x[i];
-    double mean = sum / (double)n;
+        sum += x[i] - shift;
+    double mean = shift + sum / (double)n;
     for (size_t i = 0; i < n; i++)
         sq += (x[i] - mean) * (x[i] - mean);
     *mean_out = mean;
