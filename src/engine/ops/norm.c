@@ -229,203 +229,78 @@ static bool use_avx2(void)
 #endif
 }
 
-/* --- float32 row kernels ------------------------------------------------------ */
-
-NORM_INLINE float vf8_hsum(const norm_vf8 *v)
-{
-    return (((*v)[0] + (*v)[4]) + ((*v)[1] + (*v)[5])) + (((*v)[2] + (*v)[6]) + ((*v)[3] + (*v)[7]));
-}
-
-/* exp on eight lanes: Cephes' expf (range reduction by ln 2, degree-6
- * polynomial, exponent built in the bits), within 2 ulp of expf.  Inputs
- * below -87 give 0 (expf would give a value under 1.7e-38), above 88 give
- * exp(88); NaN stays NaN. */
-NORM_INLINE void vf8_exp(norm_vf8 *px)
-{
-    norm_vf8 x = *px, lim;
-    norm_vi8 tiny = x < -87.0f;
-    vf8_splat(&lim, 88.0f);
-    norm_vi8 big = x > 88.0f;
-    vf8_select(&x, &big, &lim, &x);
-    vf8_splat(&lim, -87.0f);
-    vf8_select(&x, &tiny, &lim, &x);
-    /* t's low mantissa bits hold round(x / ln 2) (1.5 * 2^23 trick). */
-    norm_vf8 t = x * 1.44269504088896341f + 12582912.0f;
-    norm_vf8 n = t - 12582912.0f;
-    norm_vf8 r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    norm_vf8 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    norm_vu8 bits = ((norm_vu8)t - 0x4B400000u + 127u) << 23;
-    p *= (norm_vf8)bits;
-    *px = (norm_vf8)((norm_vi8)p & ~tiny);
-}
-
-/* Largest element; NaNs are skipped (they propagate through the sums). */
-NORM_INLINE float row_max_f32(const float *x, size_t n)
-{
-    norm_vf8 vm, v;
-    vf8_splat(&vm, -INFINITY);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        vf8_load(&v, x + i);
-        norm_vi8 gt = v > vm;
-        vf8_select(&vm, &gt, &v, &vm);
-    }
-    float m = -INFINITY;
-    for (int j = 0; j < 8; j++)
-        m = vm[j] > m ? vm[j] : m;
-    for (; i < n; i++)
-        m = x[i] > m ? x[i] : m;
-    return m;
-}
+/* --- float32 vector kernels --------------------------------------------------
+ *
+ * The jobs the row functions take; the functions themselves come from
+ * norm_simd.h, compiled once per vector width. */
 
 enum { SM_SOFTMAX, SM_LOGSOFTMAX, SM_HARDMAX };
 
-/* One row of Softmax / LogSoftmax / Hardmax; y may be x.  exp(x - max)
- * keeps every term in (0, 1], so large inputs cannot overflow and -inf
- * entries contribute 0.  A row that is all -inf has no defined softmax and
- * gives NaN, as in the ONNX reference. */
-NORM_INLINE void softmax_row_f32(const float *x, float *y, size_t n, int kind)
-{
-    float m = row_max_f32(x, n);
-    if (kind == SM_HARDMAX) {
-        size_t best = 0;
-        for (size_t i = 0; i < n; i++)
-            if (x[i] == m || isnan(x[i])) {
-                best = i;
-                break;
-            }
-        memset(y, 0, n * sizeof *y);
-        y[best] = 1.0f;
-        return;
-    }
-    norm_vf8 vm, v, vsum = { 0 };
-    vf8_splat(&vm, m);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        vf8_load(&v, x + i);
-        v -= vm;
-        vf8_exp(&v);
-        if (kind == SM_SOFTMAX)
-            vf8_store(y + i, &v);
-        vsum += v;
-    }
-    float sum = vf8_hsum(&vsum);
-    if (i < n) {
-        float tail[8] = { 0 };
-        memcpy(tail, x + i, (n - i) * sizeof *tail);
-        vf8_load(&v, tail);
-        v -= vm;
-        vf8_exp(&v);
-        vf8_store(tail, &v);
-        for (size_t j = 0; j < n - i; j++) {
-            sum += tail[j];
-            if (kind == SM_SOFTMAX)
-                y[i + j] = tail[j];
-        }
-    }
-    if (kind == SM_SOFTMAX) {
-        vf8_scale(y, y, 1.0f / sum, n);
-        return;
-    }
-    /* LogSoftmax: (x - max) - log(sum), in that order so that a large max
-     * does not swallow the log term. */
-    float log_sum = logf(sum);
-    norm_vf8 vl;
-    vf8_splat(&vl, log_sum);
-    for (i = 0; i + 8 <= n; i += 8) {
-        vf8_load(&v, x + i);
-        v = (v - vm) - vl;
-        vf8_store(y + i, &v);
-    }
-    for (; i < n; i++)
-        y[i] = (x[i] - m) - log_sum;
-}
+/* Softmax-family rows: n elements `inner` apart (1 = contiguous). */
+typedef struct sm_job {
+    int kind;
+    const void *x;
+    void *y;
+    size_t n, inner;
+    void *bufs; /* per task: one row, for strided rows */
+} sm_job;
 
-/* Mean and population variance of a row: the sum is taken of x - x[0]
- * (shifted data), so a mean far from zero against a small spread loses no
- * precision in float; the variance is a second pass over x - mean. */
-NORM_INLINE void row_stats_f32(const float *x, size_t n, float *mean_out, float *var_out)
-{
-    norm_vf8 acc = { 0 }, v, vs;
-    float shift = x[0];
-    vf8_splat(&vs, shift);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        vf8_load(&v, x + i);
-        acc += v - vs;
-    }
-    float sum = vf8_hsum(&acc);
-    for (; i < n; i++)
-        sum += x[i] - shift;
-    float mean = shift + sum / (float)n;
-    norm_vf8 zero = { 0 };
-    acc = zero;
-    vf8_splat(&vs, mean);
-    for (i = 0; i + 8 <= n; i += 8) {
-        vf8_load(&v, x + i);
-        v -= vs;
-        acc += v * v;
-    }
-    float sq = vf8_hsum(&acc);
-    for (; i < n; i++) {
-        float d = x[i] - mean;
-        sq += d * d;
-    }
-    *mean_out = mean;
-    *var_out = sq / (float)n;
-}
+/* LayerNormalization rows of n elements. */
+typedef struct ln_job {
+    const void *x;
+    void *y;
+    size_t n;
+    const void *scale, *bias;
+    float epsilon;
+    void *mean, *inv; /* per row, float or double like x; may be NULL */
+} ln_job;
 
-/* y = (x - mean) * a + b. */
-NORM_INLINE void norm_apply_f32(const float *x, float *y, size_t n, float mean, float a, float b)
-{
-    norm_vf8 vm, va, vb, v;
-    vf8_splat(&vm, mean);
-    vf8_splat(&va, a);
-    vf8_splat(&vb, b);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        vf8_load(&v, x + i);
-        v = (v - vm) * va + vb;
-        vf8_store(y + i, &v);
-    }
-    for (; i < n; i++)
-        y[i] = (x[i] - mean) * a + b;
-}
+/* y = (x - mean) * a + b over planes of `plane` elements, with (mean, a,
+ * b) per plane index modulo `period`. */
+typedef struct chan_job {
+    const void *x;
+    void *y;
+    size_t plane, period;
+    const void *mean, *a, *b; /* per channel, float or double like x */
+} chan_job;
 
-/* y = (x - mean) * inv * scale[i] + bias[i] (bias may be NULL). */
-NORM_INLINE void layernorm_apply_f32(const float *x, float *y, size_t n, float mean, float inv, const float *scale,
-                                     const float *bias)
-{
-    norm_vf8 vm, vi, v, s, b;
-    vf8_splat(&vm, mean);
-    vf8_splat(&vi, inv);
-    size_t i = 0;
-    if (bias) {
-        for (; i + 8 <= n; i += 8) {
-            vf8_load(&v, x + i);
-            vf8_load(&s, scale + i);
-            vf8_load(&b, bias + i);
-            v = (v - vm) * vi * s + b;
-            vf8_store(y + i, &v);
-        }
-        for (; i < n; i++)
-            y[i] = (x[i] - mean) * inv * scale[i] + bias[i];
-    } else {
-        for (; i + 8 <= n; i += 8) {
-            vf8_load(&v, x + i);
-            vf8_load(&s, scale + i);
-            v = (v - vm) * vi * s;
-            vf8_store(y + i, &v);
-        }
-        for (; i < n; i++)
-            y[i] = (x[i] - mean) * inv * scale[i];
-    }
-}
+/* Mean and variance of `rows` contiguous groups of n elements. */
+typedef struct stats_job {
+    const void *x;
+    size_t n;
+    double *mean, *var;
+} stats_job;
+
+/* X as rows of `inner` elements; along a row the slope is constant
+ * (is_vec false) or a contiguous vector.  Rows advance an odometer over
+ * the leading `split` dims for the slope's offset. */
+typedef struct bc_rows {
+    size_t inner;
+    bool is_vec;
+    int split;
+    size_t sstride[ENG_MAX_RANK];
+} bc_rows;
+
+#define NK_LANES 4
+#define NK_NAME(x) x##_generic
+#define NK_TARGET
+#include "engine/ops/norm_simd.h"
+#undef NK_LANES
+#undef NK_NAME
+#undef NK_TARGET
+
+#if NORM_HAS_AVX2_BUILD
+#define NK_LANES 8
+#define NK_NAME(x) x##_avx2
+#define NK_TARGET NORM_TARGET_AVX2
+#include "engine/ops/norm_simd.h"
+#undef NK_LANES
+#undef NK_NAME
+#undef NK_TARGET
+#define NORM_PICK(fn) (use_avx2() ? fn##_avx2 : fn##_generic)
+#else
+#define NORM_PICK(fn) fn##_generic
+#endif
 
 /* --- float64 row kernels (scalar) ------------------------------------------- */
 
@@ -533,46 +408,6 @@ static st_status sm_infer(eng_kctx *k)
     return eng_infer_same_as_input(k);
 }
 
-typedef struct sm_job {
-    int kind;
-    const void *x;
-    void *y;
-    size_t n, inner;
-    void *bufs; /* per task: one row, for strided rows */
-} sm_job;
-
-NORM_INLINE void sm_rows_body(const sm_job *job, size_t begin, size_t end, int task)
-{
-    const float *x = job->x;
-    float *y = job->y;
-    size_t n = job->n, inner = job->inner;
-    if (inner == 1) {
-        for (size_t r = begin; r < end; r++)
-            softmax_row_f32(x + r * n, y + r * n, n, job->kind);
-        return;
-    }
-    /* Not the last axis: gather each row into a buffer, run, scatter. */
-    float *buf = (float *)job->bufs + (size_t)task * n;
-    for (size_t r = begin; r < end; r++) {
-        size_t base = (r / inner) * n * inner + r % inner;
-        for (size_t i = 0; i < n; i++)
-            buf[i] = x[base + i * inner];
-        softmax_row_f32(buf, buf, n, job->kind);
-        for (size_t i = 0; i < n; i++)
-            y[base + i * inner] = buf[i];
-    }
-}
-
-static void sm_rows_generic(void *ctx, size_t begin, size_t end, int task)
-{
-    sm_rows_body(ctx, begin, end, task);
-}
-
-NORM_TARGET_AVX2 static void sm_rows_avx2(void *ctx, size_t begin, size_t end, int task)
-{
-    sm_rows_body(ctx, begin, end, task);
-}
-
 static void sm_rows_f64(void *ctx, size_t begin, size_t end, int task)
 {
     const sm_job *job = ctx;
@@ -624,7 +459,7 @@ static st_status sm_run(eng_kctx *k)
             !(job.bufs = scratch_array(k, per_task, is_f64 ? sizeof(double) : sizeof(float))))
             return eng_fail(k, ST_ENOMEM, "out of memory for row buffers");
     }
-    par_run(k, tasks, rows, is_f64 ? sm_rows_f64 : use_avx2() ? sm_rows_avx2 : sm_rows_generic, &job);
+    par_run(k, tasks, rows, is_f64 ? sm_rows_f64 : NORM_PICK(sm_rows), &job);
     return ST_OK;
 }
 
@@ -741,44 +576,6 @@ static st_status ln_infer(eng_kctx *k)
     return ST_OK;
 }
 
-typedef struct ln_job {
-    const void *x;
-    void *y;
-    size_t n;
-    const void *scale, *bias;
-    float epsilon;
-    void *mean, *inv; /* per row, float or double like x; may be NULL */
-} ln_job;
-
-NORM_INLINE void ln_rows_body(const ln_job *job, size_t begin, size_t end)
-{
-    const float *x = job->x;
-    float *y = job->y;
-    size_t n = job->n;
-    for (size_t r = begin; r < end; r++) {
-        float mean, var;
-        row_stats_f32(x + r * n, n, &mean, &var);
-        float inv = 1.0f / sqrtf(var + job->epsilon);
-        layernorm_apply_f32(x + r * n, y + r * n, n, mean, inv, job->scale, job->bias);
-        if (job->mean)
-            ((float *)job->mean)[r] = mean;
-        if (job->inv)
-            ((float *)job->inv)[r] = inv;
-    }
-}
-
-static void ln_rows_generic(void *ctx, size_t begin, size_t end, int task)
-{
-    (void)task;
-    ln_rows_body(ctx, begin, end);
-}
-
-NORM_TARGET_AVX2 static void ln_rows_avx2(void *ctx, size_t begin, size_t end, int task)
-{
-    (void)task;
-    ln_rows_body(ctx, begin, end);
-}
-
 static void ln_rows_f64(void *ctx, size_t begin, size_t end, int task)
 {
     (void)task;
@@ -849,7 +646,7 @@ static st_status ln_run(eng_kctx *k)
         return eng_fail(k, ST_ENOMEM, "out of memory expanding Scale/B");
     if ((mean_out && !(job.mean = scratch_array(k, rows, es))) || (inv_out && !(job.inv = scratch_array(k, rows, es))))
         return eng_fail(k, ST_ENOMEM, "out of memory for the statistics");
-    par_run(k, par_tasks(k, rows, n), rows, is_f64 ? ln_rows_f64 : use_avx2() ? ln_rows_avx2 : ln_rows_generic,
+    par_run(k, par_tasks(k, rows, n), rows, is_f64 ? ln_rows_f64 : NORM_PICK(ln_rows),
             &job);
     store_stats(mean_out, job.mean, is_f64, rows);
     store_stats(inv_out, job.inv, is_f64, rows);
@@ -860,36 +657,6 @@ static st_status ln_run(eng_kctx *k)
  *
  * All three end in y = (x - mean) * a + b over planes of `plane` elements,
  * with (mean, a, b) per plane index modulo `period`. */
-
-typedef struct chan_job {
-    const void *x;
-    void *y;
-    size_t plane, period;
-    const void *mean, *a, *b; /* per channel, float or double like x */
-} chan_job;
-
-NORM_INLINE void chan_rows_body(const chan_job *job, size_t begin, size_t end)
-{
-    const float *x = job->x, *mean = job->mean, *a = job->a, *b = job->b;
-    float *y = job->y;
-    size_t n = job->plane;
-    for (size_t r = begin; r < end; r++) {
-        size_t c = r % job->period;
-        norm_apply_f32(x + r * n, y + r * n, n, mean[c], a[c], b[c]);
-    }
-}
-
-static void chan_rows_generic(void *ctx, size_t begin, size_t end, int task)
-{
-    (void)task;
-    chan_rows_body(ctx, begin, end);
-}
-
-NORM_TARGET_AVX2 static void chan_rows_avx2(void *ctx, size_t begin, size_t end, int task)
-{
-    (void)task;
-    chan_rows_body(ctx, begin, end);
-}
 
 static void chan_rows_f64(void *ctx, size_t begin, size_t end, int task)
 {
@@ -928,38 +695,8 @@ static st_status chan_apply(eng_kctx *k, const eng_tensor *x, eng_tensor *y, siz
     job.mean = f;
     job.a = f + period;
     job.b = f + 2 * period;
-    par_run(k, par_tasks(k, rows, plane), rows, use_avx2() ? chan_rows_avx2 : chan_rows_generic, &job);
+    par_run(k, par_tasks(k, rows, plane), rows, NORM_PICK(chan_rows), &job);
     return ST_OK;
-}
-
-/* Mean and variance of `rows` contiguous groups of n elements. */
-typedef struct stats_job {
-    const void *x;
-    size_t n;
-    double *mean, *var;
-} stats_job;
-
-NORM_INLINE void stats_rows_body(const stats_job *job, size_t begin, size_t end)
-{
-    const float *x = job->x;
-    for (size_t r = begin; r < end; r++) {
-        float mean, var;
-        row_stats_f32(x + r * job->n, job->n, &mean, &var);
-        job->mean[r] = mean;
-        job->var[r] = var;
-    }
-}
-
-static void stats_rows_generic(void *ctx, size_t begin, size_t end, int task)
-{
-    (void)task;
-    stats_rows_body(ctx, begin, end);
-}
-
-NORM_TARGET_AVX2 static void stats_rows_avx2(void *ctx, size_t begin, size_t end, int task)
-{
-    (void)task;
-    stats_rows_body(ctx, begin, end);
 }
 
 static void stats_rows_f64(void *ctx, size_t begin, size_t end, int task)
@@ -978,7 +715,7 @@ static st_status group_stats(eng_kctx *k, const eng_tensor *x, size_t rows, size
     if (!job.mean || !job.var)
         return eng_fail(k, ST_ENOMEM, "out of memory for the statistics");
     par_run(k, par_tasks(k, rows, n), rows,
-            x->dtype == ST_DT_FLOAT64 ? stats_rows_f64 : use_avx2() ? stats_rows_avx2 : stats_rows_generic, &job);
+            x->dtype == ST_DT_FLOAT64 ? stats_rows_f64 : NORM_PICK(stats_rows), &job);
     *mean = job.mean;
     *var = job.var;
     return ST_OK;
@@ -1480,16 +1217,6 @@ static st_status prelu_infer(eng_kctx *k)
     return eng_infer_same_as_input(k);
 }
 
-/* X as rows of `inner` elements; along a row the slope is constant
- * (is_vec false) or a contiguous vector.  Rows advance an odometer over
- * the leading `split` dims for the slope's offset. */
-typedef struct bc_rows {
-    size_t inner;
-    bool is_vec;
-    int split;
-    size_t sstride[ENG_MAX_RANK];
-} bc_rows;
-
 static void bc_rows_init(bc_rows *b, const eng_tensor *x, const int64_t *sshape)
 {
     int r = (int)x->rank, d = r;
@@ -1536,50 +1263,6 @@ PRELU_IMPL(prelu_i16, int16_t, MUL_WRAP)
 PRELU_IMPL(prelu_i32, int32_t, MUL_WRAP)
 PRELU_IMPL(prelu_i64, int64_t, MUL_WRAP)
 
-/* float32: the same walk with vector rows (y = x < 0 ? x * s : x). */
-NORM_INLINE void prelu_f32_body(const bc_rows *b, const eng_tensor *xt, const float *s, float *y)
-{
-    const float *x = xt->data;
-    size_t idx[ENG_MAX_RANK] = { 0 }, off = 0, inner = b->inner;
-    norm_vf8 zero = { 0 };
-    for (size_t base = 0; base < xt->count; base += inner) {
-        const float *xr = x + base;
-        float *yr = y + base;
-        const float *sr = s + off;
-        norm_vf8 v, sv, prod;
-        vf8_splat(&sv, sr[0]);
-        size_t i = 0;
-        for (; i + 8 <= inner; i += 8) {
-            vf8_load(&v, xr + i);
-            if (b->is_vec)
-                vf8_load(&sv, sr + i);
-            prod = v * sv;
-            norm_vi8 neg = v < zero;
-            vf8_select(&v, &neg, &prod, &v);
-            vf8_store(yr + i, &v);
-        }
-        for (; i < inner; i++)
-            yr[i] = xr[i] < 0 ? xr[i] * sr[b->is_vec ? i : 0] : xr[i];
-        for (int d = b->split - 1; d >= 0; d--) {
-            off += b->sstride[d];
-            if (++idx[d] < (size_t)xt->shape[d])
-                break;
-            off -= b->sstride[d] * idx[d];
-            idx[d] = 0;
-        }
-    }
-}
-
-static void prelu_f32_generic(const bc_rows *b, const eng_tensor *x, const float *s, float *y)
-{
-    prelu_f32_body(b, x, s, y);
-}
-
-NORM_TARGET_AVX2 static void prelu_f32_avx2(const bc_rows *b, const eng_tensor *x, const float *s, float *y)
-{
-    prelu_f32_body(b, x, s, y);
-}
-
 static st_status prelu_run(eng_kctx *k)
 {
     const eng_tensor *x = k->in[0], *slope = k->in[1];
@@ -1596,7 +1279,7 @@ static st_status prelu_run(eng_kctx *k)
     void *y = k->out[0]->data;
     switch (x->dtype) {
     case ST_DT_FLOAT32:
-        (use_avx2() ? prelu_f32_avx2 : prelu_f32_generic)(&b, x, slope->data, y);
+        NORM_PICK(prelu_f32)(&b, x, slope->data, y);
         break;
     case ST_DT_FLOAT64: prelu_f64(&b, x, slope->data, y); break;
     case ST_DT_INT8: prelu_i8(&b, x, slope->data, y); break;
@@ -1676,36 +1359,6 @@ CLIP_IMPL(clip_u16, uint16_t)
 CLIP_IMPL(clip_u32, uint32_t)
 CLIP_IMPL(clip_u64, uint64_t)
 
-NORM_INLINE void clip_f32_body(const float *x, float *y, size_t n, float lo, float hi)
-{
-    norm_vf8 vlo, vhi, v;
-    vf8_splat(&vlo, lo);
-    vf8_splat(&vhi, hi);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        vf8_load(&v, x + i);
-        norm_vi8 below = v < vlo;
-        vf8_select(&v, &below, &vlo, &v);
-        norm_vi8 above = v > vhi;
-        vf8_select(&v, &above, &vhi, &v);
-        vf8_store(y + i, &v);
-    }
-    for (; i < n; i++) {
-        float c = x[i] < lo ? lo : x[i];
-        y[i] = c > hi ? hi : c;
-    }
-}
-
-static void clip_f32_generic(const float *x, float *y, size_t n, float lo, float hi)
-{
-    clip_f32_body(x, y, n, lo, hi);
-}
-
-NORM_TARGET_AVX2 static void clip_f32_avx2(const float *x, float *y, size_t n, float lo, float hi)
-{
-    clip_f32_body(x, y, n, lo, hi);
-}
-
 static st_status clip_run(eng_kctx *k)
 {
     const eng_tensor *x = k->in[0];
@@ -1727,7 +1380,7 @@ static st_status clip_run(eng_kctx *k)
     case ST_DT_FLOAT32: {
         float lo = lo_t ? *(const float *)lo_t->data : legacy ? st->min : -INFINITY;
         float hi = hi_t ? *(const float *)hi_t->data : legacy ? st->max : INFINITY;
-        (use_avx2() ? clip_f32_avx2 : clip_f32_generic)(x->data, y, n, lo, hi);
+        NORM_PICK(clip_f32)(x->data, y, n, lo, hi);
         break;
     }
     CLIP_CASE(ST_DT_FLOAT64, double, clip_f64, legacy ? (double)st->min : -INFINITY,

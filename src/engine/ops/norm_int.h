@@ -1,13 +1,6 @@
 /* norm_int.h - what the normalisation family (norm.c) and the resampling
  * operators (resize.c) share: resize.c's entry points for norm.c's op
- * table, and small helpers for float kernels.
- *
- * The project builds at -O2, where GCC's cost model vectorises almost no
- * loop, so the float32 hot loops are written with GCC/clang vector
- * extensions (eight lanes; SSE2 pairs by default, one AVX2 register in the
- * functions compiled with NORM_TARGET_AVX2).  Vectors never cross a
- * function boundary by value (that would change the ABI between the two
- * compilations): helpers are always_inline and take pointers. */
+ * table, and small helpers for float kernels. */
 #ifndef ST_ENGINE_OPS_NORM_INT_H
 #define ST_ENGINE_OPS_NORM_INT_H
 
@@ -42,7 +35,11 @@ static inline bool norm_is_float(st_dtype t)
  * and converted back.  Lets an op implement float32/float64 only. */
 st_status norm_run_f16_as_f32(eng_kctx *k, st_status (*run)(eng_kctx *k));
 
-/* --- vector helpers -------------------------------------------------------- */
+/* --- vector helpers ---------------------------------------------------------
+ *
+ * The project builds at -O2, where GCC's cost model vectorises almost no
+ * loop, so float32 hot loops use vector extensions.  Four lanes here (plain
+ * SSE2 on x86-64); norm.c's kernels also have an eight-lane AVX2 build. */
 
 #define NORM_INLINE static inline __attribute__((always_inline))
 #if defined(__x86_64__) || defined(__i386__)
@@ -53,60 +50,34 @@ st_status norm_run_f16_as_f32(eng_kctx *k, st_status (*run)(eng_kctx *k));
 #define NORM_TARGET_AVX2
 #endif
 
-typedef float norm_vf8 __attribute__((vector_size(32)));
-typedef int32_t norm_vi8 __attribute__((vector_size(32)));
-typedef uint32_t norm_vu8 __attribute__((vector_size(32)));
+typedef float norm_vf4 __attribute__((vector_size(16)));
 
-NORM_INLINE void vf8_load(norm_vf8 *v, const float *p)
+/* y[i] += a * x[i] for i < n (y and x do not overlap). */
+NORM_INLINE void norm_axpy_f32(float *restrict y, const float *restrict x, float a, size_t n)
 {
-    memcpy(v, p, sizeof *v);
-}
-
-NORM_INLINE void vf8_store(float *p, const norm_vf8 *v)
-{
-    memcpy(p, v, sizeof *v);
-}
-
-NORM_INLINE void vf8_splat(norm_vf8 *v, float x)
-{
-    norm_vf8 zero = { 0 };
-    *v = zero + x;
-}
-
-/* *v = mask ? a : b, lane by lane (mask lanes are all ones or zero). */
-NORM_INLINE void vf8_select(norm_vf8 *v, const norm_vi8 *mask, const norm_vf8 *a, const norm_vf8 *b)
-{
-    *v = (norm_vf8)(((norm_vi8)*a & *mask) | ((norm_vi8)*b & ~*mask));
-}
-
-/* y[i] += a * x[i] for i < n. */
-NORM_INLINE void vf8_axpy(float *restrict y, const float *restrict x, float a, size_t n)
-{
+    norm_vf4 va = { a, a, a, a };
     size_t i = 0;
-    norm_vf8 va;
-    vf8_splat(&va, a);
-    for (; i + 8 <= n; i += 8) {
-        norm_vf8 vx, vy;
-        vf8_load(&vx, x + i);
-        vf8_load(&vy, y + i);
+    for (; i + 4 <= n; i += 4) {
+        norm_vf4 vx, vy;
+        memcpy(&vx, x + i, sizeof vx);
+        memcpy(&vy, y + i, sizeof vy);
         vy += va * vx;
-        vf8_store(y + i, &vy);
+        memcpy(y + i, &vy, sizeof vy);
     }
     for (; i < n; i++)
         y[i] += a * x[i];
 }
 
 /* y[i] = a * x[i] for i < n (y may be x). */
-NORM_INLINE void vf8_scale(float *y, const float *x, float a, size_t n)
+NORM_INLINE void norm_scale_f32(float *y, const float *x, float a, size_t n)
 {
+    norm_vf4 va = { a, a, a, a };
     size_t i = 0;
-    norm_vf8 va;
-    vf8_splat(&va, a);
-    for (; i + 8 <= n; i += 8) {
-        norm_vf8 vx;
-        vf8_load(&vx, x + i);
+    for (; i + 4 <= n; i += 4) {
+        norm_vf4 vx;
+        memcpy(&vx, x + i, sizeof vx);
         vx *= va;
-        vf8_store(y + i, &vx);
+        memcpy(y + i, &vx, sizeof vx);
     }
     for (; i < n; i++)
         y[i] = a * x[i];

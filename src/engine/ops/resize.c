@@ -428,10 +428,10 @@ static void rs_pass_f32(const float *src, float *dst, size_t outer, size_t in, s
                     acc += (float)w[j] * s[ix[j]];
                 dp[0] = acc;
             } else {
-                vf8_scale(dp, s + (size_t)ix[0] * inner, (float)w[0], inner);
+                norm_scale_f32(dp, s + (size_t)ix[0] * inner, (float)w[0], inner);
                 for (int j = 1; j < n; j++)
                     if (w[j] != 0)
-                        vf8_axpy(dp, s + (size_t)ix[j] * inner, (float)w[j], inner);
+                        norm_axpy_f32(dp, s + (size_t)ix[j] * inner, (float)w[j], inner);
             }
         }
     }
