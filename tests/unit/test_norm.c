@@ -499,6 +499,63 @@ static void test_resize_nearest_and_errors(void **state)
     assert_non_null(strstr(g_err.msg, "bogus"));
 }
 
+/* Malformed models and inputs fail with a status and a message naming the
+ * problem, never a crash. */
+static void test_bad_inputs_fail_cleanly(void **state)
+{
+    (void)state;
+    float x[16] = { 0 }, p3[3] = { 1, 1, 1 };
+    int64_t s4[4] = { 1, 4, 2, 2 }, s3[1] = { 3 };
+    eng_tensor xt = make_f32(s4, 4, x), pt = make_f32(s3, 1, p3);
+
+    /* BatchNormalization with 3 parameters for 4 channels. */
+    op_run bn = { .op_type = "BatchNormalization", .opset = 15, .in = { &xt, &pt, &pt, &pt, &pt }, .n_in = 5,
+                  .n_out = 1 };
+    assert_int_equal(run_op(&bn), ST_ESHAPE);
+    assert_non_null(strstr(g_err.msg, "expected C = 4"));
+
+    /* LayerNormalization with an unsupported stash_type. */
+    onnx_attr stash = attr_int("stash_type", 7);
+    op_run ln = { .op_type = "LayerNormalization", .opset = 17, .attrs = &stash, .n_attrs = 1, .in = { &xt, &pt },
+                  .n_in = 2, .n_out = 1 };
+    assert_int_equal(run_op(&ln), ST_EUNSUPPORTED);
+
+    /* DepthToSpace: absurd blocksize, then channels not divisible. */
+    onnx_attr big = attr_int("blocksize", (int64_t)1 << 40);
+    op_run d2s = { .op_type = "DepthToSpace", .opset = 13, .attrs = &big, .n_attrs = 1, .in = { &xt }, .n_in = 1,
+                   .n_out = 1 };
+    assert_int_equal(run_op(&d2s), ST_EINVAL);
+    onnx_attr three = attr_int("blocksize", 3);
+    d2s.attrs = &three;
+    assert_int_equal(run_op(&d2s), ST_ESHAPE);
+
+    /* Resize: scales of the wrong length, negative sizes, both given. */
+    float scales[2] = { 2, 2 };
+    int64_t sizes[4] = { 1, 4, -2, 2 }, s2[1] = { 2 }, sz4[1] = { 4 };
+    eng_tensor sc = make_f32(s2, 1, scales), szt = eng_tensor_make(ST_DT_INT64, sz4, 1, sizes);
+    op_run rs = { .op_type = "Resize", .opset = 13, .in = { &xt, NULL, &sc }, .n_in = 3, .n_out = 1 };
+    assert_int_equal(run_op(&rs), ST_ESHAPE);
+    rs.in[2] = NULL;
+    rs.in[3] = &szt;
+    rs.n_in = 4;
+    assert_int_equal(run_op(&rs), ST_ESHAPE);
+    assert_non_null(strstr(g_err.msg, "sizes[2]"));
+    rs.in[2] = &sc;
+    assert_int_equal(run_op(&rs), ST_EINVAL);
+
+    /* GridSample beyond 4-D, and Softmax on a string tensor. */
+    op_run gs = { .op_type = "GridSample", .opset = 16, .in = { &pt, &pt }, .n_in = 2, .n_out = 1 };
+    assert_int_equal(run_op(&gs), ST_EUNSUPPORTED);
+    st_str strs[2] = { st_str_c("a"), st_str_c("b") };
+    eng_tensor st = eng_tensor_make(ST_DT_STRING, s2, 1, strs);
+    op_run sm = { .op_type = "Softmax", .opset = 13, .in = { &st }, .n_in = 1, .n_out = 1 };
+    assert_int_equal(run_op(&sm), ST_ETYPE);
+
+    /* A missing required input. */
+    op_run pr = { .op_type = "PRelu", .opset = 16, .in = { &xt, NULL }, .n_in = 2, .n_out = 1 };
+    assert_int_equal(run_op(&pr), ST_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_inference),
         cmocka_unit_test(test_clip_int8_and_legacy),
         cmocka_unit_test(test_resize_nearest_and_errors),
+        cmocka_unit_test(test_bad_inputs_fail_cleanly),
     };
     return cmocka_run_group_tests_name("norm", tests, setup, teardown);
 }

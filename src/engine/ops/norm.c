@@ -745,6 +745,20 @@ static st_status nc_infer(eng_kctx *k, uint32_t n_params, bool same_type)
 
 /* --- InstanceNormalization ------------------------------------------------------ */
 
+typedef struct group_state {
+    double epsilon;
+    int64_t num_groups; /* GroupNormalization */
+} group_state;
+
+static st_status in_check(eng_node *n, st_arena *arena, st_error *err)
+{
+    group_state *st = alloc_state(n, arena, sizeof *st);
+    if (!st)
+        return st_fail(err, ST_ENOMEM, "out of memory");
+    st->epsilon = eng_attr_float(n, "epsilon", 1e-5f);
+    return ST_OK;
+}
+
 static st_status in_infer(eng_kctx *k)
 {
     st_status s = nc_infer(k, 2, true);
@@ -765,7 +779,7 @@ static st_status in_run(eng_kctx *k)
         return norm_run_f16_as_f32(k, in_run);
     if (x->count == 0)
         return ST_OK;
-    double eps = eng_attr_float(k->node, "epsilon", 1e-5f);
+    double eps = ((const group_state *)k->node->state)->epsilon;
     size_t c = (size_t)x->shape[1], plane = dims_prod(x->shape, 2, (int)x->rank), rows = x->count / plane;
     double *scale, *bias, *mean, *var;
     st_status s;
@@ -787,12 +801,15 @@ static st_status in_run(eng_kctx *k)
 
 static st_status gn_check(eng_node *n, st_arena *arena, st_error *err)
 {
-    (void)arena;
+    group_state *st = alloc_state(n, arena, sizeof *st);
+    if (!st)
+        return st_fail(err, ST_ENOMEM, "out of memory");
+    st->epsilon = eng_attr_float(n, "epsilon", 1e-5f);
     if (!eng_attr_has(n, "num_groups"))
         return st_fail(err, ST_ECORRUPT, "the num_groups attribute is required");
-    if (eng_attr_int(n, "num_groups", 0) <= 0)
-        return st_fail(err, ST_EINVAL, "num_groups must be positive, got %lld",
-                       (long long)eng_attr_int(n, "num_groups", 0));
+    st->num_groups = eng_attr_int(n, "num_groups", 0);
+    if (st->num_groups <= 0)
+        return st_fail(err, ST_EINVAL, "num_groups must be positive, got %lld", (long long)st->num_groups);
     return ST_OK;
 }
 
@@ -801,7 +818,7 @@ static st_status gn_infer(eng_kctx *k)
     st_status s = nc_infer(k, 2, true);
     if (s != ST_OK)
         return s;
-    int64_t c = k->in[0]->shape[1], g = eng_attr_int(k->node, "num_groups", 1);
+    int64_t c = k->in[0]->shape[1], g = ((const group_state *)k->node->state)->num_groups;
     if (c % g != 0)
         return eng_fail(k, ST_ESHAPE, "C = %lld channels do not split into num_groups = %lld groups", (long long)c,
                         (long long)g);
@@ -820,8 +837,9 @@ static st_status gn_run(eng_kctx *k)
         return norm_run_f16_as_f32(k, gn_run);
     if (x->count == 0)
         return ST_OK;
-    double eps = eng_attr_float(k->node, "epsilon", 1e-5f);
-    size_t c = (size_t)x->shape[1], g = (size_t)eng_attr_int(k->node, "num_groups", 1), cg = c / g;
+    const group_state *st = k->node->state;
+    double eps = st->epsilon;
+    size_t c = (size_t)x->shape[1], g = (size_t)st->num_groups, cg = c / g;
     size_t plane = dims_prod(x->shape, 2, (int)x->rank), planes = x->count / plane, groups = planes / cg;
     double *param[2], *mean, *var;
     st_status s;
@@ -851,6 +869,7 @@ static st_status gn_run(eng_kctx *k)
 typedef struct bn_state {
     float epsilon, momentum;
     bool training;
+    bool per_activation; /* spatial=0 (opsets 7-8): statistics per C x D1 x ... */
 } bn_state;
 
 static st_status bn_check(eng_node *n, st_arena *arena, st_error *err)
@@ -860,6 +879,7 @@ static st_status bn_check(eng_node *n, st_arena *arena, st_error *err)
         return st_fail(err, ST_ENOMEM, "out of memory");
     st->epsilon = eng_attr_float(n, "epsilon", 1e-5f);
     st->momentum = eng_attr_float(n, "momentum", 0.9f);
+    st->per_activation = n->opset < 9 && eng_attr_int(n, "spatial", 1) == 0;
     if (n->opset >= 14) {
         st->training = eng_attr_int(n, "training_mode", 0) != 0;
         bool extra = false;
@@ -893,7 +913,7 @@ static st_status bn_infer(eng_kctx *k)
     for (uint32_t i = 1; i <= 4; i++) {
         size_t n = k->in[i]->count;
         /* spatial=0 (opsets 7-8) gives a value per activation (C x D1 x ...). */
-        bool per_activation = n == act && k->node->opset < 9 && eng_attr_int(k->node, "spatial", 1) == 0;
+        bool per_activation = n == act && st->per_activation;
         if (n != c && !per_activation)
             return eng_fail(k, ST_ESHAPE, "input %u has %zu elements; expected C = %zu", i, n, c);
         if (per_activation && st->training)
@@ -1066,20 +1086,36 @@ static st_status lrn_run(eng_kctx *k)
 
 /* --- MeanVarianceNormalization ------------------------------------------------------ */
 
+typedef struct mvn_state {
+    const int64_t *axes;
+    size_t n_axes;
+} mvn_state;
+
+static st_status mvn_check(eng_node *n, st_arena *arena, st_error *err)
+{
+    mvn_state *st = alloc_state(n, arena, sizeof *st);
+    if (!st)
+        return st_fail(err, ST_ENOMEM, "out of memory");
+    static const int64_t default_axes[] = { 0, 2, 3 };
+    st->axes = eng_attr_ints(n, "axes", &st->n_axes);
+    if (!st->axes) {
+        st->axes = default_axes;
+        st->n_axes = 3;
+    }
+    return ST_OK;
+}
+
 static st_status mvn_infer(eng_kctx *k)
 {
     st_status s = need_inputs(k, 1);
     if (s != ST_OK || (s = need_float(k, k->in[0], "X")) != ST_OK)
         return s;
-    size_t n_axes;
-    const int64_t *axes = eng_attr_ints(k->node, "axes", &n_axes);
-    for (size_t i = 0; i < n_axes; i++) {
+    const mvn_state *st = k->node->state;
+    for (size_t i = 0; i < st->n_axes; i++) {
         int a;
-        if ((s = eng_axis(k, axes[i], (int)k->in[0]->rank, &a)) != ST_OK)
+        if ((s = eng_axis(k, st->axes[i], (int)k->in[0]->rank, &a)) != ST_OK)
             return s;
     }
-    if (!axes && k->in[0]->rank < 4)
-        return eng_fail(k, ST_ESHAPE, "the default axes [0, 2, 3] need rank >= 4; X has rank %u", k->in[0]->rank);
     return eng_infer_same_as_input(k);
 }
 
@@ -1133,16 +1169,10 @@ static st_status mvn_run(eng_kctx *k)
         return ST_OK;
     int rank = (int)x->rank;
     bool reduced[ENG_MAX_RANK] = { false };
-    size_t n_axes;
-    const int64_t *axes = eng_attr_ints(k->node, "axes", &n_axes);
-    static const int64_t default_axes[] = { 0, 2, 3 };
-    if (!axes) {
-        axes = default_axes;
-        n_axes = 3;
-    }
-    for (size_t i = 0; i < n_axes; i++) {
+    const mvn_state *st = k->node->state;
+    for (size_t i = 0; i < st->n_axes; i++) {
         int a;
-        st_status s = eng_axis(k, axes[i], rank, &a);
+        st_status s = eng_axis(k, st->axes[i], rank, &a);
         if (s != ST_OK)
             return s;
         reduced[a] = true;
@@ -1407,11 +1437,11 @@ const eng_op eng_ops_norm[] = {
     { "", "LogSoftmax", 1, check_logsoftmax, sm_infer, sm_run },
     { "", "Hardmax", 1, check_hardmax, sm_infer, sm_run },
     { "", "BatchNormalization", 1, bn_check, bn_infer, bn_run },
-    { "", "InstanceNormalization", 1, NULL, in_infer, in_run },
+    { "", "InstanceNormalization", 1, in_check, in_infer, in_run },
     { "", "LayerNormalization", 17, ln_check, ln_infer, ln_run },
     { "", "GroupNormalization", 18, gn_check, gn_infer, gn_run },
     { "", "LRN", 1, lrn_check, lrn_infer, lrn_run },
-    { "", "MeanVarianceNormalization", 9, NULL, mvn_infer, mvn_run },
+    { "", "MeanVarianceNormalization", 9, mvn_check, mvn_infer, mvn_run },
     { "", "PRelu", 1, NULL, prelu_infer, prelu_run },
     { "", "Clip", 1, clip_check, clip_infer, clip_run },
     { "", "Resize", 10, op_resize_check, op_resize_infer, op_resize_run },
