@@ -378,8 +378,8 @@ static st_status check_softmax(eng_node *n, st_arena *a, st_error *e) { return s
 static st_status check_logsoftmax(eng_node *n, st_arena *a, st_error *e) { return sm_check(n, a, e, SM_LOGSOFTMAX); }
 static st_status check_hardmax(eng_node *n, st_arena *a, st_error *e) { return sm_check(n, a, e, SM_HARDMAX); }
 
-/* The rows the op runs over: outer x n x inner, the row being n elements
- * inner apart.  Only call with a non-empty x. */
+/* The axis, normalised: before opset 13 the split point of the 2-D view
+ * (in [0, rank]), from 13 the axis the op runs along (in [0, rank)). */
 static st_status sm_axis(const eng_kctx *k, const eng_tensor *x, int *axis)
 {
     const sm_state *st = k->node->state;
@@ -499,13 +499,12 @@ static st_status check_param_shape(const eng_kctx *k, const eng_tensor *p, const
     for (uint32_t i = 0; i < p->rank; i++) {
         uint32_t xi = i + lead;
         int64_t pd = p->shape[i], xd = x->shape[xi];
-        bool ok = (int)xi < axis ? pd == 1 : (pd == 1 || pd == xd);
-        if (!ok)
-            return eng_fail(k, ST_ESHAPE,
-                            "%s dimension %u is %lld; expected 1%s%lld (the input's dimension %u, normalised from "
-                            "axis %d)",
-                            what, i, (long long)pd, (int)xi < axis ? " (before the axis), not " : " or ",
-                            (long long)xd, xi, axis);
+        if ((int)xi < axis && pd != 1)
+            return eng_fail(k, ST_ESHAPE, "%s dimension %u is %lld; it lines up with X's dimension %u, before axis %d, "
+                            "so it must be 1", what, i, (long long)pd, xi, axis);
+        if (pd != 1 && pd != xd)
+            return eng_fail(k, ST_ESHAPE, "%s dimension %u is %lld; expected 1 or X's dimension %u (%lld)", what, i,
+                            (long long)pd, xi, (long long)xd);
     }
     return ST_OK;
 }
@@ -646,8 +645,7 @@ static st_status ln_run(eng_kctx *k)
         return eng_fail(k, ST_ENOMEM, "out of memory expanding Scale/B");
     if ((mean_out && !(job.mean = scratch_array(k, rows, es))) || (inv_out && !(job.inv = scratch_array(k, rows, es))))
         return eng_fail(k, ST_ENOMEM, "out of memory for the statistics");
-    par_run(k, par_tasks(k, rows, n), rows, is_f64 ? ln_rows_f64 : NORM_PICK(ln_rows),
-            &job);
+    par_run(k, par_tasks(k, rows, n), rows, is_f64 ? ln_rows_f64 : NORM_PICK(ln_rows), &job);
     store_stats(mean_out, job.mean, is_f64, rows);
     store_stats(inv_out, job.inv, is_f64, rows);
     return ST_OK;
@@ -880,23 +878,21 @@ static st_status bn_check(eng_node *n, st_arena *arena, st_error *err)
     st->epsilon = eng_attr_float(n, "epsilon", 1e-5f);
     st->momentum = eng_attr_float(n, "momentum", 0.9f);
     st->per_activation = n->opset < 9 && eng_attr_int(n, "spatial", 1) == 0;
-    if (n->opset >= 14) {
+    bool extra = false;
+    for (uint32_t o = 1; o < n->n_outputs; o++)
+        extra |= n->outputs[o] >= 0;
+    /* From opset 14 training_mode says it; before, asking for the
+     * statistics outputs does (and opset 6's is_test=1 forbids it).  Extra
+     * outputs without training (invalid per spec, seen in converted
+     * models) just echo the input statistics. */
+    if (n->opset >= 14)
         st->training = eng_attr_int(n, "training_mode", 0) != 0;
-        bool extra = false;
-        for (uint32_t o = 1; o < n->n_outputs; o++)
-            extra |= n->outputs[o] >= 0;
-        if (extra && !st->training)
-            return st_fail(err, ST_EINVAL, "running_mean/running_var outputs need training_mode=1");
-    } else {
-        /* Before opset 14 the statistics outputs themselves ask for
-         * training (and opset 6's is_test=1 forbids it). */
-        bool extra = false;
-        for (uint32_t o = 1; o < n->n_outputs; o++)
-            extra |= n->outputs[o] >= 0;
+    else
         st->training = extra && !(n->opset < 7 && eng_attr_int(n, "is_test", 0));
-    }
     if (n->n_inputs != 5)
         return st_fail(err, ST_ECORRUPT, "takes 5 inputs (X, scale, B, mean, var), has %u", n->n_inputs);
+    if (n->n_outputs > 5)
+        return st_fail(err, ST_ECORRUPT, "has %u outputs; at most 5 (Y and four statistics)", n->n_outputs);
     return ST_OK;
 }
 
@@ -919,10 +915,12 @@ static st_status bn_infer(eng_kctx *k)
         if (per_activation && st->training)
             return eng_fail(k, ST_EUNSUPPORTED, "training with spatial=0 is not supported");
     }
-    int64_t cshape = (int64_t)c;
+    /* Statistics outputs are shaped like the mean input ([C] whenever
+     * training). */
+    const eng_tensor *mean = k->in[3];
     for (uint32_t o = 1; o < k->n_out; o++)
         if (k->out[o])
-            eng_set_shape(k->out[o], k->node->opset >= 14 ? k->in[3]->dtype : x->dtype, &cshape, 1);
+            eng_set_shape(k->out[o], k->node->opset >= 14 ? mean->dtype : x->dtype, mean->shape, mean->rank);
     return ST_OK;
 }
 
@@ -987,6 +985,11 @@ static st_status bn_run(eng_kctx *k)
                 store_f64(k->out[o], outs[o - 1], c);
         mean = bm;
         var = bv;
+    } else {
+        const double *outs[4] = { mean, var, mean, var };
+        for (uint32_t o = 1; o < k->n_out && o <= 4; o++)
+            if (k->out[o])
+                store_f64(k->out[o], outs[o - 1], n_param);
     }
     /* a = scale / sqrt(var + eps) in double, then y = (x - mean) * a + B. */
     double *a = scratch_array(k, n_param, sizeof *a);
