@@ -417,6 +417,33 @@ static void test_threaded_matches_serial(void **state)
         assert_memory_equal(serial.out[0].data, threaded.out[0].data, sizeof(float) * ROWS * N);
     }
     check_layernorm(ROWS, N, true, 0.5f, pool);
+
+    /* Resize (linear passes and the nearest gather) and BatchNormalization. */
+    int64_t img[4] = { 2, 8, 48, 40 }, s1[1] = { 4 }, c1[1] = { 8 };
+    eng_tensor it = make_f32(img, 4, x);
+    float scales[4] = { 1, 1, 2.5f, 1.75f }, params[8];
+    for (int i = 0; i < 8; i++)
+        params[i] = 0.5f + (float)i / 8;
+    eng_tensor st = make_f32(s1, 1, scales), pt = make_f32(c1, 1, params);
+    static const char *const modes[] = { "linear", "nearest", "cubic" };
+    for (int m = 0; m < 3; m++) {
+        onnx_attr mode = attr_str("mode", modes[m]);
+        op_run serial = { .op_type = "Resize", .opset = 13, .attrs = &mode, .n_attrs = 1, .in = { &it, NULL, &st },
+                          .n_in = 3, .n_out = 1 };
+        op_run threaded = serial;
+        threaded.pool = pool;
+        assert_int_equal(run_op(&serial), ST_OK);
+        assert_int_equal(run_op(&threaded), ST_OK);
+        assert_int_equal(serial.out[0].count, 2 * 8 * 120 * 70);
+        assert_memory_equal(serial.out[0].data, threaded.out[0].data, sizeof(float) * serial.out[0].count);
+    }
+    op_run bn = { .op_type = "BatchNormalization", .opset = 15, .in = { &it, &pt, &pt, &pt, &pt }, .n_in = 5,
+                  .n_out = 1 };
+    op_run bn_threaded = bn;
+    bn_threaded.pool = pool;
+    assert_int_equal(run_op(&bn), ST_OK);
+    assert_int_equal(run_op(&bn_threaded), ST_OK);
+    assert_memory_equal(bn.out[0].data, bn_threaded.out[0].data, sizeof(float) * it.count);
     free(x);
     st_pool_destroy(pool);
 }

@@ -171,11 +171,8 @@ static st_status need_float(const eng_kctx *k, const eng_tensor *t, const char *
 
 /* --- threads ------------------------------------------------------------------ */
 
-/* Processes rows [begin, end); `task` indexes per-task scratch. */
-typedef void (*rows_fn)(void *ctx, size_t begin, size_t end, int task);
-
 typedef struct par_job {
-    rows_fn fn;
+    norm_rows_fn fn;
     void *ctx;
     size_t rows;
 } par_job;
@@ -190,9 +187,7 @@ static void par_task(void *arg, int ith, int nth)
         job->fn(job->ctx, begin, end, ith);
 }
 
-/* Tasks for `rows` rows of about `row_cost` elements each: one per thread,
- * but no task under ~32K elements (a pool run costs a few microseconds). */
-static int par_tasks(const eng_kctx *k, size_t rows, size_t row_cost)
+int norm_par_tasks(const eng_kctx *k, size_t rows, size_t row_cost)
 {
     size_t threads = (size_t)st_pool_size(k->pool);
     if (threads <= 1 || rows <= 1)
@@ -208,7 +203,7 @@ static int par_tasks(const eng_kctx *k, size_t rows, size_t row_cost)
     return n < 1 ? 1 : (int)n;
 }
 
-static void par_run(eng_kctx *k, int tasks, size_t rows, rows_fn fn, void *ctx)
+void norm_par_run(eng_kctx *k, int tasks, size_t rows, norm_rows_fn fn, void *ctx)
 {
     if (tasks <= 1) {
         if (rows)
@@ -451,7 +446,7 @@ static st_status sm_run(eng_kctx *k)
         job.inner = dims_prod(x->shape, axis + 1, r);
     }
     size_t rows = x->count / job.n;
-    int tasks = par_tasks(k, rows, job.n);
+    int tasks = norm_par_tasks(k, rows, job.n);
     bool is_f64 = x->dtype == ST_DT_FLOAT64;
     if (job.inner > 1) {
         size_t per_task;
@@ -459,7 +454,7 @@ static st_status sm_run(eng_kctx *k)
             !(job.bufs = scratch_array(k, per_task, is_f64 ? sizeof(double) : sizeof(float))))
             return eng_fail(k, ST_ENOMEM, "out of memory for row buffers");
     }
-    par_run(k, tasks, rows, is_f64 ? sm_rows_f64 : NORM_PICK(sm_rows), &job);
+    norm_par_run(k, tasks, rows, is_f64 ? sm_rows_f64 : NORM_PICK(sm_rows), &job);
     return ST_OK;
 }
 
@@ -645,7 +640,7 @@ static st_status ln_run(eng_kctx *k)
         return eng_fail(k, ST_ENOMEM, "out of memory expanding Scale/B");
     if ((mean_out && !(job.mean = scratch_array(k, rows, es))) || (inv_out && !(job.inv = scratch_array(k, rows, es))))
         return eng_fail(k, ST_ENOMEM, "out of memory for the statistics");
-    par_run(k, par_tasks(k, rows, n), rows, is_f64 ? ln_rows_f64 : NORM_PICK(ln_rows), &job);
+    norm_par_run(k, norm_par_tasks(k, rows, n), rows, is_f64 ? ln_rows_f64 : NORM_PICK(ln_rows), &job);
     store_stats(mean_out, job.mean, is_f64, rows);
     store_stats(inv_out, job.inv, is_f64, rows);
     return ST_OK;
@@ -679,7 +674,7 @@ static st_status chan_apply(eng_kctx *k, const eng_tensor *x, eng_tensor *y, siz
         job.mean = mean;
         job.a = a;
         job.b = b;
-        par_run(k, par_tasks(k, rows, plane), rows, chan_rows_f64, &job);
+        norm_par_run(k, norm_par_tasks(k, rows, plane), rows, chan_rows_f64, &job);
         return ST_OK;
     }
     float *f = scratch_array(k, period, 3 * sizeof *f);
@@ -693,7 +688,7 @@ static st_status chan_apply(eng_kctx *k, const eng_tensor *x, eng_tensor *y, siz
     job.mean = f;
     job.a = f + period;
     job.b = f + 2 * period;
-    par_run(k, par_tasks(k, rows, plane), rows, NORM_PICK(chan_rows), &job);
+    norm_par_run(k, norm_par_tasks(k, rows, plane), rows, NORM_PICK(chan_rows), &job);
     return ST_OK;
 }
 
@@ -712,7 +707,7 @@ static st_status group_stats(eng_kctx *k, const eng_tensor *x, size_t rows, size
     job.var = scratch_array(k, rows, sizeof(double));
     if (!job.mean || !job.var)
         return eng_fail(k, ST_ENOMEM, "out of memory for the statistics");
-    par_run(k, par_tasks(k, rows, n), rows,
+    norm_par_run(k, norm_par_tasks(k, rows, n), rows,
             x->dtype == ST_DT_FLOAT64 ? stats_rows_f64 : NORM_PICK(stats_rows), &job);
     *mean = job.mean;
     *var = job.var;

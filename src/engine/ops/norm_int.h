@@ -35,6 +35,20 @@ static inline bool norm_is_float(st_dtype t)
  * and converted back.  Lets an op implement float32/float64 only. */
 st_status norm_run_f16_as_f32(eng_kctx *k, st_status (*run)(eng_kctx *k));
 
+/* --- threads --------------------------------------------------------------------- */
+
+/* Processes rows [begin, end); `task` (< the task count) indexes per-task
+ * scratch. */
+typedef void (*norm_rows_fn)(void *ctx, size_t begin, size_t end, int task);
+
+/* Tasks to split `rows` rows of about `row_cost` elements each into: one
+ * per thread of k->pool, none under ~32K elements (a pool run costs a few
+ * microseconds); 1 without a pool. */
+int norm_par_tasks(const eng_kctx *k, size_t rows, size_t row_cost);
+/* Calls fn over contiguous row ranges on `tasks` tasks of k->pool (inline
+ * when tasks <= 1) and returns when all are done. */
+void norm_par_run(eng_kctx *k, int tasks, size_t rows, norm_rows_fn fn, void *ctx);
+
 /* --- vector helpers ---------------------------------------------------------
  *
  * The project builds at -O2, where GCC's cost model vectorises almost no

@@ -363,38 +363,49 @@ static void rs_extrap_bytes(st_dtype t, double v, void *out)
     }
 }
 
-static void rs_nearest_run(const eng_tensor *x, eng_tensor *y, const rs_taps *taps, float extrapolation)
+typedef struct rs_near_job {
+    const eng_tensor *x;
+    eng_tensor *y;
+    const rs_taps *taps;
+    size_t es, inner;
+    size_t in_stride[ENG_MAX_RANK];
+    _Alignas(16) unsigned char extrap[16]; /* extrapolation_value as one element */
+} rs_near_job;
+
+/* Output rows (all dims but the last) [begin, end). */
+static void rs_nearest_rows(void *ctx, size_t begin, size_t end, int task)
 {
-    int r = (int)x->rank;
-    size_t es = elem_size(x->dtype);
-    _Alignas(16) unsigned char ev[16];
-    rs_extrap_bytes(x->dtype, extrapolation, ev);
-    size_t in_stride[ENG_MAX_RANK], acc = 1;
-    for (int d = r - 1; d >= 0; d--) {
-        in_stride[d] = acc;
-        acc *= (size_t)x->shape[d];
+    (void)task;
+    const rs_near_job *job = ctx;
+    const eng_tensor *y = job->y;
+    int r = (int)y->rank;
+    const rs_taps *taps = job->taps, *tl = &taps[r - 1];
+    size_t es = job->es, inner = job->inner;
+    size_t idx[ENG_MAX_RANK] = { 0 }, rem = begin;
+    for (int d = r - 2; d >= 0; d--) {
+        idx[d] = rem % (size_t)y->shape[d];
+        rem /= (size_t)y->shape[d];
     }
-    const rs_taps *tl = &taps[r - 1];
-    size_t inner = (size_t)y->shape[r - 1];
-    size_t idx[ENG_MAX_RANK] = { 0 };
-    const char *src = x->data;
-    char *dst = y->data;
-    for (size_t base = 0; base < y->count; base += inner) {
+    const char *src = job->x->data;
+    char *dst = job->y->data;
+    for (size_t row = begin; row < end; row++) {
         size_t off = 0;
         bool row_extrap = false;
         for (int d = 0; d < r - 1; d++) {
-            off += (size_t)taps[d].idx[idx[d]] * in_stride[d];
+            off += (size_t)taps[d].idx[idx[d]] * job->in_stride[d];
             row_extrap |= taps[d].extrap[idx[d]] != 0;
         }
-        char *out = dst + base * es;
+        char *out = dst + row * inner * es;
         const char *in = src + off * es;
         if (es == 4 && !row_extrap) {
+            uint32_t ev;
+            memcpy(&ev, job->extrap, sizeof ev);
             for (size_t j = 0; j < inner; j++)
-                ((uint32_t *)out)[j] = tl->extrap[j] ? *(const uint32_t *)ev : ((const uint32_t *)in)[tl->idx[j]];
+                ((uint32_t *)out)[j] = tl->extrap[j] ? ev : ((const uint32_t *)in)[tl->idx[j]];
         } else {
             for (size_t j = 0; j < inner; j++) {
                 bool e = row_extrap || tl->extrap[j];
-                memcpy(out + j * es, e ? (const char *)ev : in + (size_t)tl->idx[j] * es, es);
+                memcpy(out + j * es, e ? (const char *)job->extrap : in + (size_t)tl->idx[j] * es, es);
             }
         }
         for (int d = r - 2; d >= 0; d--) {
@@ -405,55 +416,80 @@ static void rs_nearest_run(const eng_tensor *x, eng_tensor *y, const rs_taps *ta
     }
 }
 
+static void rs_nearest_run(eng_kctx *k, const eng_tensor *x, eng_tensor *y, const rs_taps *taps,
+                           float extrapolation)
+{
+    int r = (int)x->rank;
+    rs_near_job job = { .x = x, .y = y, .taps = taps, .es = elem_size(x->dtype) };
+    rs_extrap_bytes(x->dtype, extrapolation, job.extrap);
+    size_t acc = 1;
+    for (int d = r - 1; d >= 0; d--) {
+        job.in_stride[d] = acc;
+        acc *= (size_t)x->shape[d];
+    }
+    job.inner = (size_t)y->shape[r - 1];
+    size_t rows = y->count / job.inner;
+    norm_par_run(k, norm_par_tasks(k, rows, job.inner), rows, rs_nearest_rows, &job);
+}
+
 /* --- Resize: linear / cubic (separable passes) --------------------------------------- */
 
-/* One pass along an axis: src [outer, in, inner] -> dst [outer, out, inner]. */
-static void rs_pass_f32(const float *src, float *dst, size_t outer, size_t in, size_t out, size_t inner,
-                        const rs_taps *t, float extrapolation)
+/* One pass along an axis: src [outer, in, inner] -> dst [outer, out, inner],
+ * one row per (outer, out) pair. */
+typedef struct rs_pass_job {
+    const void *src;
+    void *dst;
+    size_t in, out, inner;
+    const rs_taps *taps;
+    double extrapolation;
+} rs_pass_job;
+
+static void rs_pass_rows_f32(void *ctx, size_t begin, size_t end, int task)
 {
-    int n = t->n;
-    for (size_t o = 0; o < outer; o++) {
-        const float *s = src + o * in * inner;
-        float *d = dst + o * out * inner;
-        for (size_t p = 0; p < out; p++) {
-            float *dp = d + p * inner;
-            const int64_t *ix = t->idx + p * (size_t)n;
-            const double *w = t->w + p * (size_t)n;
-            if (t->extrap[p]) {
-                for (size_t i = 0; i < inner; i++)
-                    dp[i] = extrapolation;
-            } else if (inner == 1) {
-                float acc = 0;
-                for (int j = 0; j < n; j++)
-                    acc += (float)w[j] * s[ix[j]];
-                dp[0] = acc;
-            } else {
-                norm_scale_f32(dp, s + (size_t)ix[0] * inner, (float)w[0], inner);
-                for (int j = 1; j < n; j++)
-                    if (w[j] != 0)
-                        norm_axpy_f32(dp, s + (size_t)ix[j] * inner, (float)w[j], inner);
-            }
+    (void)task;
+    const rs_pass_job *job = ctx;
+    const rs_taps *t = job->taps;
+    size_t n = (size_t)t->n, inner = job->inner;
+    for (size_t row = begin; row < end; row++) {
+        size_t o = row / job->out, p = row % job->out;
+        const float *s = (const float *)job->src + o * job->in * inner;
+        float *dp = (float *)job->dst + row * inner;
+        const int64_t *ix = t->idx + p * n;
+        const double *w = t->w + p * n;
+        if (t->extrap[p]) {
+            for (size_t i = 0; i < inner; i++)
+                dp[i] = (float)job->extrapolation;
+        } else if (inner == 1) {
+            float acc = 0;
+            for (size_t j = 0; j < n; j++)
+                acc += (float)w[j] * s[ix[j]];
+            dp[0] = acc;
+        } else {
+            norm_scale_f32(dp, s + (size_t)ix[0] * inner, (float)w[0], inner);
+            for (size_t j = 1; j < n; j++)
+                if (w[j] != 0)
+                    norm_axpy_f32(dp, s + (size_t)ix[j] * inner, (float)w[j], inner);
         }
     }
 }
 
-static void rs_pass_f64(const double *src, double *dst, size_t outer, size_t in, size_t out, size_t inner,
-                        const rs_taps *t, double extrapolation)
+static void rs_pass_rows_f64(void *ctx, size_t begin, size_t end, int task)
 {
-    int n = t->n;
-    for (size_t o = 0; o < outer; o++) {
-        const double *s = src + o * in * inner;
-        double *d = dst + o * out * inner;
-        for (size_t p = 0; p < out; p++) {
-            double *dp = d + p * inner;
-            const int64_t *ix = t->idx + p * (size_t)n;
-            const double *w = t->w + p * (size_t)n;
-            for (size_t i = 0; i < inner; i++) {
-                double acc = 0;
-                for (int j = 0; j < n; j++)
-                    acc += w[j] * s[(size_t)ix[j] * inner + i];
-                dp[i] = t->extrap[p] ? extrapolation : acc;
-            }
+    (void)task;
+    const rs_pass_job *job = ctx;
+    const rs_taps *t = job->taps;
+    size_t n = (size_t)t->n, inner = job->inner;
+    for (size_t row = begin; row < end; row++) {
+        size_t o = row / job->out, p = row % job->out;
+        const double *s = (const double *)job->src + o * job->in * inner;
+        double *dp = (double *)job->dst + row * inner;
+        const int64_t *ix = t->idx + p * n;
+        const double *w = t->w + p * n;
+        for (size_t i = 0; i < inner; i++) {
+            double acc = 0;
+            for (size_t j = 0; j < n; j++)
+                acc += w[j] * s[(size_t)ix[j] * inner + i];
+            dp[i] = t->extrap[p] ? job->extrapolation : acc;
         }
     }
 }
@@ -541,10 +577,11 @@ static st_status rs_interp_run(eng_kctx *k, const eng_tensor *x, eng_tensor *y, 
         void *dst = d == last_pass && direct_out ? y->data : scratch_array(k, elems, es);
         if (!dst)
             return eng_fail(k, ST_ENOMEM, "out of memory for an intermediate of %zu elements", elems);
-        if (is_f64)
-            rs_pass_f64(cur, dst, outer, (size_t)ax[d].in, (size_t)ax[d].out, inner, &taps[d], st->extrapolation);
-        else
-            rs_pass_f32(cur, dst, outer, (size_t)ax[d].in, (size_t)ax[d].out, inner, &taps[d], st->extrapolation);
+        rs_pass_job job = { .src = cur, .dst = dst, .in = (size_t)ax[d].in, .out = (size_t)ax[d].out,
+                            .inner = inner, .taps = &taps[d], .extrapolation = st->extrapolation };
+        size_t rows = outer * job.out;
+        norm_par_run(k, norm_par_tasks(k, rows, inner * (size_t)taps[d].n), rows,
+                     is_f64 ? rs_pass_rows_f64 : rs_pass_rows_f32, &job);
         cur = dst;
     }
     if (cur != y->data)
@@ -579,7 +616,7 @@ st_status op_resize_run(eng_kctx *k)
         rs_build_taps(st, &ax[d], &taps[d]);
     }
     if (st->mode == RS_NEAREST) {
-        rs_nearest_run(x, y, taps, st->extrapolation);
+        rs_nearest_run(k, x, y, taps, st->extrapolation);
         return ST_OK;
     }
     return rs_interp_run(k, x, y, ax, taps);
