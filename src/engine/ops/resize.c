@@ -495,22 +495,35 @@ static void rs_pass_rows_f64(void *ctx, size_t begin, size_t end, int task)
 }
 
 /* Converts a numeric tensor to float (float32 work buffers). */
+#define LOAD_AS_FLOAT(T)                            \
+    for (size_t i = 0; i < x->count; i++)           \
+        dst[i] = (float)((const T *)x->data)[i];
 static void to_float(const eng_tensor *x, float *dst)
 {
-    for (size_t i = 0; i < x->count; i++) {
-        switch (x->dtype) {
-        case ST_DT_FLOAT16: dst[i] = st_half_to_float(((const uint16_t *)x->data)[i]); break;
-        default: dst[i] = (float)eng_num_at(x, i); break;
-        }
+    switch (x->dtype) {
+    case ST_DT_FLOAT16:
+        for (size_t i = 0; i < x->count; i++)
+            dst[i] = st_half_to_float(((const uint16_t *)x->data)[i]);
+        break;
+    case ST_DT_INT8: LOAD_AS_FLOAT(int8_t) break;
+    case ST_DT_UINT8: LOAD_AS_FLOAT(uint8_t) break;
+    case ST_DT_INT16: LOAD_AS_FLOAT(int16_t) break;
+    case ST_DT_UINT16: LOAD_AS_FLOAT(uint16_t) break;
+    case ST_DT_INT32: LOAD_AS_FLOAT(int32_t) break;
+    case ST_DT_UINT32: LOAD_AS_FLOAT(uint32_t) break;
+    case ST_DT_INT64: LOAD_AS_FLOAT(int64_t) break;
+    case ST_DT_UINT64: LOAD_AS_FLOAT(uint64_t) break;
+    default: break;
     }
 }
+#undef LOAD_AS_FLOAT
 
 /* Writes a float work buffer into an output of another numeric type:
- * integers are rounded to nearest and saturated. */
-#define STORE_INT(T, LO, HI)                                                   \
-    for (size_t i = 0; i < n; i++) {                                           \
-        double v = rint(src[i]);                                               \
-        ((T *)y->data)[i] = (T)(v < (LO) ? (LO) : v > (HI) ? (HI) : v);       \
+ * integers are rounded to nearest and saturated (NaN gives 0). */
+#define STORE_INT(T, LO, HI)                                                             \
+    for (size_t i = 0; i < n; i++) {                                                     \
+        double v = rint(src[i]);                                                         \
+        ((T *)y->data)[i] = (T)(v != v ? 0 : v < (LO) ? (LO) : v > (HI) ? (HI) : v);     \
     }
 static void from_float(const float *src, eng_tensor *y)
 {
