@@ -117,7 +117,8 @@ $(OUT)/conformance: tests/conformance/run.c $(LIB)
 # Every case, with tables per folder and operator; refreshes the list of
 # passing cases that `make test` keeps passing.
 conformance: deps $(OUT)/conformance
-	@$(OUT)/conformance --write-passing tests/conformance/passing.txt $(CONF_DIRS) | tee $(OUT)/conformance.txt
+	@$(OUT)/conformance --write-passing tests/conformance/passing.txt --markdown docs/conformance.md \
+	    $(CONF_DIRS) | tee $(OUT)/conformance.txt
 
 run: $(STRATUS)
 	./$(STRATUS) help

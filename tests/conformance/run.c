@@ -450,7 +450,7 @@ static bool in_list(char **list, size_t n, const char *key)
 
 int main(int argc, char **argv)
 {
-    const char *only = NULL, *write_passing = NULL, *filter = NULL;
+    const char *only = NULL, *write_passing = NULL, *filter = NULL, *markdown = NULL;
     bool verbose = false;
     const char *dirs[16];
     size_t n_dirs = 0;
@@ -461,6 +461,8 @@ int main(int argc, char **argv)
             write_passing = argv[++i];
         else if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc)
             filter = argv[++i];
+        else if (strcmp(argv[i], "--markdown") == 0 && i + 1 < argc)
+            markdown = argv[++i];
         else if (strcmp(argv[i], "--verbose") == 0)
             verbose = true;
         else if (n_dirs < 16)
@@ -495,6 +497,7 @@ int main(int argc, char **argv)
     }
     FILE *passing = write_passing ? fopen(write_passing, "w") : NULL;
     int total[3] = { 0, 0, 0 };
+    char folder_rows[16][160];
     for (size_t d = 0; d < n_dirs; d++) {
         DIR *dh = opendir(dirs[d]);
         if (!dh) {
@@ -540,6 +543,9 @@ int main(int argc, char **argv)
         }
         printf("folder %-20s %4d passed %4d failed %4d unsupported\n", folder, folder_n[0], folder_n[1],
                folder_n[2]);
+        int n_all = folder_n[0] + folder_n[1] + folder_n[2];
+        snprintf(folder_rows[d], sizeof folder_rows[d], "| %s | %d | %d | %d | %d | %.1f %% |", folder, n_all,
+                 folder_n[0], folder_n[1], folder_n[2], n_all ? 100.0 * folder_n[0] / n_all : 0.0);
         for (size_t c = 0; c < n_cases; c++)
             free(cases[c]);
         free(cases);
@@ -551,6 +557,24 @@ int main(int argc, char **argv)
     }
     if (passing)
         fclose(passing);
+    FILE *md = markdown && !only ? fopen(markdown, "w") : NULL;
+    if (md) {
+        fprintf(md, "# ONNX conformance\n\n"
+                    "Every case of Debian's `libonnx-testdata` run through the engine by `make conformance`\n"
+                    "(rtol 1e-3, atol 1e-7; exact for integers, bool and strings; each case run twice, on\n"
+                    "the arena path and then on the static memory plan).  *Unsupported* means the model\n"
+                    "uses an operator, type or attribute the engine refuses at load with a message.\n"
+                    "This file is written by `make conformance`.\n\n"
+                    "| folder | cases | passed | failed | unsupported | pass rate |\n|---|---|---|---|---|---|\n");
+        for (size_t d = 0; d < n_dirs; d++)
+            fprintf(md, "%s\n", folder_rows[d]);
+        fprintf(md, "\n## By operator\n\nThe operator a case tests is its model's only (or first) node.\n\n"
+                    "| operator | passed | failed | unsupported |\n|---|---|---|---|\n");
+        for (size_t i = 0; i < n_tallies; i++)
+            fprintf(md, "| %s | %d | %d | %d |\n", tallies[i].key, tallies[i].n[0], tallies[i].n[1],
+                    tallies[i].n[2]);
+        fclose(md);
+    }
     for (size_t i = 0; i < n_only; i++)
         free(only_list[i]);
     free(only_list);
