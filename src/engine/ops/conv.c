@@ -306,6 +306,7 @@ typedef struct conv_job {
     size_t n_units;
     float *buf;                    /* per-task scratch, buf_floats each */
     size_t buf_floats;
+    conv_dw_shape dw;              /* depthwise path */
     atomic_size_t next_unit;
 } conv_job;
 
@@ -399,35 +400,12 @@ static void depthwise_unit(const conv_job *j, size_t unit, float *buf)
 {
     const conv_geom *g = j->g;
     size_t n = unit / (size_t)g->c_in, c = unit % (size_t)g->c_in;
-    size_t ih_n = (size_t)g->in[1], iw_n = (size_t)g->in[2];
-    size_t oh_n = (size_t)g->out[1], ow_n = (size_t)g->out[2];
-    size_t kh = (size_t)g->kernel[1], kw = (size_t)g->kernel[2];
-    size_t sh = (size_t)g->stride[1], sw = (size_t)g->stride[2];
-    size_t dh = (size_t)g->dilation[1], dw = (size_t)g->dilation[2];
-    /* Padded rows and columns actually read. */
-    size_t ph_n = (oh_n - 1) * sh + (kh - 1) * dh + 1, pw_n = (ow_n - 1) * sw + (kw - 1) * dw + 1;
-    int64_t pt = g->pad_begin[1], pl = g->pad_begin[2];
-    const float *src = j->x + (n * (size_t)g->c_in + c) * j->in_plane;
-    /* Columns of a padded row that come from the input: [lo, hi). */
-    int64_t lo = pl < (int64_t)pw_n ? pl : (int64_t)pw_n;
-    int64_t hi = pl + (int64_t)iw_n < (int64_t)pw_n ? pl + (int64_t)iw_n : (int64_t)pw_n;
-    for (size_t r = 0; r < ph_n; r++) {
-        float *d = buf + r * pw_n;
-        int64_t ir = (int64_t)r - pt;
-        if (ir < 0 || ir >= (int64_t)ih_n) {
-            memset(d, 0, pw_n * sizeof *d);
-            continue;
-        }
-        memset(d, 0, (size_t)lo * sizeof *d);
-        if (hi > lo)
-            memcpy(d + lo, src + (size_t)ir * iw_n, (size_t)(hi - lo) * sizeof *d);
-        memset(d + (hi > lo ? hi : lo), 0, (pw_n - (size_t)(hi > lo ? hi : lo)) * sizeof *d);
-    }
-    memset(buf + ph_n * pw_n, 0, CONV_DW_SLACK * sizeof *buf);
+    const conv_dw_shape *s = &j->dw;
+    conv_dw_pad(s, j->x + (n * (size_t)g->c_in + c) * j->in_plane, buf);
     for (size_t mm = 0; mm < j->m_g; mm++) {
         size_t m = c * j->m_g + mm;
-        conv_dw_plane_f32(buf, pw_n, j->w + m * kh * kw, kh, kw, sh, sw, dh, dw, j->bias ? j->bias[m] : 0.0f,
-                          j->y + (n * (size_t)g->c_out + m) * j->out_plane, oh_n, ow_n);
+        conv_dw_plane_f32(s, buf, j->w + m * s->kh * s->kw, j->bias ? j->bias[m] : 0.0f,
+                          j->y + (n * (size_t)g->c_out + m) * j->out_plane);
     }
 }
 
@@ -476,9 +454,8 @@ st_status conv_f32(const conv_geom *g, conv_path path, const float *x, const flo
     j.lines = (size_t)(g->out[0] * g->out[1]);
     if (path == CONV_PATH_DEPTHWISE) {
         j.n_units = (size_t)(g->batch * g->c_in);
-        size_t ph_n = (size_t)((g->out[1] - 1) * g->stride[1] + (g->kernel[1] - 1) * g->dilation[1] + 1);
-        size_t pw_n = (size_t)((g->out[2] - 1) * g->stride[2] + (g->kernel[2] - 1) * g->dilation[2] + 1);
-        if (__builtin_mul_overflow(ph_n, pw_n, &j.buf_floats) ||
+        conv_dw_shape_init(&j.dw, g);
+        if (__builtin_mul_overflow(j.dw.rows, j.dw.row_len, &j.buf_floats) ||
             __builtin_add_overflow(j.buf_floats, (size_t)CONV_DW_SLACK + 16, &j.buf_floats))
             return ST_EOVERFLOW;
         j.buf_floats &= ~(size_t)15; /* keep each task's buffer 64-byte aligned */

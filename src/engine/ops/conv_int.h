@@ -97,16 +97,35 @@ st_status conv_f32(const conv_geom *g, conv_path path, const float *x, const flo
 
 /* --- SIMD kernels (conv_kern.c) ------------------------------------------ */
 
-/* Floats a depthwise source plane needs after its last row, for the
- * vector loads that run past the row end. */
-#define CONV_DW_SLACK 32
+/* A depthwise plane problem (2-D; 1-D has height 1) and the layout of
+ * its padded source: `rows` rows of row_len floats, each row the padded
+ * input columns split into sw phases of phase_w floats (padded column c
+ * at (c % sw) * phase_w + c / sw), so that the taps of consecutive
+ * outputs are consecutive floats.  Padded means shifted by the leading
+ * pads and zero outside the input. */
+typedef struct conv_dw_shape {
+    size_t kh, kw, sh, sw, dh, dw;  /* kernel, strides, dilations */
+    size_t oh, ow, ih, iw;          /* output and input plane sizes */
+    size_t pad_top, pad_left;
+    size_t rows, row_len, phase_w;  /* padded source layout */
+} conv_dw_shape;
 
-/* One output plane of a 2-D depthwise convolution: dst[y][x] = bias +
- * sum_ij w[i][j] * src[y*sh + i*dh][x*sw + j*dw].  src is already padded
- * (no bounds checks), row stride src_stride, readable CONV_DW_SLACK floats
- * past its last used element.  dst rows are ow floats apart. */
-void conv_dw_plane_f32(const float *src, size_t src_stride, const float *w, size_t kh, size_t kw, size_t sh,
-                       size_t sw, size_t dh, size_t dw, float bias, float *dst, size_t oh, size_t ow);
+/* Floats the padded source needs after its last row (vector loads run
+ * past the row end into them). */
+#define CONV_DW_SLACK 32
+/* Kernels with more taps take the scalar path. */
+#define CONV_DW_MAX_TAPS 64
+
+/* The depthwise shape of g (which conv_path_applies to DEPTHWISE). */
+void conv_dw_shape_init(conv_dw_shape *s, const conv_geom *g);
+/* Writes the padded, phase-split copy of one input plane into buf, which
+ * holds rows * row_len + CONV_DW_SLACK floats. */
+void conv_dw_pad(const conv_dw_shape *s, const float *plane, float *buf);
+/* One output plane: dst[y][x] = bias + sum_ij w[i][j] * padded[y*sh +
+ * i*dh][x*sw + j*dw], reading the copy conv_dw_pad made. */
+void conv_dw_plane_f32(const conv_dw_shape *s, const float *src, const float *w, float bias, float *dst);
+/* The scalar version conv_dw_plane_f32 falls back to (same contract). */
+void conv_dw_plane_f32_ref(const conv_dw_shape *s, const float *src, const float *w, float bias, float *dst);
 
 /* --- pooling operators (conv_pool.c) ------------------------------------- */
 

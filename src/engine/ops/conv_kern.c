@@ -2,9 +2,12 @@
  * depthwise plane kernel (AVX2/FMA with a portable fallback, chosen per
  * call from st_cpu_features()).
  *
- * The depthwise kernel reads a zero-padded copy of the input plane, so its
- * loops have no bounds checks; it keeps four output rows in flight (four
- * independent FMA chains) and, for 3x3, the nine weights in registers. */
+ * The kernel reads a zero-padded copy of the input plane whose rows are
+ * split into `stride` column phases (conv_int.h), so every tap reads
+ * consecutive floats for consecutive outputs whatever the stride: no
+ * bounds checks, no gathers or shuffles.  It keeps four output rows in
+ * flight (four independent FMA chains); 3x3 stride-1 undilated kernels,
+ * the common case, get a version with the nine weights in registers. */
 #include <stdint.h>
 #include <string.h>
 
@@ -16,46 +19,38 @@
 #define CONV_X86 1
 #endif
 
-/* Portable version: same traversal, scalar. */
-static void dw_plane_generic(const float *src, size_t stride, const float *w, size_t kh, size_t kw, size_t sh,
-                             size_t sw, size_t dh, size_t dw, float bias, float *dst, size_t oh, size_t ow)
+/* Offset of tap (i, j) from an output's origin in the phase layout. */
+static inline size_t tap_offset(const conv_dw_shape *s, size_t i, size_t j)
 {
-    for (size_t y = 0; y < oh; y++) {
-        float *o = dst + y * ow;
-        for (size_t x = 0; x < ow; x++)
+    size_t col = j * s->dw;
+    return i * s->dh * s->row_len + (col % s->sw) * s->phase_w + col / s->sw;
+}
+
+void conv_dw_plane_f32_ref(const conv_dw_shape *s, const float *src, const float *w, float bias, float *dst)
+{
+    size_t row_step = s->sh * s->row_len;
+    for (size_t y = 0; y < s->oh; y++) {
+        float *o = dst + y * s->ow;
+        for (size_t x = 0; x < s->ow; x++)
             o[x] = bias;
-        for (size_t i = 0; i < kh; i++) {
-            const float *r = src + (y * sh + i * dh) * stride;
-            for (size_t jj = 0; jj < kw; jj++) {
-                const float *p = r + jj * dw;
-                float wv = w[i * kw + jj];
-                for (size_t x = 0; x < ow; x++)
-                    o[x] += wv * p[x * sw];
+        for (size_t i = 0; i < s->kh; i++)
+            for (size_t j = 0; j < s->kw; j++) {
+                const float *p = src + y * row_step + tap_offset(s, i, j);
+                float wv = w[i * s->kw + j];
+                for (size_t x = 0; x < s->ow; x++)
+                    o[x] += wv * p[x];
             }
-        }
     }
 }
 
 #ifdef CONV_X86
 
 #define AVX2 __attribute__((target("avx2,fma")))
-#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
-
-/* Eight floats at p, p + sw, ... (sw 1 or 2). */
-AVX2_INLINE __m256 load8(const float *p, size_t sw)
-{
-    if (sw == 1)
-        return _mm256_loadu_ps(p);
-    __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
-    /* a0 a2 b0 b2 | a4 a6 b4 b6, then reorder the 64-bit pairs. */
-    __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
-}
 
 static const int32_t mask_table[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0 };
 
-/* Stores the first n (1..8) lanes of v. */
-AVX2_INLINE void store8(float *p, __m256 v, size_t n)
+/* Stores the first n lanes of v (all eight when n >= 8). */
+static inline __attribute__((always_inline, target("avx2,fma"))) void store8(float *p, __m256 v, size_t n)
 {
     if (n >= 8)
         _mm256_storeu_ps(p, v);
@@ -63,31 +58,30 @@ AVX2_INLINE void store8(float *p, __m256 v, size_t n)
         _mm256_maskstore_ps(p, _mm256_loadu_si256((const __m256i *)(mask_table + 8 - n)), v);
 }
 
-/* Any kernel size: a broadcast load per tap (as cheap as a register spill),
+/* Any kernel: per tap, one offset and one weight broadcast shared by the
  * four rows in flight. */
-AVX2_INLINE void dw_plane_avx2_body(const float *src, size_t stride, const float *w, size_t kh, size_t kw,
-                                    size_t sh, size_t sw, size_t dh, size_t dw, float bias, float *dst,
-                                    size_t oh, size_t ow)
+AVX2 static void dw_plane_avx2(const conv_dw_shape *s, const float *src, const float *w, float bias, float *dst)
 {
+    size_t taps = s->kh * s->kw, off[CONV_DW_MAX_TAPS];
+    for (size_t i = 0; i < s->kh; i++)
+        for (size_t j = 0; j < s->kw; j++)
+            off[i * s->kw + j] = tap_offset(s, i, j);
     const __m256 vb = _mm256_set1_ps(bias);
-    size_t row_step = sh * stride;
+    const size_t rs = s->sh * s->row_len, ow = s->ow;
     size_t y = 0;
-    for (; y + 4 <= oh; y += 4) {
-        const float *r0 = src + y * row_step;
+    for (; y + 4 <= s->oh; y += 4) {
+        const float *r0 = src + y * rs;
         float *o = dst + y * ow;
         for (size_t x = 0; x < ow; x += 8) {
             __m256 a0 = vb, a1 = vb, a2 = vb, a3 = vb;
-            const float *p = r0 + x * sw;
-            for (size_t i = 0; i < kh; i++) {
-                const float *pr = p + i * dh * stride;
-                for (size_t jj = 0; jj < kw; jj++) {
-                    __m256 wt = _mm256_broadcast_ss(w + i * kw + jj);
-                    const float *q = pr + jj * dw;
-                    a0 = _mm256_fmadd_ps(wt, load8(q, sw), a0);
-                    a1 = _mm256_fmadd_ps(wt, load8(q + row_step, sw), a1);
-                    a2 = _mm256_fmadd_ps(wt, load8(q + 2 * row_step, sw), a2);
-                    a3 = _mm256_fmadd_ps(wt, load8(q + 3 * row_step, sw), a3);
-                }
+            const float *p = r0 + x;
+            for (size_t t = 0; t < taps; t++) {
+                __m256 wt = _mm256_broadcast_ss(w + t);
+                const float *q = p + off[t];
+                a0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(q), a0);
+                a1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(q + rs), a1);
+                a2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(q + 2 * rs), a2);
+                a3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(q + 3 * rs), a3);
             }
             size_t n = ow - x;
             store8(o + x, a0, n);
@@ -96,112 +90,197 @@ AVX2_INLINE void dw_plane_avx2_body(const float *src, size_t stride, const float
             store8(o + 3 * ow + x, a3, n);
         }
     }
-    for (; y < oh; y++) {
-        const float *r0 = src + y * row_step;
+    for (; y < s->oh; y++) {
+        const float *r0 = src + y * rs;
         float *o = dst + y * ow;
         for (size_t x = 0; x < ow; x += 8) {
             __m256 a0 = vb;
-            const float *p = r0 + x * sw;
-            for (size_t i = 0; i < kh; i++)
-                for (size_t jj = 0; jj < kw; jj++) {
-                    __m256 wt = _mm256_broadcast_ss(w + i * kw + jj);
-                    a0 = _mm256_fmadd_ps(wt, load8(p + i * dh * stride + jj * dw, sw), a0);
-                }
+            for (size_t t = 0; t < taps; t++)
+                a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + t), _mm256_loadu_ps(r0 + x + off[t]), a0);
             store8(o + x, a0, ow - x);
         }
     }
 }
 
-/* One kernel row of a 3x3: acc + wa*p[0] + wb*p[dw] + wc*p[2dw]. */
-AVX2_INLINE __m256 row3(__m256 acc, const float *p, size_t sw, size_t dw, __m256 wa, __m256 wb, __m256 wc)
-{
-    acc = _mm256_fmadd_ps(wa, load8(p, sw), acc);
-    acc = _mm256_fmadd_ps(wb, load8(p + dw, sw), acc);
-    return _mm256_fmadd_ps(wc, load8(p + 2 * dw, sw), acc);
-}
+/* One kernel row of a 3x3 at consecutive columns. */
+#define DW3_ROW(acc, r, wa, wb, wc)                                    \
+    do {                                                               \
+        acc = _mm256_fmadd_ps(wa, _mm256_loadu_ps((r) + x), acc);      \
+        acc = _mm256_fmadd_ps(wb, _mm256_loadu_ps((r) + x + 1), acc);  \
+        acc = _mm256_fmadd_ps(wc, _mm256_loadu_ps((r) + x + 2), acc);  \
+    } while (0)
 
-/* 3x3 written out: nine weights in registers, four rows in flight. */
-AVX2_INLINE void dw_plane_avx2_3x3_body(const float *src, size_t stride, const float *w, size_t sh, size_t sw,
-                                        size_t dh, size_t dw, float bias, float *dst, size_t oh, size_t ow)
+/* 3x3, stride 1 (any row stride sh), no dilation: column offsets are
+ * constants, so the rows in flight need only one pointer each. */
+AVX2 static void dw_plane_avx2_3x3(const conv_dw_shape *s, const float *src, const float *w, float bias, float *dst)
 {
     const __m256 vb = _mm256_set1_ps(bias);
     const __m256 w00 = _mm256_set1_ps(w[0]), w01 = _mm256_set1_ps(w[1]), w02 = _mm256_set1_ps(w[2]);
     const __m256 w10 = _mm256_set1_ps(w[3]), w11 = _mm256_set1_ps(w[4]), w12 = _mm256_set1_ps(w[5]);
     const __m256 w20 = _mm256_set1_ps(w[6]), w21 = _mm256_set1_ps(w[7]), w22 = _mm256_set1_ps(w[8]);
-    size_t row_step = sh * stride, k1 = dh * stride, k2 = 2 * dh * stride;
-#define DW3_ACC(acc, p)                                 \
-    acc = row3(acc, (p), sw, dw, w00, w01, w02);        \
-    acc = row3(acc, (p) + k1, sw, dw, w10, w11, w12);   \
-    acc = row3(acc, (p) + k2, sw, dw, w20, w21, w22)
+    const size_t ow = s->ow, len = s->row_len, rs = s->sh * len;
     size_t y = 0;
-    for (; y + 4 <= oh; y += 4) {
-        const float *r0 = src + y * row_step;
-        float *o = dst + y * ow;
-        for (size_t x = 0; x < ow; x += 8) {
-            __m256 a0 = vb, a1 = vb, a2 = vb, a3 = vb;
-            const float *p = r0 + x * sw;
-            DW3_ACC(a0, p);
-            DW3_ACC(a1, p + row_step);
-            DW3_ACC(a2, p + 2 * row_step);
-            DW3_ACC(a3, p + 3 * row_step);
-            size_t n = ow - x;
-            store8(o + x, a0, n);
-            store8(o + ow + x, a1, n);
-            store8(o + 2 * ow + x, a2, n);
-            store8(o + 3 * ow + x, a3, n);
+    if (s->sh == 1) {
+        /* Rows y..y+3 read input rows y..y+5. */
+        for (; y + 4 <= s->oh; y += 4) {
+            const float *i0 = src + y * len, *i1 = i0 + len, *i2 = i1 + len, *i3 = i2 + len, *i4 = i3 + len,
+                        *i5 = i4 + len;
+            float *o0 = dst + y * ow, *o1 = o0 + ow, *o2 = o1 + ow, *o3 = o2 + ow;
+            for (size_t x = 0; x < ow; x += 8) {
+                __m256 a0 = vb, a1 = vb, a2 = vb, a3 = vb;
+                DW3_ROW(a0, i0, w00, w01, w02);
+                DW3_ROW(a1, i1, w00, w01, w02);
+                DW3_ROW(a2, i2, w00, w01, w02);
+                DW3_ROW(a3, i3, w00, w01, w02);
+                DW3_ROW(a0, i1, w10, w11, w12);
+                DW3_ROW(a1, i2, w10, w11, w12);
+                DW3_ROW(a2, i3, w10, w11, w12);
+                DW3_ROW(a3, i4, w10, w11, w12);
+                DW3_ROW(a0, i2, w20, w21, w22);
+                DW3_ROW(a1, i3, w20, w21, w22);
+                DW3_ROW(a2, i4, w20, w21, w22);
+                DW3_ROW(a3, i5, w20, w21, w22);
+                size_t n = ow - x;
+                store8(o0 + x, a0, n);
+                store8(o1 + x, a1, n);
+                store8(o2 + x, a2, n);
+                store8(o3 + x, a3, n);
+            }
+        }
+    } else {
+        /* Two rows in flight: rows y, y+1 read 2 x 3 input rows. */
+        for (; y + 2 <= s->oh; y += 2) {
+            const float *i0 = src + y * rs, *i1 = i0 + len, *i2 = i1 + len;
+            const float *j0 = i0 + rs, *j1 = j0 + len, *j2 = j1 + len;
+            float *o0 = dst + y * ow, *o1 = o0 + ow;
+            for (size_t x = 0; x < ow; x += 8) {
+                __m256 a0 = vb, a1 = vb;
+                DW3_ROW(a0, i0, w00, w01, w02);
+                DW3_ROW(a1, j0, w00, w01, w02);
+                DW3_ROW(a0, i1, w10, w11, w12);
+                DW3_ROW(a1, j1, w10, w11, w12);
+                DW3_ROW(a0, i2, w20, w21, w22);
+                DW3_ROW(a1, j2, w20, w21, w22);
+                size_t n = ow - x;
+                store8(o0 + x, a0, n);
+                store8(o1 + x, a1, n);
+            }
         }
     }
-    for (; y < oh; y++) {
-        const float *r0 = src + y * row_step;
-        float *o = dst + y * ow;
+    for (; y < s->oh; y++) {
+        const float *i0 = src + y * rs, *i1 = i0 + len, *i2 = i1 + len;
+        float *o0 = dst + y * ow;
         for (size_t x = 0; x < ow; x += 8) {
             __m256 a0 = vb;
-            DW3_ACC(a0, r0 + x * sw);
-            store8(o + x, a0, ow - x);
+            DW3_ROW(a0, i0, w00, w01, w02);
+            DW3_ROW(a0, i1, w10, w11, w12);
+            DW3_ROW(a0, i2, w20, w21, w22);
+            store8(o0 + x, a0, ow - x);
         }
     }
-#undef DW3_ACC
 }
 
-AVX2 static void dw_plane_avx2_3x3s1(const float *src, size_t stride, const float *w, size_t sh, size_t dh,
-                                     size_t dw, float bias, float *dst, size_t oh, size_t ow)
-{
-    dw_plane_avx2_3x3_body(src, stride, w, sh, 1, dh, dw, bias, dst, oh, ow);
-}
-
-AVX2 static void dw_plane_avx2_3x3s2(const float *src, size_t stride, const float *w, size_t sh, size_t dh,
-                                     size_t dw, float bias, float *dst, size_t oh, size_t ow)
-{
-    dw_plane_avx2_3x3_body(src, stride, w, sh, 2, dh, dw, bias, dst, oh, ow);
-}
-
-AVX2 static void dw_plane_avx2_s1(const float *src, size_t stride, const float *w, size_t kh, size_t kw,
-                                  size_t sh, size_t dh, size_t dw, float bias, float *dst, size_t oh, size_t ow)
-{
-    dw_plane_avx2_body(src, stride, w, kh, kw, sh, 1, dh, dw, bias, dst, oh, ow);
-}
-
-AVX2 static void dw_plane_avx2_s2(const float *src, size_t stride, const float *w, size_t kh, size_t kw,
-                                  size_t sh, size_t dh, size_t dw, float bias, float *dst, size_t oh, size_t ow)
-{
-    dw_plane_avx2_body(src, stride, w, kh, kw, sh, 2, dh, dw, bias, dst, oh, ow);
-}
+#undef DW3_ROW
 
 #endif /* CONV_X86 */
 
-void conv_dw_plane_f32(const float *src, size_t src_stride, const float *w, size_t kh, size_t kw, size_t sh,
-                       size_t sw, size_t dh, size_t dw, float bias, float *dst, size_t oh, size_t ow)
+void conv_dw_plane_f32(const conv_dw_shape *s, const float *src, const float *w, float bias, float *dst)
 {
 #ifdef CONV_X86
-    if (st_cpu_features()->has_avx2 && st_cpu_features()->has_fma && (sw == 1 || sw == 2)) {
-        if (kh == 3 && kw == 3) {
-            (sw == 1 ? dw_plane_avx2_3x3s1 : dw_plane_avx2_3x3s2)(src, src_stride, w, sh, dh, dw, bias, dst, oh,
-                                                                  ow);
-            return;
-        }
-        (sw == 1 ? dw_plane_avx2_s1 : dw_plane_avx2_s2)(src, src_stride, w, kh, kw, sh, dh, dw, bias, dst, oh, ow);
+    const st_cpu_feature_set *cpu = st_cpu_features();
+    if (cpu->has_avx2 && cpu->has_fma && s->kh * s->kw <= CONV_DW_MAX_TAPS) {
+        if (s->kh == 3 && s->kw == 3 && s->sw == 1 && s->dh == 1 && s->dw == 1)
+            dw_plane_avx2_3x3(s, src, w, bias, dst);
+        else
+            dw_plane_avx2(s, src, w, bias, dst);
         return;
     }
 #endif
-    dw_plane_generic(src, src_stride, w, kh, kw, sh, sw, dh, dw, bias, dst, oh, ow);
+    conv_dw_plane_f32_ref(s, src, w, bias, dst);
+}
+
+void conv_dw_shape_init(conv_dw_shape *s, const conv_geom *g)
+{
+    memset(s, 0, sizeof *s);
+    s->kh = (size_t)g->kernel[1];
+    s->kw = (size_t)g->kernel[2];
+    s->sh = (size_t)g->stride[1];
+    s->sw = (size_t)g->stride[2];
+    s->dh = (size_t)g->dilation[1];
+    s->dw = (size_t)g->dilation[2];
+    s->oh = (size_t)g->out[1];
+    s->ow = (size_t)g->out[2];
+    s->ih = (size_t)g->in[1];
+    s->iw = (size_t)g->in[2];
+    s->pad_top = (size_t)g->pad_begin[1];
+    s->pad_left = (size_t)g->pad_begin[2];
+    s->rows = (s->oh - 1) * s->sh + (s->kh - 1) * s->dh + 1;
+    size_t cols = (s->ow - 1) * s->sw + (s->kw - 1) * s->dw + 1;
+    s->phase_w = (cols + s->sw - 1) / s->sw;
+    s->row_len = s->phase_w * s->sw;
+}
+
+/* dst[t] = src[t * 2] for t < n: one phase of a stride-2 split. */
+static void copy_stride2_generic(float *dst, const float *src, size_t n)
+{
+    for (size_t t = 0; t < n; t++)
+        dst[t] = src[2 * t];
+}
+
+#ifdef CONV_X86
+AVX2 static void copy_stride2_avx2(float *dst, const float *src, size_t n)
+{
+    size_t t = 0;
+    /* Reads src[2t .. 2t + 15]; the last of them must exist: 2t + 15 <= 2n - 2. */
+    for (; t + 8 < n; t += 8) {
+        __m256 a = _mm256_loadu_ps(src + 2 * t), b = _mm256_loadu_ps(src + 2 * t + 8);
+        /* a0 a2 b0 b2 | a4 a6 b4 b6, then put the 64-bit pairs in order. */
+        __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+        _mm256_storeu_ps(dst + t, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e),
+                                                                         _MM_SHUFFLE(3, 1, 2, 0))));
+    }
+    for (; t < n; t++)
+        dst[t] = src[2 * t];
+}
+#endif
+
+void conv_dw_pad(const conv_dw_shape *s, const float *plane, float *buf)
+{
+#ifdef CONV_X86
+    const st_cpu_feature_set *cpu = st_cpu_features();
+    void (*copy2)(float *, const float *, size_t) = cpu->has_avx2 ? copy_stride2_avx2 : copy_stride2_generic;
+#else
+    void (*copy2)(float *, const float *, size_t) = copy_stride2_generic;
+#endif
+    for (size_t r = 0; r < s->rows; r++) {
+        float *d = buf + r * s->row_len;
+        size_t ir = r - s->pad_top; /* wraps when above the input */
+        if (r < s->pad_top || ir >= s->ih) {
+            memset(d, 0, s->row_len * sizeof *d);
+            continue;
+        }
+        const float *in = plane + ir * s->iw;
+        for (size_t q = 0; q < s->sw; q++) {
+            /* Phase q holds padded columns t * sw + q; those in
+             * [pad_left, pad_left + iw) come from the input. */
+            float *dq = d + q * s->phase_w;
+            size_t lo = s->pad_left > q ? (s->pad_left - q + s->sw - 1) / s->sw : 0;
+            size_t hi = s->pad_left + s->iw > q ? (s->pad_left + s->iw - 1 - q) / s->sw + 1 : 0;
+            if (hi > s->phase_w)
+                hi = s->phase_w;
+            if (lo > hi)
+                lo = hi;
+            memset(dq, 0, lo * sizeof *dq);
+            const float *first = in + (lo * s->sw + q - s->pad_left);
+            if (s->sw == 1)
+                memcpy(dq + lo, first, (hi - lo) * sizeof *dq);
+            else if (s->sw == 2)
+                copy2(dq + lo, first, hi - lo);
+            else
+                for (size_t t = lo; t < hi; t++)
+                    dq[t] = first[(t - lo) * s->sw];
+            memset(dq + hi, 0, (s->phase_w - hi) * sizeof *dq);
+        }
+    }
+    memset(buf + s->rows * s->row_len, 0, CONV_DW_SLACK * sizeof *buf);
 }

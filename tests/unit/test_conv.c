@@ -1,0 +1,433 @@
+/* test_conv.c - unit tests for the float32 convolution paths of
+ * src/engine/ops/conv.c: im2col + GEMM, the direct 1x1 GEMM and the
+ * depthwise SIMD kernel, each against a naive direct convolution written
+ * here, on random shapes with padding, strides, dilations and groups,
+ * single-threaded and on a thread pool; plus geometry (auto_pad, errors). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testing.h"
+
+#include "base/arena.h"
+#include "base/pool.h"
+#include "engine/ops/conv_int.h"
+
+/* --- helpers ---------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 11);
+}
+
+/* Uniform integer in [lo, hi]. */
+static int64_t rnd_int(int64_t lo, int64_t hi)
+{
+    return lo + (int64_t)(rnd() % (uint32_t)(hi - lo + 1));
+}
+
+static void fill(float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)((int)(rnd() % 2001) - 1000) / 1000.0f;
+}
+
+/* Naive direct convolution over the geometry, accumulating in double. */
+static void reference_conv(const conv_geom *g, const float *x, const float *w, const float *bias, float *y)
+{
+    size_t c_g = (size_t)(g->c_in / g->group), m_g = (size_t)(g->c_out / g->group);
+    size_t in_plane = conv_in_plane(g), kk = conv_kernel_size(g);
+    for (int64_t n = 0; n < g->batch; n++)
+        for (int64_t m = 0; m < g->c_out; m++) {
+            size_t grp = (size_t)m / m_g;
+            for (int64_t od = 0; od < g->out[0]; od++)
+                for (int64_t oh = 0; oh < g->out[1]; oh++)
+                    for (int64_t ow = 0; ow < g->out[2]; ow++) {
+                        double acc = bias ? bias[m] : 0.0;
+                        for (size_t c = 0; c < c_g; c++)
+                            for (int64_t a = 0; a < g->kernel[0]; a++)
+                                for (int64_t b = 0; b < g->kernel[1]; b++)
+                                    for (int64_t e = 0; e < g->kernel[2]; e++) {
+                                        int64_t id = od * g->stride[0] - g->pad_begin[0] + a * g->dilation[0];
+                                        int64_t ih = oh * g->stride[1] - g->pad_begin[1] + b * g->dilation[1];
+                                        int64_t iw = ow * g->stride[2] - g->pad_begin[2] + e * g->dilation[2];
+                                        if (id < 0 || id >= g->in[0] || ih < 0 || ih >= g->in[1] || iw < 0 ||
+                                            iw >= g->in[2])
+                                            continue;
+                                        size_t xi = ((size_t)n * (size_t)g->c_in + grp * c_g + c) * in_plane +
+                                                    (size_t)((id * g->in[1] + ih) * g->in[2] + iw);
+                                        size_t wi = ((size_t)m * c_g + c) * kk +
+                                                    (size_t)((a * g->kernel[1] + b) * g->kernel[2] + e);
+                                        acc += (double)x[xi] * (double)w[wi];
+                                    }
+                        *y++ = (float)acc;
+                    }
+        }
+}
+
+/* A random problem description: shapes and attributes. */
+typedef struct problem {
+    int nsp;
+    int64_t x_shape[5], w_shape[5];
+    conv_attrs attrs;
+} problem;
+
+static conv_geom geometry_of(const problem *p)
+{
+    conv_geom g;
+    st_error err = { 0 };
+    st_status s = conv_geom_conv(&g, &p->attrs, p->x_shape, (uint32_t)p->nsp + 2, p->w_shape, (uint32_t)p->nsp + 2,
+                                 &err);
+    if (s != ST_OK)
+        fail_msg("geometry rejected: %s", err.msg);
+    return g;
+}
+
+/* Random problem of the kind `path` handles (IM2COL: anything). */
+static problem random_problem(conv_path path)
+{
+    problem p;
+    memset(&p, 0, sizeof p);
+    p.nsp = path == CONV_PATH_DEPTHWISE ? (int)rnd_int(1, 2) : (int)rnd_int(1, 3);
+    int64_t group = rnd_int(1, 3);
+    int64_t c_g = path == CONV_PATH_DEPTHWISE ? 1 : rnd_int(1, 5);
+    int64_t m_g = rnd_int(1, 4);
+    if (path == CONV_PATH_DEPTHWISE)
+        group = rnd_int(1, 12);
+    p.x_shape[0] = rnd_int(1, 2);
+    p.x_shape[1] = group * c_g;
+    p.w_shape[0] = group * m_g;
+    p.w_shape[1] = c_g;
+    p.attrs.group = group;
+    p.attrs.p = 2.0f;
+    p.attrs.n_strides = p.attrs.n_dilations = (size_t)p.nsp;
+    p.attrs.n_pads = 2 * (size_t)p.nsp;
+    int64_t max_in = p.nsp == 3 ? 7 : p.nsp == 2 ? 19 : 40;
+    for (int i = 0; i < p.nsp; i++) {
+        int64_t k = path == CONV_PATH_POINTWISE ? 1 : rnd_int(1, 5);
+        int64_t s = path == CONV_PATH_POINTWISE ? 1 : rnd_int(1, 3);
+        int64_t d = path == CONV_PATH_POINTWISE ? 1 : rnd_int(1, 2);
+        int64_t pb = path == CONV_PATH_POINTWISE ? 0 : rnd_int(0, 2);
+        int64_t pe = path == CONV_PATH_POINTWISE ? 0 : rnd_int(0, 2);
+        int64_t dk = (k - 1) * d + 1;
+        int64_t lo = dk - pb - pe > 1 ? dk - pb - pe : 1;
+        p.x_shape[2 + i] = rnd_int(lo, lo + max_in);
+        p.w_shape[2 + i] = k;
+        p.attrs.strides[i] = s;
+        p.attrs.dilations[i] = d;
+        p.attrs.pads[i] = pb;
+        p.attrs.pads[p.nsp + i] = pe;
+    }
+    return p;
+}
+
+static size_t count_of(const int64_t *shape, int rank)
+{
+    size_t c = 1;
+    for (int i = 0; i < rank; i++)
+        c *= (size_t)shape[i];
+    return c;
+}
+
+/* Runs `path` on a random problem and compares with the reference. */
+static void check_one(conv_path path, st_pool *pool, st_arena *arena)
+{
+    problem p = random_problem(path);
+    conv_geom g = geometry_of(&p);
+    assert_true(conv_path_applies(&g, path));
+    int rank = p.nsp + 2;
+    size_t nx = count_of(p.x_shape, rank), nw = count_of(p.w_shape, rank);
+    size_t ny = (size_t)(g.batch * g.c_out) * conv_out_plane(&g);
+    float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), *b = malloc((size_t)g.c_out * sizeof *b);
+    float *y = malloc(ny * sizeof *y), *ref = malloc(ny * sizeof *ref);
+    assert_non_null(x);
+    assert_non_null(w);
+    assert_non_null(b);
+    assert_non_null(y);
+    assert_non_null(ref);
+    fill(x, nx);
+    fill(w, nw);
+    fill(b, (size_t)g.c_out);
+    bool with_bias = rnd() % 2;
+    reference_conv(&g, x, w, with_bias ? b : NULL, ref);
+    for (size_t i = 0; i < ny; i++)
+        y[i] = NAN;
+    st_arena_reset(arena);
+    assert_int_equal(conv_f32(&g, path, x, w, with_bias ? b : NULL, y, arena, pool), ST_OK);
+    for (size_t i = 0; i < ny; i++) {
+        double tol = 1e-4 * fmax(1.0, fabs((double)ref[i]));
+        if (!(fabs((double)y[i] - (double)ref[i]) <= tol))
+            fail_msg("path %d, nsp %d, x [%lld %lld %lld %lld %lld], w [%lld %lld %lld %lld %lld], group %lld, "
+                     "stride %lld %lld %lld, dil %lld %lld %lld, pads %lld %lld %lld / %lld %lld %lld: "
+                     "y[%zu] = %g, expected %g",
+                     (int)path, p.nsp, (long long)p.x_shape[0], (long long)p.x_shape[1], (long long)p.x_shape[2],
+                     (long long)p.x_shape[3], (long long)p.x_shape[4], (long long)p.w_shape[0],
+                     (long long)p.w_shape[1], (long long)p.w_shape[2], (long long)p.w_shape[3],
+                     (long long)p.w_shape[4], (long long)g.group, (long long)g.stride[0], (long long)g.stride[1],
+                     (long long)g.stride[2], (long long)g.dilation[0], (long long)g.dilation[1],
+                     (long long)g.dilation[2], (long long)g.pad_begin[0], (long long)g.pad_begin[1],
+                     (long long)g.pad_begin[2], (long long)g.pad_end[0], (long long)g.pad_end[1],
+                     (long long)g.pad_end[2], i, (double)y[i], (double)ref[i]);
+    }
+    free(x);
+    free(w);
+    free(b);
+    free(y);
+    free(ref);
+}
+
+static void run_many(conv_path path, int threads, int iterations)
+{
+    st_pool *pool = NULL;
+    st_error err = { 0 };
+    if (threads > 1)
+        assert_int_equal(st_pool_create(threads, &pool, &err), ST_OK);
+    st_arena arena;
+    st_arena_init(&arena, 0);
+    for (int i = 0; i < iterations; i++)
+        check_one(path, pool, &arena);
+    st_arena_free(&arena);
+    st_pool_destroy(pool);
+}
+
+/* --- the paths ----------------------------------------------------------------- */
+
+static void test_im2col_matches_reference(void **state)
+{
+    (void)state;
+    run_many(CONV_PATH_IM2COL, 1, 300);
+}
+
+static void test_pointwise_matches_reference(void **state)
+{
+    (void)state;
+    run_many(CONV_PATH_POINTWISE, 1, 200);
+}
+
+static void test_depthwise_matches_reference(void **state)
+{
+    (void)state;
+    run_many(CONV_PATH_DEPTHWISE, 1, 300);
+}
+
+static void test_auto_path_matches_reference(void **state)
+{
+    (void)state;
+    run_many(CONV_PATH_AUTO, 1, 100);
+}
+
+static void test_paths_on_thread_pool(void **state)
+{
+    (void)state;
+    run_many(CONV_PATH_IM2COL, 3, 100);
+    run_many(CONV_PATH_POINTWISE, 3, 100);
+    run_many(CONV_PATH_DEPTHWISE, 3, 100);
+}
+
+/* Large enough for several im2col tiles per image (tiles split the output
+ * lines), on one thread and on a pool. */
+static void test_im2col_many_tiles(void **state)
+{
+    (void)state;
+    for (int threads = 1; threads <= 4; threads += 3) {
+        problem p;
+        memset(&p, 0, sizeof p);
+        p.nsp = 2;
+        int64_t xs[4] = { 1, 8, 67, 45 }, ws[4] = { 6, 8, 3, 3 };
+        memcpy(p.x_shape, xs, sizeof xs);
+        memcpy(p.w_shape, ws, sizeof ws);
+        p.attrs.group = 1;
+        p.attrs.n_pads = 4;
+        p.attrs.pads[0] = p.attrs.pads[1] = p.attrs.pads[2] = p.attrs.pads[3] = 1;
+        conv_geom g = geometry_of(&p);
+        size_t nx = count_of(xs, 4), nw = count_of(ws, 4), ny = (size_t)g.c_out * conv_out_plane(&g);
+        float *x = malloc(nx * 4), *w = malloc(nw * 4), *y = malloc(ny * 4), *ref = malloc(ny * 4);
+        float bias[6] = { 0.5f, -1, 2, 0, 0.25f, 3 };
+        fill(x, nx);
+        fill(w, nw);
+        reference_conv(&g, x, w, bias, ref);
+        st_pool *pool = NULL;
+        st_error err = { 0 };
+        if (threads > 1)
+            assert_int_equal(st_pool_create(threads, &pool, &err), ST_OK);
+        st_arena arena;
+        st_arena_init(&arena, 0);
+        assert_int_equal(conv_f32(&g, CONV_PATH_IM2COL, x, w, bias, y, &arena, pool), ST_OK);
+        for (size_t i = 0; i < ny; i++)
+            assert_true(fabs((double)y[i] - (double)ref[i]) <= 1e-4 * fmax(1.0, fabs((double)ref[i])));
+        st_arena_free(&arena);
+        st_pool_destroy(pool);
+        free(x);
+        free(w);
+        free(y);
+        free(ref);
+    }
+}
+
+/* The dispatched depthwise kernel (AVX2 where available) against its
+ * scalar version on one padded plane, for kernel sizes, strides (the
+ * phase-split layout) and widths around the vector tails. */
+static void test_depthwise_kernel_matches_scalar(void **state)
+{
+    (void)state;
+    for (int it = 0; it < 600; it++) {
+        conv_geom g;
+        memset(&g, 0, sizeof g);
+        for (int d = 0; d < CONV_SP; d++)
+            g.in[d] = g.out[d] = g.kernel[d] = g.stride[d] = g.dilation[d] = 1;
+        g.kernel[1] = rnd_int(1, 5);
+        g.kernel[2] = rnd_int(1, 5);
+        if (it % 3 == 0)
+            g.kernel[1] = g.kernel[2] = 3;
+        g.stride[1] = rnd_int(1, 3);
+        g.stride[2] = rnd_int(1, 3);
+        g.dilation[1] = it % 2 ? 1 : rnd_int(1, 2);
+        g.dilation[2] = it % 2 ? 1 : rnd_int(1, 2);
+        g.out[1] = rnd_int(1, 13);
+        g.out[2] = rnd_int(1, 37);
+        for (int d = 1; d < CONV_SP; d++) {
+            int64_t span = (g.out[d] - 1) * g.stride[d] + (g.kernel[d] - 1) * g.dilation[d] + 1;
+            g.pad_begin[d] = rnd_int(0, span > 2 ? 2 : span - 1);
+            g.in[d] = span - g.pad_begin[d] - rnd_int(0, 1); /* sometimes a trailing pad too */
+            if (g.in[d] < 1)
+                g.in[d] = 1;
+        }
+        conv_dw_shape s;
+        conv_dw_shape_init(&s, &g);
+        size_t in_n = (size_t)(g.in[1] * g.in[2]), buf_n = s.rows * s.row_len + CONV_DW_SLACK;
+        float *plane = malloc((in_n + 1) * sizeof *plane), *buf = malloc(buf_n * sizeof *buf);
+        float *a = malloc(s.oh * s.ow * sizeof *a), *b = malloc(s.oh * s.ow * sizeof *b), wt[25];
+        fill(plane, in_n);
+        fill(wt, s.kh * s.kw);
+        conv_dw_pad(&s, plane, buf);
+        conv_dw_plane_f32(&s, buf, wt, 0.5f, a);
+        conv_dw_plane_f32_ref(&s, buf, wt, 0.5f, b);
+        for (size_t i = 0; i < s.oh * s.ow; i++)
+            if (!(fabs((double)a[i] - (double)b[i]) <= 1e-5 * fmax(1.0, fabs((double)b[i]))))
+                fail_msg("k %zux%zu s %zu,%zu d %zu,%zu out %zux%zu: [%zu] %g vs %g", s.kh, s.kw, s.sh, s.sw, s.dh,
+                         s.dw, s.oh, s.ow, i, (double)a[i], (double)b[i]);
+        free(plane);
+        free(buf);
+        free(a);
+        free(b);
+    }
+}
+
+/* --- geometry -------------------------------------------------------------------- */
+
+static void test_auto_pad_geometry(void **state)
+{
+    (void)state;
+    problem p;
+    memset(&p, 0, sizeof p);
+    p.nsp = 2;
+    int64_t xs[4] = { 1, 1, 5, 6 }, ws[4] = { 1, 1, 3, 3 };
+    memcpy(p.x_shape, xs, sizeof xs);
+    memcpy(p.w_shape, ws, sizeof ws);
+    p.attrs.group = 1;
+    p.attrs.n_strides = 2;
+    p.attrs.strides[0] = p.attrs.strides[1] = 2;
+    p.attrs.auto_pad = CONV_PAD_SAME_UPPER;
+    conv_geom g = geometry_of(&p);
+    /* out = ceil(in / stride); total pad = (out - 1) * s + k - in. */
+    assert_int_equal(g.out[1], 3);
+    assert_int_equal(g.out[2], 3);
+    assert_int_equal(g.pad_begin[1], 1); /* total 2 */
+    assert_int_equal(g.pad_end[1], 1);
+    assert_int_equal(g.pad_begin[2], 0); /* total 1: the extra at the end */
+    assert_int_equal(g.pad_end[2], 1);
+    p.attrs.auto_pad = CONV_PAD_SAME_LOWER;
+    g = geometry_of(&p);
+    assert_int_equal(g.pad_begin[2], 1); /* ... or at the beginning */
+    assert_int_equal(g.pad_end[2], 0);
+    p.attrs.auto_pad = CONV_PAD_VALID;
+    g = geometry_of(&p);
+    assert_int_equal(g.out[1], 2);
+    assert_int_equal(g.out[2], 2);
+    assert_int_equal(g.pad_begin[2] + g.pad_end[2], 0);
+}
+
+static void test_bad_shapes_are_errors(void **state)
+{
+    (void)state;
+    conv_attrs a;
+    memset(&a, 0, sizeof a);
+    a.group = 2;
+    conv_geom g;
+    st_error err = { 0 };
+    int64_t xs[4] = { 1, 4, 5, 5 };
+    int64_t w_bad_channels[4] = { 4, 3, 3, 3 };
+    assert_int_equal(conv_geom_conv(&g, &a, xs, 4, w_bad_channels, 4, &err), ST_ESHAPE);
+    assert_non_null(strstr(err.msg, "group"));
+    int64_t w_too_big[4] = { 4, 2, 7, 3 };
+    assert_int_equal(conv_geom_conv(&g, &a, xs, 4, w_too_big, 4, &err), ST_ESHAPE);
+    int64_t w_rank3[3] = { 4, 2, 3 };
+    assert_int_equal(conv_geom_conv(&g, &a, xs, 4, w_rank3, 3, &err), ST_ESHAPE);
+    a.n_strides = 1; /* one stride for two spatial axes */
+    a.strides[0] = 1;
+    int64_t w_ok[4] = { 4, 2, 3, 3 };
+    assert_int_equal(conv_geom_conv(&g, &a, xs, 4, w_ok, 4, &err), ST_EINVAL);
+    a.n_strides = 0;
+    int64_t x_huge[4] = { 1, 4, (int64_t)1 << 40, 5 };
+    assert_int_equal(conv_geom_conv(&g, &a, x_huge, 4, w_ok, 4, &err), ST_EUNSUPPORTED);
+    a.n_kernel = 2;
+    a.kernel[0] = 3;
+    a.kernel[1] = 2; /* disagrees with W */
+    assert_int_equal(conv_geom_conv(&g, &a, xs, 4, w_ok, 4, &err), ST_ESHAPE);
+}
+
+static void test_pool_geometry_ceil_mode(void **state)
+{
+    (void)state;
+    conv_attrs a;
+    memset(&a, 0, sizeof a);
+    a.n_kernel = 2;
+    a.kernel[0] = a.kernel[1] = 3;
+    a.n_strides = 2;
+    a.strides[0] = a.strides[1] = 2;
+    a.n_pads = 4;
+    a.pads[0] = a.pads[1] = a.pads[2] = a.pads[3] = 1;
+    int64_t xs[4] = { 1, 1, 6, 7 };
+    conv_geom g;
+    st_error err = { 0 };
+    assert_int_equal(conv_geom_pool(&g, &a, xs, 4, &err), ST_OK);
+    assert_int_equal(g.out[1], 3); /* floor((6 + 2 - 3) / 2) + 1 */
+    assert_int_equal(g.out[2], 4);
+    a.ceil_mode = true;
+    assert_int_equal(conv_geom_pool(&g, &a, xs, 4, &err), ST_OK);
+    /* ceil((6 + 2 - 3) / 2) + 1 = 4: the last window starts at input row 5 */
+    assert_int_equal(g.out[1], 4);
+    assert_int_equal(g.out[2], 4);
+    /* in 4, kernel 2, stride 2, trailing pad 1: ceil gives 3 windows, but
+     * the third would start in the trailing pad, so it is dropped. */
+    int64_t xs2[4] = { 1, 1, 4, 4 };
+    a.kernel[0] = a.kernel[1] = 2;
+    a.pads[0] = a.pads[1] = 0;
+    a.pads[2] = a.pads[3] = 1;
+    assert_int_equal(conv_geom_pool(&g, &a, xs2, 4, &err), ST_OK);
+    assert_int_equal(g.out[1], 2);
+    assert_int_equal(g.out[2], 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_im2col_matches_reference),
+        cmocka_unit_test(test_pointwise_matches_reference),
+        cmocka_unit_test(test_depthwise_matches_reference),
+        cmocka_unit_test(test_auto_path_matches_reference),
+        cmocka_unit_test(test_paths_on_thread_pool),
+        cmocka_unit_test(test_im2col_many_tiles),
+        cmocka_unit_test(test_depthwise_kernel_matches_scalar),
+        cmocka_unit_test(test_auto_pad_geometry),
+        cmocka_unit_test(test_bad_shapes_are_errors),
+        cmocka_unit_test(test_pool_geometry_ceil_mode),
+    };
+    return cmocka_run_group_tests_name("conv", tests, NULL, NULL);
+}
