@@ -135,10 +135,29 @@ static size_t count_of(const int64_t *shape, int rank)
     return c;
 }
 
+/* Stride 1 and "same" padding on every axis (output as large as the
+ * input), the shape im2col copies in runs of whole rows. */
+static void make_same(problem *p)
+{
+    for (int i = 0; i < p->nsp; i++) {
+        int64_t k = 2 * rnd_int(0, 2) + 1, d = rnd_int(1, 2), total = (k - 1) * d;
+        int64_t pb = rnd_int(0, total);
+        p->w_shape[2 + i] = k;
+        p->attrs.strides[i] = 1;
+        p->attrs.dilations[i] = d;
+        p->attrs.pads[i] = pb;
+        p->attrs.pads[p->nsp + i] = total - pb;
+        if (p->x_shape[2 + i] < 1)
+            p->x_shape[2 + i] = 1;
+    }
+}
+
 /* Runs `path` on a random problem and compares with the reference. */
-static void check_one(conv_path path, st_pool *pool, st_arena *arena)
+static void check_one(conv_path path, bool same_padding, st_pool *pool, st_arena *arena)
 {
     problem p = random_problem(path);
+    if (same_padding)
+        make_same(&p);
     conv_geom g = geometry_of(&p);
     assert_true(conv_path_applies(&g, path));
     int rank = p.nsp + 2;
@@ -182,7 +201,7 @@ static void check_one(conv_path path, st_pool *pool, st_arena *arena)
     free(ref);
 }
 
-static void run_many(conv_path path, int threads, int iterations)
+static void run_many(conv_path path, bool same_padding, int threads, int iterations)
 {
     st_pool *pool = NULL;
     st_error err = { 0 };
@@ -191,7 +210,7 @@ static void run_many(conv_path path, int threads, int iterations)
     st_arena arena;
     st_arena_init(&arena, 0);
     for (int i = 0; i < iterations; i++)
-        check_one(path, pool, &arena);
+        check_one(path, same_padding, pool, &arena);
     st_arena_free(&arena);
     st_pool_destroy(pool);
 }
@@ -201,33 +220,40 @@ static void run_many(conv_path path, int threads, int iterations)
 static void test_im2col_matches_reference(void **state)
 {
     (void)state;
-    run_many(CONV_PATH_IM2COL, 1, 300);
+    run_many(CONV_PATH_IM2COL, false, 1, 300);
+}
+
+static void test_im2col_same_padding(void **state)
+{
+    (void)state;
+    run_many(CONV_PATH_IM2COL, true, 1, 200);
 }
 
 static void test_pointwise_matches_reference(void **state)
 {
     (void)state;
-    run_many(CONV_PATH_POINTWISE, 1, 200);
+    run_many(CONV_PATH_POINTWISE, false, 1, 200);
 }
 
 static void test_depthwise_matches_reference(void **state)
 {
     (void)state;
-    run_many(CONV_PATH_DEPTHWISE, 1, 300);
+    run_many(CONV_PATH_DEPTHWISE, false, 1, 300);
 }
 
 static void test_auto_path_matches_reference(void **state)
 {
     (void)state;
-    run_many(CONV_PATH_AUTO, 1, 100);
+    run_many(CONV_PATH_AUTO, false, 1, 100);
 }
 
 static void test_paths_on_thread_pool(void **state)
 {
     (void)state;
-    run_many(CONV_PATH_IM2COL, 3, 100);
-    run_many(CONV_PATH_POINTWISE, 3, 100);
-    run_many(CONV_PATH_DEPTHWISE, 3, 100);
+    run_many(CONV_PATH_IM2COL, false, 3, 100);
+    run_many(CONV_PATH_POINTWISE, false, 3, 100);
+    run_many(CONV_PATH_DEPTHWISE, false, 3, 100);
+    run_many(CONV_PATH_IM2COL, true, 3, 50);
 }
 
 /* Large enough for several im2col tiles per image (tiles split the output
@@ -419,6 +445,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_im2col_matches_reference),
+        cmocka_unit_test(test_im2col_same_padding),
         cmocka_unit_test(test_pointwise_matches_reference),
         cmocka_unit_test(test_depthwise_matches_reference),
         cmocka_unit_test(test_auto_path_matches_reference),

@@ -319,6 +319,9 @@ static void im2col_lines(const conv_job *j, const float *x, size_t l0, size_t l1
     const int64_t oh_n = g->out[1], ow_n = g->out[2];
     const int64_t sd = g->stride[0], sh = g->stride[1], sw = g->stride[2];
     const size_t ncols = (l1 - l0) * (size_t)ow_n;
+    /* Stride 1 with "same" width: output line l + 1 reads the input row
+     * after the one line l reads. */
+    const bool contiguous = sw == 1 && sh == 1 && ow_n == iw_n;
     float *dst = col;
     for (size_t c = 0; c < j->c_g; c++) {
         const float *plane = x + c * j->in_plane;
@@ -334,15 +337,35 @@ static void im2col_lines(const conv_job *j, const float *x, size_t l0, size_t l1
                     if (lo > hi)
                         lo = hi;
                     float *d = dst;
-                    for (size_t line = l0; line < l1; line++, d += ow_n) {
+                    for (size_t line = l0; line < l1;) {
                         int64_t od = (int64_t)line / oh_n, oh = (int64_t)line % oh_n;
                         int64_t id = od * sd - g->pad_begin[0] + kd * g->dilation[0];
                         int64_t ih = oh * sh - g->pad_begin[1] + kh * g->dilation[1];
                         if (id < 0 || id >= id_n || ih < 0 || ih >= ih_n) {
                             memset(d, 0, (size_t)ow_n * sizeof *d);
+                            line++;
+                            d += ow_n;
                             continue;
                         }
                         const float *src = plane + (id * ih_n + ih) * iw_n + off;
+                        if (contiguous) {
+                            /* Following lines read following input rows:
+                             * one copy for the run, then zero the pads. */
+                            size_t run = l1 - line;
+                            if (run > (size_t)(oh_n - oh))
+                                run = (size_t)(oh_n - oh);
+                            if (run > (size_t)(ih_n - ih))
+                                run = (size_t)(ih_n - ih);
+                            memcpy(d + lo, src + lo, ((run - 1) * (size_t)ow_n + (size_t)(hi - lo)) * sizeof *d);
+                            for (size_t r = 0; r < run; r++, d += ow_n) {
+                                for (int64_t ow = 0; ow < lo; ow++)
+                                    d[ow] = 0.0f;
+                                for (int64_t ow = hi; ow < ow_n; ow++)
+                                    d[ow] = 0.0f;
+                            }
+                            line += run;
+                            continue;
+                        }
                         if (lo > 0)
                             memset(d, 0, (size_t)lo * sizeof *d);
                         if (sw == 1) {
@@ -353,6 +376,8 @@ static void im2col_lines(const conv_job *j, const float *x, size_t l0, size_t l1
                         }
                         if (hi < ow_n)
                             memset(d + hi, 0, (size_t)(ow_n - hi) * sizeof *d);
+                        line++;
+                        d += ow_n;
                     }
                     dst += ncols;
                 }
@@ -383,12 +408,7 @@ static void gemm_unit(const conv_job *j, size_t unit, float *buf, st_pool *pool)
     }
     float beta = 0.0f;
     if (j->bias) {
-        const float *bias = j->bias + grp * j->m_g;
-        for (size_t m = 0; m < j->m_g; m++) {
-            float *yr = y + m * j->out_plane, v = bias[m];
-            for (size_t p = 0; p < ncols; p++)
-                yr[p] = v;
-        }
+        conv_fill_rows_f32(y, j->m_g, j->out_plane, ncols, j->bias + grp * j->m_g);
         beta = 1.0f;
     }
     eng_sgemm(j->m_g, ncols, j->k_rows, 1.0f, w, j->k_rows, false, b, ldb, false, beta, y, j->out_plane, pool);

@@ -127,6 +127,10 @@ void conv_dw_plane_f32(const conv_dw_shape *s, const float *src, const float *w,
 /* The scalar version conv_dw_plane_f32 falls back to (same contract). */
 void conv_dw_plane_f32_ref(const conv_dw_shape *s, const float *src, const float *w, float bias, float *dst);
 
+/* Row r of the rows x n block at y (row stride ld) set to values[r]: the
+ * bias written before a GEMM accumulates onto it. */
+void conv_fill_rows_f32(float *y, size_t rows, size_t ld, size_t n, const float *values);
+
 /* --- pooling operators (conv_pool.c) ------------------------------------- */
 
 st_status conv_maxpool_infer(eng_kctx *k);

@@ -220,6 +220,51 @@ void conv_dw_shape_init(conv_dw_shape *s, const conv_geom *g)
     s->row_len = s->phase_w * s->sw;
 }
 
+/* --- bias rows ----------------------------------------------------------- */
+
+static void fill_rows_generic(float *y, size_t rows, size_t ld, size_t n, const float *values)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *yr = y + r * ld, v = values[r];
+        for (size_t i = 0; i < n; i++)
+            yr[i] = v;
+    }
+}
+
+#ifdef CONV_X86
+AVX2 static void fill_rows_avx2(float *y, size_t rows, size_t ld, size_t n, const float *values)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *yr = y + r * ld;
+        __m256 v = _mm256_broadcast_ss(values + r);
+        size_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+            _mm256_storeu_ps(yr + i, v);
+            _mm256_storeu_ps(yr + i + 8, v);
+            _mm256_storeu_ps(yr + i + 16, v);
+            _mm256_storeu_ps(yr + i + 24, v);
+        }
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(yr + i, v);
+        if (i < n)
+            store8(yr + i, v, n - i);
+    }
+}
+#endif
+
+void conv_fill_rows_f32(float *y, size_t rows, size_t ld, size_t n, const float *values)
+{
+#ifdef CONV_X86
+    if (st_cpu_features()->has_avx2) {
+        fill_rows_avx2(y, rows, ld, n, values);
+        return;
+    }
+#endif
+    fill_rows_generic(y, rows, ld, n, values);
+}
+
+/* --- depthwise padding ------------------------------------------------------- */
+
 /* dst[t] = src[t * 2] for t < n: one phase of a stride-2 split. */
 static void copy_stride2_generic(float *dst, const float *src, size_t n)
 {

@@ -171,6 +171,8 @@ st_status conv_maxpool_run(eng_kctx *k)
     st_status s = pool_geom_of(k, &g);
     if (s != ST_OK)
         return s;
+    if (k->out[0]->count == 0)
+        return ST_OK;
     const conv_attrs *a = k->node->state;
     pool_job j = { .g = &g, .x = k->in[0]->data, .y = k->out[0]->data, .col_major = a->col_major_indices };
     if (k->n_out > 1 && k->out[1])
@@ -252,6 +254,8 @@ static st_status sumpool_run(eng_kctx *k, bool is_lp)
     st_status s = pool_geom_of(k, &g);
     if (s != ST_OK)
         return s;
+    if (k->out[0]->count == 0)
+        return ST_OK;
     const conv_attrs *a = k->node->state;
     pool_job j = { .g = &g, .x = k->in[0]->data, .y = k->out[0]->data, .include_pad = a->count_include_pad,
                    .p = a->p };
