@@ -2,7 +2,8 @@
  * src/engine/ops/conv.c: im2col + GEMM, the direct 1x1 GEMM and the
  * depthwise SIMD kernel, each against a naive direct convolution written
  * here, on random shapes with padding, strides, dilations and groups,
- * single-threaded and on a thread pool; plus geometry (auto_pad, errors). */
+ * single-threaded and on a thread pool; geometry (auto_pad, ceil_mode,
+ * errors); and the separable float32 pools against the direct loops. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -441,8 +442,121 @@ static void test_pool_geometry_ceil_mode(void **state)
     assert_int_equal(g.out[2], 2);
 }
 
+/* --- pools: the separable float32 path against the direct float64 one ---------- */
+
+typedef struct pool_case {
+    conv_attrs attrs;
+    int64_t x_shape[4];
+    uint32_t rank;
+} pool_case;
+
+static pool_case random_pool_case(void)
+{
+    pool_case c;
+    memset(&c, 0, sizeof c);
+    int nsp = (int)rnd_int(1, 2);
+    c.rank = (uint32_t)nsp + 2;
+    c.x_shape[0] = rnd_int(1, 2);
+    c.x_shape[1] = rnd_int(1, 3);
+    conv_attrs *a = &c.attrs;
+    a->p = (float)rnd_int(1, 3);
+    a->n_kernel = a->n_strides = a->n_dilations = (size_t)nsp;
+    a->ceil_mode = rnd() % 2;
+    a->count_include_pad = rnd() % 2;
+    a->auto_pad = rnd() % 4 == 0 ? (conv_auto_pad)rnd_int(1, 3) : CONV_PAD_NOTSET;
+    if (a->auto_pad == CONV_PAD_NOTSET)
+        a->n_pads = 2 * (size_t)nsp;
+    for (int i = 0; i < nsp; i++) {
+        a->kernel[i] = rnd_int(1, 4);
+        a->strides[i] = rnd_int(1, 3);
+        a->dilations[i] = rnd_int(1, 2);
+        /* ONNX requires pads smaller than the kernel. */
+        a->pads[i] = rnd_int(0, a->kernel[i] - 1);
+        a->pads[nsp + i] = rnd_int(0, a->kernel[i] - 1);
+        int64_t dk = (a->kernel[i] - 1) * a->dilations[i] + 1;
+        c.x_shape[2 + i] = rnd_int(dk, dk + 20);
+    }
+    return c;
+}
+
+/* Runs `run` on x (converted to `dtype`) and returns the output as double. */
+static void run_pool(pool_case *c, int op, st_dtype dtype, const float *x, double *out, size_t *n_out)
+{
+    onnx_node proto;
+    memset(&proto, 0, sizeof proto);
+    eng_node node;
+    memset(&node, 0, sizeof node);
+    node.proto = &proto;
+    node.state = &c->attrs;
+    node.opset = 17;
+    size_t nx = count_of(c->x_shape, (int)c->rank);
+    void *xd = malloc(nx * 8);
+    for (size_t i = 0; i < nx; i++) {
+        if (dtype == ST_DT_FLOAT32)
+            ((float *)xd)[i] = x[i];
+        else
+            ((double *)xd)[i] = x[i];
+    }
+    eng_tensor xt = eng_tensor_make(dtype, c->x_shape, c->rank, xd), yt;
+    memset(&yt, 0, sizeof yt);
+    const eng_tensor *ins[1] = { &xt };
+    eng_tensor *outs[1] = { &yt };
+    st_arena arena;
+    st_arena_init(&arena, 0);
+    st_error err = { 0 };
+    eng_kctx k = { .node = &node, .in = ins, .n_in = 1, .out = outs, .n_out = 1, .scratch = &arena, .err = &err };
+    st_status (*infer)(eng_kctx *) = op == 0 ? conv_maxpool_infer : op == 1 ? conv_avgpool_infer : conv_lppool_infer;
+    st_status (*run)(eng_kctx *) = op == 0 ? conv_maxpool_run : op == 1 ? conv_avgpool_run : conv_lppool_run;
+    if (infer(&k) != ST_OK)
+        fail_msg("pool infer: %s", err.msg);
+    size_t ny = count_of(yt.shape, (int)yt.rank);
+    yt.count = ny;
+    yt.data = malloc(ny * 8 + 8);
+    if (run(&k) != ST_OK)
+        fail_msg("pool run: %s", err.msg);
+    for (size_t i = 0; i < ny; i++)
+        out[i] = dtype == ST_DT_FLOAT32 ? ((float *)yt.data)[i] : ((double *)yt.data)[i];
+    *n_out = ny;
+    free(yt.data);
+    free(xd);
+    st_arena_free(&arena);
+}
+
+static void test_pools_separable_matches_direct(void **state)
+{
+    (void)state;
+    for (int it = 0; it < 400; it++) {
+        pool_case c = random_pool_case();
+        int op = (int)rnd_int(0, 2);
+        size_t nx = count_of(c.x_shape, (int)c.rank);
+        float *x = malloc(nx * sizeof *x);
+        fill(x, nx);
+        double *a = malloc(65536 * sizeof *a), *b = malloc(65536 * sizeof *b);
+        size_t na, nb;
+        run_pool(&c, op, ST_DT_FLOAT32, x, a, &na); /* separable path */
+        run_pool(&c, op, ST_DT_FLOAT64, x, b, &nb); /* direct path */
+        assert_int_equal(na, nb);
+        for (size_t i = 0; i < na; i++)
+            if (!(fabs(a[i] - b[i]) <= 1e-4 * fmax(1.0, fabs(b[i]))) && !(isinf(a[i]) && a[i] == b[i]))
+                fail_msg("op %d rank %u kernel %lld,%lld stride %lld,%lld dil %lld,%lld pads %lld,%lld/%lld,%lld "
+                         "ceil %d incl %d auto %d: [%zu] %g vs %g",
+                         op, c.rank, (long long)c.attrs.kernel[0], (long long)c.attrs.kernel[1],
+                         (long long)c.attrs.strides[0], (long long)c.attrs.strides[1],
+                         (long long)c.attrs.dilations[0], (long long)c.attrs.dilations[1], (long long)c.attrs.pads[0],
+                         (long long)c.attrs.pads[1], (long long)c.attrs.pads[2], (long long)c.attrs.pads[3],
+                         c.attrs.ceil_mode, c.attrs.count_include_pad, (int)c.attrs.auto_pad, i, a[i], b[i]);
+        free(x);
+        free(a);
+        free(b);
+    }
+}
+
 int main(void)
 {
+    /* Fixed by default so failures reproduce; TEST_CONV_SEED explores. */
+    const char *seed = getenv("TEST_CONV_SEED");
+    if (seed && strtoull(seed, NULL, 10))
+        rng_state = strtoull(seed, NULL, 10);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_im2col_matches_reference),
         cmocka_unit_test(test_im2col_same_padding),
@@ -455,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_auto_pad_geometry),
         cmocka_unit_test(test_bad_shapes_are_errors),
         cmocka_unit_test(test_pool_geometry_ceil_mode),
+        cmocka_unit_test(test_pools_separable_matches_direct),
     };
     return cmocka_run_group_tests_name("conv", tests, NULL, NULL);
 }

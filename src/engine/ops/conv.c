@@ -356,6 +356,12 @@ static void im2col_lines(const conv_job *j, const float *x, size_t l0, size_t l1
                                 run = (size_t)(oh_n - oh);
                             if (run > (size_t)(ih_n - ih))
                                 run = (size_t)(ih_n - ih);
+                            if (hi == lo) { /* the tap reads only padding */
+                                memset(d, 0, run * (size_t)ow_n * sizeof *d);
+                                line += run;
+                                d += run * (size_t)ow_n;
+                                continue;
+                            }
                             memcpy(d + lo, src + lo, ((run - 1) * (size_t)ow_n + (size_t)(hi - lo)) * sizeof *d);
                             for (size_t r = 0; r < run; r++, d += ow_n) {
                                 for (int64_t ow = 0; ow < lo; ow++)

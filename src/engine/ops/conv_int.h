@@ -127,6 +127,16 @@ void conv_dw_plane_f32(const conv_dw_shape *s, const float *src, const float *w,
 /* The scalar version conv_dw_plane_f32 falls back to (same contract). */
 void conv_dw_plane_f32_ref(const conv_dw_shape *s, const float *src, const float *w, float bias, float *dst);
 
+/* One input row padded and split into sw phases of phase_w floats
+ * (padded column c at (c % sw) * phase_w + c / sw), `fill` outside the
+ * input: the row layout of conv_dw_pad, also used by the pools. */
+void conv_pad_row_f32(const float *in, size_t iw, size_t pad_left, size_t sw, size_t phase_w, float fill,
+                      float *dst);
+/* acc[i] = src[i] > acc[i] ? src[i] : acc[i] (NaN in src skipped). */
+void conv_vmax_f32(float *acc, const float *src, size_t n);
+/* acc[i] += src[i]. */
+void conv_vadd_f32(float *acc, const float *src, size_t n);
+
 /* Row r of the rows x n block at y (row stride ld) set to values[r]: the
  * bias written before a GEMM accumulates onto it. */
 void conv_fill_rows_f32(float *y, size_t rows, size_t ld, size_t n, const float *values);

@@ -289,43 +289,107 @@ AVX2 static void copy_stride2_avx2(float *dst, const float *src, size_t n)
 }
 #endif
 
-void conv_dw_pad(const conv_dw_shape *s, const float *plane, float *buf)
+void conv_pad_row_f32(const float *in, size_t iw, size_t pad_left, size_t sw, size_t phase_w, float fill,
+                      float *dst)
 {
 #ifdef CONV_X86
-    const st_cpu_feature_set *cpu = st_cpu_features();
-    void (*copy2)(float *, const float *, size_t) = cpu->has_avx2 ? copy_stride2_avx2 : copy_stride2_generic;
+    void (*copy2)(float *, const float *, size_t) =
+        st_cpu_features()->has_avx2 ? copy_stride2_avx2 : copy_stride2_generic;
 #else
     void (*copy2)(float *, const float *, size_t) = copy_stride2_generic;
 #endif
+    for (size_t q = 0; q < sw; q++) {
+        /* Phase q holds padded columns t * sw + q; those in
+         * [pad_left, pad_left + iw) come from the input. */
+        float *dq = dst + q * phase_w;
+        size_t lo = pad_left > q ? (pad_left - q + sw - 1) / sw : 0;
+        size_t hi = pad_left + iw > q ? (pad_left + iw - 1 - q) / sw + 1 : 0;
+        if (hi > phase_w)
+            hi = phase_w;
+        if (lo > hi)
+            lo = hi;
+        for (size_t t = 0; t < lo; t++)
+            dq[t] = fill;
+        const float *first = in + (lo * sw + q - pad_left);
+        if (sw == 1)
+            memcpy(dq + lo, first, (hi - lo) * sizeof *dq);
+        else if (sw == 2)
+            copy2(dq + lo, first, hi - lo);
+        else
+            for (size_t t = lo; t < hi; t++)
+                dq[t] = first[(t - lo) * sw];
+        for (size_t t = hi; t < phase_w; t++)
+            dq[t] = fill;
+    }
+}
+
+void conv_dw_pad(const conv_dw_shape *s, const float *plane, float *buf)
+{
     for (size_t r = 0; r < s->rows; r++) {
         float *d = buf + r * s->row_len;
         size_t ir = r - s->pad_top; /* wraps when above the input */
-        if (r < s->pad_top || ir >= s->ih) {
+        if (r < s->pad_top || ir >= s->ih)
             memset(d, 0, s->row_len * sizeof *d);
-            continue;
-        }
-        const float *in = plane + ir * s->iw;
-        for (size_t q = 0; q < s->sw; q++) {
-            /* Phase q holds padded columns t * sw + q; those in
-             * [pad_left, pad_left + iw) come from the input. */
-            float *dq = d + q * s->phase_w;
-            size_t lo = s->pad_left > q ? (s->pad_left - q + s->sw - 1) / s->sw : 0;
-            size_t hi = s->pad_left + s->iw > q ? (s->pad_left + s->iw - 1 - q) / s->sw + 1 : 0;
-            if (hi > s->phase_w)
-                hi = s->phase_w;
-            if (lo > hi)
-                lo = hi;
-            memset(dq, 0, lo * sizeof *dq);
-            const float *first = in + (lo * s->sw + q - s->pad_left);
-            if (s->sw == 1)
-                memcpy(dq + lo, first, (hi - lo) * sizeof *dq);
-            else if (s->sw == 2)
-                copy2(dq + lo, first, hi - lo);
-            else
-                for (size_t t = lo; t < hi; t++)
-                    dq[t] = first[(t - lo) * s->sw];
-            memset(dq + hi, 0, (s->phase_w - hi) * sizeof *dq);
-        }
+        else
+            conv_pad_row_f32(plane + ir * s->iw, s->iw, s->pad_left, s->sw, s->phase_w, 0.0f, d);
     }
     memset(buf + s->rows * s->row_len, 0, CONV_DW_SLACK * sizeof *buf);
+}
+
+/* --- elementwise rows for the separable pools ------------------------------------ */
+
+static void vmax_generic(float *acc, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        acc[i] = src[i] > acc[i] ? src[i] : acc[i];
+}
+
+static void vadd_generic(float *acc, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        acc[i] += src[i];
+}
+
+#ifdef CONV_X86
+/* max_ps(s, a) is s > a ? s : a: a NaN in src is skipped, as in the
+ * scalar loop. */
+AVX2 static void vmax_avx2(float *acc, const float *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(acc + i, _mm256_max_ps(_mm256_loadu_ps(src + i), _mm256_loadu_ps(acc + i)));
+    for (; i < n; i++)
+        acc[i] = src[i] > acc[i] ? src[i] : acc[i];
+}
+
+AVX2 static void vadd_avx2(float *acc, const float *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(acc + i, _mm256_add_ps(_mm256_loadu_ps(src + i), _mm256_loadu_ps(acc + i)));
+    for (; i < n; i++)
+        acc[i] += src[i];
+}
+#endif
+
+void conv_vmax_f32(float *acc, const float *src, size_t n)
+{
+#ifdef CONV_X86
+    if (st_cpu_features()->has_avx2) {
+        vmax_avx2(acc, src, n);
+        return;
+    }
+#endif
+    vmax_generic(acc, src, n);
+}
+
+void conv_vadd_f32(float *acc, const float *src, size_t n)
+{
+#ifdef CONV_X86
+    if (st_cpu_features()->has_avx2) {
+        vadd_avx2(acc, src, n);
+        return;
+    }
+#endif
+    vadd_generic(acc, src, n);
 }

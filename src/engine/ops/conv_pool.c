@@ -32,8 +32,16 @@ typedef struct pool_job {
     bool include_pad;
     float p;
     size_t in_plane, out_plane;
-    void (*plane_fn)(const struct pool_job *j, size_t plane);
+    int kind;                   /* separable path: POOL_MAX, POOL_AVG, POOL_LP */
+    size_t row_len, phase_w;    /* separable path: padded row layout */
+    const float *inv_w;         /* separable average: 1 / taps per output column */
+    float *scratch;             /* per task, scratch_floats each */
+    size_t scratch_floats;
+    size_t n_planes;
+    void (*plane_fn)(const struct pool_job *j, size_t plane, float *scratch);
 } pool_job;
+
+enum { POOL_MAX, POOL_AVG, POOL_LP };
 
 static st_status build_windows(eng_kctx *k, const conv_geom *g, pool_job *j)
 {
@@ -60,25 +68,140 @@ static st_status build_windows(eng_kctx *k, const conv_geom *g, pool_job *j)
     return ST_OK;
 }
 
-static void planes_task(void *ctx, size_t begin, size_t end)
+static void planes_task(void *ctx, int ith, int nth)
 {
     const pool_job *j = ctx;
+    size_t begin = j->n_planes * (size_t)ith / (size_t)nth, end = j->n_planes * (size_t)(ith + 1) / (size_t)nth;
+    float *scratch = j->scratch ? j->scratch + (size_t)ith * j->scratch_floats : NULL;
     for (size_t p = begin; p < end; p++)
-        j->plane_fn(j, p);
+        j->plane_fn(j, p, scratch);
 }
 
-/* Runs j->plane_fn over every (n, c) plane, split over the threads. */
-static void run_planes(eng_kctx *k, pool_job *j, size_t planes, size_t work_per_plane)
+/* Runs j->plane_fn over every (n, c) plane, split over the threads when
+ * there is enough work; each task gets j->scratch_floats of scratch. */
+static st_status run_planes(eng_kctx *k, pool_job *j, size_t planes, size_t work_per_plane)
 {
-    size_t grain = work_per_plane ? 65536 / work_per_plane : 1;
-    st_pool_parallel_for(k->pool, planes, grain ? grain : 1, planes_task, j);
+    size_t tasks = (size_t)st_pool_size(k->pool);
+    if (tasks > planes)
+        tasks = planes;
+    if (work_per_plane * planes < 65536)
+        tasks = 1;
+    j->n_planes = planes;
+    if (j->scratch_floats) {
+        size_t bytes;
+        if (__builtin_mul_overflow(tasks, j->scratch_floats * sizeof(float), &bytes))
+            return eng_fail(k, ST_EOVERFLOW, "pooling scratch size overflows");
+        j->scratch = st_arena_alloc(k->scratch, bytes, 64);
+        if (!j->scratch)
+            return eng_fail(k, ST_ENOMEM, "out of memory for pooling scratch");
+    }
+    if (tasks > 0)
+        st_pool_run(k->pool, planes_task, j, (int)tasks);
+    return ST_OK;
+}
+
+/* --- separable float32 path ---------------------------------------------- */
+
+/* 1-D and 2-D float32 pools without indices.  Max and sums are separable:
+ * each input row is first reduced over the window's columns at every
+ * output column (one pass per column tap over a padded, phase-split copy
+ * of the row, so taps are unit-stride whatever the stride), then each
+ * output row over the window's rows (one pass per row tap).  Every pass
+ * is a SIMD loop over a whole row. */
+static void sep_plane(const pool_job *j, size_t plane, float *scratch)
+{
+    const conv_geom *g = j->g;
+    const float *x = (const float *)j->x + plane * j->in_plane;
+    float *y = (float *)j->y + plane * j->out_plane;
+    size_t ih_n = (size_t)g->in[1], iw_n = (size_t)g->in[2], oh_n = (size_t)g->out[1], ow_n = (size_t)g->out[2];
+    size_t kw = (size_t)g->kernel[2], sw = (size_t)g->stride[2], dw = (size_t)g->dilation[2];
+    size_t dh = (size_t)g->dilation[1];
+    bool is_max = j->kind == POOL_MAX;
+    float fill = is_max ? -INFINITY : 0.0f, p = j->p;
+    float *row = scratch, *hbuf = scratch + j->row_len + CONV_DW_SLACK;
+    for (size_t r = 0; r < ih_n; r++) {
+        conv_pad_row_f32(x + r * iw_n, iw_n, (size_t)g->pad_begin[2], sw, j->phase_w, fill, row);
+        if (j->kind == POOL_LP)
+            for (size_t i = 0; i < j->row_len; i++)
+                row[i] = p == 1.0f ? fabsf(row[i]) : p == 2.0f ? row[i] * row[i] : powf(fabsf(row[i]), p);
+        float *h = hbuf + r * ow_n;
+        for (size_t t = 0; t < kw; t++) {
+            size_t col = t * dw;
+            const float *src = row + (col % sw) * j->phase_w + col / sw;
+            if (t == 0)
+                memcpy(h, src, ow_n * sizeof *h);
+            else if (is_max)
+                conv_vmax_f32(h, src, ow_n);
+            else
+                conv_vadd_f32(h, src, ow_n);
+        }
+    }
+    for (size_t oh = 0; oh < oh_n; oh++) {
+        pool_win wh = j->win[1][oh];
+        float *o = y + oh * ow_n;
+        if (wh.count == 0) {
+            for (size_t i = 0; i < ow_n; i++)
+                o[i] = fill;
+        } else {
+            memcpy(o, hbuf + (size_t)wh.first * ow_n, ow_n * sizeof *o);
+            for (size_t i = 1; i < (size_t)wh.count; i++) {
+                const float *src = hbuf + ((size_t)wh.first + i * dh) * ow_n;
+                if (is_max)
+                    conv_vmax_f32(o, src, ow_n);
+                else
+                    conv_vadd_f32(o, src, ow_n);
+            }
+        }
+        if (j->kind == POOL_AVG) {
+            int64_t n_h = j->include_pad ? wh.span : wh.count;
+            float inv_h = n_h ? 1.0f / (float)n_h : 0.0f;
+            for (size_t i = 0; i < ow_n; i++)
+                o[i] = o[i] * j->inv_w[i] * inv_h;
+        } else if (j->kind == POOL_LP) {
+            for (size_t i = 0; i < ow_n; i++)
+                o[i] = p == 1.0f ? o[i] : p == 2.0f ? sqrtf(o[i]) : powf(o[i], 1.0f / p);
+        }
+    }
+}
+
+/* Sets up j for sep_plane when the problem suits it (float32, up to two
+ * spatial dims); false otherwise. */
+static st_status sep_setup(eng_kctx *k, const conv_geom *g, pool_job *j, int kind, bool *use)
+{
+    *use = false;
+    if (k->in[0]->dtype != ST_DT_FLOAT32 || g->nsp > 2)
+        return ST_OK;
+    size_t ow = (size_t)g->out[2], sw = (size_t)g->stride[2];
+    size_t cols = (ow - 1) * sw + (size_t)((g->kernel[2] - 1) * g->dilation[2]) + 1;
+    j->phase_w = (cols + sw - 1) / sw;
+    j->row_len = j->phase_w * sw;
+    size_t hbuf;
+    if (__builtin_mul_overflow((size_t)g->in[1], ow, &hbuf) ||
+        __builtin_add_overflow(hbuf, j->row_len + CONV_DW_SLACK + 16, &j->scratch_floats))
+        return eng_fail(k, ST_EOVERFLOW, "pooling scratch size overflows");
+    j->scratch_floats &= ~(size_t)15;
+    if (kind == POOL_AVG) {
+        float *inv = st_arena_alloc(k->scratch, ow * sizeof *inv + 1, 64);
+        if (!inv)
+            return eng_fail(k, ST_ENOMEM, "out of memory for pooling");
+        for (size_t i = 0; i < ow; i++) {
+            int64_t n = j->include_pad ? j->win[2][i].span : j->win[2][i].count;
+            inv[i] = n ? 1.0f / (float)n : 0.0f;
+        }
+        j->inv_w = inv;
+    }
+    j->kind = kind;
+    j->plane_fn = sep_plane;
+    *use = true;
+    return ST_OK;
 }
 
 /* --- MaxPool ------------------------------------------------------------- */
 
 #define MAXPOOL_PLANE(NAME, T, LOWEST)                                                                      \
-    static void NAME(const pool_job *j, size_t plane)                                                       \
+    static void NAME(const pool_job *j, size_t plane, float *scratch)                                       \
     {                                                                                                       \
+        (void)scratch;                                                                                      \
         const conv_geom *g = j->g;                                                                          \
         const T *x = (const T *)j->x + plane * j->in_plane;                                                 \
         T *y = (T *)j->y + plane * j->out_plane;                                                            \
@@ -179,22 +302,27 @@ st_status conv_maxpool_run(eng_kctx *k)
         j.indices = k->out[1]->data;
     if ((s = build_windows(k, &g, &j)) != ST_OK)
         return s;
+    bool sep = false;
+    if (!j.indices && (s = sep_setup(k, &g, &j, POOL_MAX, &sep)) != ST_OK)
+        return s;
+    if (sep)
+        return run_planes(k, &j, (size_t)(g.batch * g.c_in), j.out_plane * conv_kernel_size(&g));
     switch (k->in[0]->dtype) {
     case ST_DT_FLOAT32: j.plane_fn = maxpool_f32; break;
     case ST_DT_FLOAT64: j.plane_fn = maxpool_f64; break;
     case ST_DT_INT8: j.plane_fn = maxpool_i8; break;
     default: j.plane_fn = maxpool_u8; break;
     }
-    run_planes(k, &j, (size_t)(g.batch * g.c_in), j.out_plane * conv_kernel_size(&g));
-    return ST_OK;
+    return run_planes(k, &j, (size_t)(g.batch * g.c_in), j.out_plane * conv_kernel_size(&g));
 }
 
 /* --- AveragePool / LpPool ----------------------------------------------------- */
 
 /* LP: 0 average, 1 sum of |x|, 2 root of the sum of squares, 3 any p. */
 #define SUMPOOL_PLANE(NAME, T, LP)                                                                          \
-    static void NAME(const pool_job *j, size_t plane)                                                       \
+    static void NAME(const pool_job *j, size_t plane, float *scratch)                                       \
     {                                                                                                       \
+        (void)scratch;                                                                                      \
         const conv_geom *g = j->g;                                                                          \
         const T *x = (const T *)j->x + plane * j->in_plane;                                                 \
         T *y = (T *)j->y + plane * j->out_plane;                                                            \
@@ -261,6 +389,11 @@ static st_status sumpool_run(eng_kctx *k, bool is_lp)
                    .p = a->p };
     if ((s = build_windows(k, &g, &j)) != ST_OK)
         return s;
+    bool sep;
+    if ((s = sep_setup(k, &g, &j, is_lp ? POOL_LP : POOL_AVG, &sep)) != ST_OK)
+        return s;
+    if (sep)
+        return run_planes(k, &j, (size_t)(g.batch * g.c_in), j.out_plane * conv_kernel_size(&g));
     bool f32 = k->in[0]->dtype == ST_DT_FLOAT32;
     if (!is_lp)
         j.plane_fn = f32 ? avgpool_f32 : avgpool_f64;
@@ -270,8 +403,7 @@ static st_status sumpool_run(eng_kctx *k, bool is_lp)
         j.plane_fn = f32 ? lp2pool_f32 : lp2pool_f64;
     else
         j.plane_fn = f32 ? lppool_f32 : lppool_f64;
-    run_planes(k, &j, (size_t)(g.batch * g.c_in), j.out_plane * conv_kernel_size(&g));
-    return ST_OK;
+    return run_planes(k, &j, (size_t)(g.batch * g.c_in), j.out_plane * conv_kernel_size(&g));
 }
 
 st_status conv_avgpool_run(eng_kctx *k)
