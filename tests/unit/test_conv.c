@@ -12,6 +12,7 @@
 #include "testing.h"
 
 #include "base/arena.h"
+#include "base/dtype.h"
 #include "base/pool.h"
 #include "engine/ops/conv_int.h"
 
@@ -551,6 +552,277 @@ static void test_pools_separable_matches_direct(void **state)
     }
 }
 
+/* --- whole operators through the registry ------------------------------------- */
+
+/* An attribute list under construction. */
+typedef struct attr_list {
+    onnx_attr a[8];
+    int64_t ints[8][8];
+    size_t n;
+} attr_list;
+
+static void add_ints(attr_list *l, const char *name, const int64_t *v, size_t n)
+{
+    onnx_attr *a = &l->a[l->n];
+    memset(a, 0, sizeof *a);
+    a->name = st_str_c(name);
+    a->type = ONNX_ATTR_INTS;
+    memcpy(l->ints[l->n], v, n * sizeof *v);
+    a->ints = l->ints[l->n];
+    a->int_count = n;
+    l->n++;
+}
+
+static void add_int(attr_list *l, const char *name, int64_t v)
+{
+    onnx_attr *a = &l->a[l->n++];
+    memset(a, 0, sizeof *a);
+    a->name = st_str_c(name);
+    a->type = ONNX_ATTR_INT;
+    a->i = v;
+}
+
+/* Runs op_type (default domain, opset 17) on the inputs; fills out[0]
+ * (data malloc'd, caller frees).  Returns the status of the first step
+ * that failed. */
+static st_status run_op(const char *op_type, const attr_list *attrs, const eng_tensor *const *in, uint32_t n_in,
+                        eng_tensor *out, st_error *err)
+{
+    const eng_op *op = eng_op_find(st_str_c(""), st_str_c(op_type), 17);
+    assert_non_null(op);
+    onnx_node proto;
+    memset(&proto, 0, sizeof proto);
+    proto.op_type = st_str_c(op_type);
+    proto.attrs = attrs->a;
+    proto.attr_count = attrs->n;
+    eng_node node;
+    memset(&node, 0, sizeof node);
+    node.op = op;
+    node.proto = &proto;
+    node.opset = 17;
+    st_arena arena;
+    st_arena_init(&arena, 0);
+    memset(out, 0, sizeof *out);
+    eng_tensor *outs[1] = { out };
+    eng_kctx k = { .node = &node, .in = in, .n_in = n_in, .out = outs, .n_out = 1, .scratch = &arena, .err = err };
+    st_status s = op->check ? op->check(&node, &arena, err) : ST_OK;
+    if (s == ST_OK)
+        s = op->infer(&k);
+    if (s == ST_OK) {
+        out->count = count_of(out->shape, (int)out->rank);
+        out->data = malloc(out->count * st_dtype_size(out->dtype) + 8);
+        s = op->run(&k);
+    }
+    st_arena_free(&arena);
+    return s;
+}
+
+/* Naive ConvTranspose: every input element scatters its kernel. */
+static void reference_convtranspose(const int64_t *xs, int nsp, const int64_t *ws, int64_t group, const int64_t *st,
+                                    const int64_t *dil, const int64_t *pb, const int64_t *ys, const float *x,
+                                    const float *w, const float *bias, float *y)
+{
+    int64_t c_g = xs[1] / group, m_g = ws[1];
+    int64_t in[3] = { 1, 1, 1 }, out[3] = { 1, 1, 1 }, k[3] = { 1, 1, 1 }, s[3] = { 1, 1, 1 }, d[3] = { 1, 1, 1 },
+            p[3] = { 0, 0, 0 };
+    for (int i = 0; i < nsp; i++) {
+        int j = 3 - nsp + i;
+        in[j] = xs[2 + i];
+        out[j] = ys[2 + i];
+        k[j] = ws[2 + i];
+        s[j] = st[i];
+        d[j] = dil[i];
+        p[j] = pb[i];
+    }
+    int64_t out_plane = out[0] * out[1] * out[2], in_plane = in[0] * in[1] * in[2], kk = k[0] * k[1] * k[2];
+    for (int64_t nm = 0; nm < ys[0] * ys[1]; nm++)
+        for (int64_t o = 0; o < out_plane; o++)
+            y[nm * out_plane + o] = bias ? bias[nm % ys[1]] : 0.0f;
+    for (int64_t n = 0; n < xs[0]; n++)
+        for (int64_t c = 0; c < xs[1]; c++)
+            for (int64_t i = 0; i < in_plane; i++) {
+                int64_t id = i / (in[1] * in[2]), ih = i / in[2] % in[1], iw = i % in[2];
+                float xv = x[(n * xs[1] + c) * in_plane + i];
+                for (int64_t mm = 0; mm < m_g; mm++)
+                    for (int64_t t = 0; t < kk; t++) {
+                        int64_t a = t / (k[1] * k[2]), b = t / k[2] % k[1], e = t % k[2];
+                        int64_t od = id * s[0] - p[0] + a * d[0], oh = ih * s[1] - p[1] + b * d[1],
+                                ow = iw * s[2] - p[2] + e * d[2];
+                        if (od < 0 || od >= out[0] || oh < 0 || oh >= out[1] || ow < 0 || ow >= out[2])
+                            continue;
+                        int64_t m = c / c_g * m_g + mm;
+                        y[(n * ys[1] + m) * out_plane + (od * out[1] + oh) * out[2] + ow] +=
+                            xv * w[(c * m_g + mm) * kk + t];
+                    }
+            }
+}
+
+static void test_convtranspose_matches_reference(void **state)
+{
+    (void)state;
+    for (int it = 0; it < 150; it++) {
+        int nsp = (int)rnd_int(1, 3);
+        int64_t group = rnd_int(1, 3), c_g = rnd_int(1, 3), m_g = rnd_int(1, 3);
+        int64_t xs[5] = { rnd_int(1, 2), group * c_g }, ws[5] = { group * c_g, m_g };
+        int64_t st[3], dil[3], pads[6], opad[3];
+        for (int i = 0; i < nsp; i++) {
+            xs[2 + i] = rnd_int(1, nsp == 3 ? 4 : 9);
+            ws[2 + i] = rnd_int(1, 4);
+            st[i] = rnd_int(1, 3);
+            dil[i] = rnd_int(1, 2);
+            opad[i] = rnd_int(0, st[i] > dil[i] ? st[i] - 1 : dil[i] - 1);
+            int64_t full = st[i] * (xs[2 + i] - 1) + opad[i] + (ws[2 + i] - 1) * dil[i] + 1;
+            pads[i] = rnd_int(0, (full - 1) / 2);
+            pads[nsp + i] = rnd_int(0, (full - 1) / 2);
+        }
+        attr_list attrs = { .n = 0 };
+        add_int(&attrs, "group", group);
+        add_ints(&attrs, "strides", st, (size_t)nsp);
+        add_ints(&attrs, "dilations", dil, (size_t)nsp);
+        add_ints(&attrs, "pads", pads, 2 * (size_t)nsp);
+        add_ints(&attrs, "output_padding", opad, (size_t)nsp);
+        size_t nx = count_of(xs, nsp + 2), nw = count_of(ws, nsp + 2);
+        float *x = malloc(nx * 4), *w = malloc(nw * 4), bias[9];
+        fill(x, nx);
+        fill(w, nw);
+        fill(bias, 9);
+        bool with_bias = rnd() % 2;
+        int64_t bs = group * m_g;
+        eng_tensor xt = eng_tensor_make(ST_DT_FLOAT32, xs, (uint32_t)nsp + 2, x);
+        eng_tensor wt = eng_tensor_make(ST_DT_FLOAT32, ws, (uint32_t)nsp + 2, w);
+        eng_tensor bt = eng_tensor_make(ST_DT_FLOAT32, &bs, 1, bias);
+        const eng_tensor *in[3] = { &xt, &wt, &bt };
+        eng_tensor y;
+        st_error err = { 0 };
+        if (run_op("ConvTranspose", &attrs, in, with_bias ? 3 : 2, &y, &err) != ST_OK)
+            fail_msg("ConvTranspose: %s", err.msg);
+        for (int i = 0; i < nsp; i++) {
+            int64_t full = st[i] * (xs[2 + i] - 1) + opad[i] + (ws[2 + i] - 1) * dil[i] + 1;
+            assert_int_equal(y.shape[2 + i], full - pads[i] - pads[nsp + i]);
+        }
+        float *ref = malloc(y.count * 4);
+        reference_convtranspose(xs, nsp, ws, group, st, dil, pads, y.shape, x, w, with_bias ? bias : NULL, ref);
+        const float *got = y.data;
+        for (size_t i = 0; i < y.count; i++)
+            if (!(fabs((double)got[i] - (double)ref[i]) <= 1e-4 * fmax(1.0, fabs((double)ref[i]))))
+                fail_msg("ConvTranspose nsp %d group %lld: y[%zu] = %g, expected %g", nsp, (long long)group, i,
+                         (double)got[i], (double)ref[i]);
+        free(ref);
+        free(y.data);
+        free(x);
+        free(w);
+    }
+}
+
+/* Conv in float64 (direct loop) and float16 (widened to float32) against
+ * the float32 paths on the same values. */
+static void test_conv_other_types(void **state)
+{
+    (void)state;
+    for (int it = 0; it < 60; it++) {
+        problem p = random_problem(CONV_PATH_IM2COL);
+        attr_list attrs = { .n = 0 };
+        add_int(&attrs, "group", p.attrs.group);
+        add_ints(&attrs, "strides", p.attrs.strides, (size_t)p.nsp);
+        add_ints(&attrs, "dilations", p.attrs.dilations, (size_t)p.nsp);
+        add_ints(&attrs, "pads", p.attrs.pads, 2 * (size_t)p.nsp);
+        uint32_t rank = (uint32_t)p.nsp + 2;
+        size_t nx = count_of(p.x_shape, (int)rank), nw = count_of(p.w_shape, (int)rank);
+        float *x = malloc(nx * 4), *w = malloc(nw * 4);
+        double *xd = malloc(nx * 8), *wd = malloc(nw * 8);
+        uint16_t *xh = malloc(nx * 2), *wh = malloc(nw * 2);
+        fill(x, nx);
+        fill(w, nw);
+        for (size_t i = 0; i < nx; i++) {
+            xh[i] = st_float_to_half(x[i]);
+            x[i] = st_half_to_float(xh[i]); /* the same values in every type */
+            xd[i] = x[i];
+        }
+        for (size_t i = 0; i < nw; i++) {
+            wh[i] = st_float_to_half(w[i]);
+            w[i] = st_half_to_float(wh[i]);
+            wd[i] = w[i];
+        }
+        eng_tensor y32, y64, y16;
+        st_error err = { 0 };
+        eng_tensor xt = eng_tensor_make(ST_DT_FLOAT32, p.x_shape, rank, x);
+        eng_tensor wt = eng_tensor_make(ST_DT_FLOAT32, p.w_shape, rank, w);
+        const eng_tensor *in32[2] = { &xt, &wt };
+        assert_int_equal(run_op("Conv", &attrs, in32, 2, &y32, &err), ST_OK);
+        eng_tensor xt64 = eng_tensor_make(ST_DT_FLOAT64, p.x_shape, rank, xd);
+        eng_tensor wt64 = eng_tensor_make(ST_DT_FLOAT64, p.w_shape, rank, wd);
+        const eng_tensor *in64[2] = { &xt64, &wt64 };
+        assert_int_equal(run_op("Conv", &attrs, in64, 2, &y64, &err), ST_OK);
+        eng_tensor xt16 = eng_tensor_make(ST_DT_FLOAT16, p.x_shape, rank, xh);
+        eng_tensor wt16 = eng_tensor_make(ST_DT_FLOAT16, p.w_shape, rank, wh);
+        const eng_tensor *in16[2] = { &xt16, &wt16 };
+        assert_int_equal(run_op("Conv", &attrs, in16, 2, &y16, &err), ST_OK);
+        assert_int_equal(y32.count, y64.count);
+        assert_int_equal(y32.count, y16.count);
+        assert_int_equal(y16.dtype, ST_DT_FLOAT16);
+        for (size_t i = 0; i < y32.count; i++) {
+            double a = ((float *)y32.data)[i], b = ((double *)y64.data)[i];
+            double h = st_half_to_float(((uint16_t *)y16.data)[i]);
+            assert_true(fabs(a - b) <= 1e-4 * fmax(1.0, fabs(b)));
+            assert_true(fabs(h - a) <= 2e-3 * fmax(1.0, fabs(a)));
+        }
+        free(y32.data);
+        free(y64.data);
+        free(y16.data);
+        free(x);
+        free(w);
+        free(xd);
+        free(wd);
+        free(xh);
+        free(wh);
+    }
+}
+
+/* Hostile attributes and shapes are errors with a message, not crashes. */
+static void test_conv_rejects_bad_models(void **state)
+{
+    (void)state;
+    float data[64] = { 0 };
+    int64_t xs[4] = { 1, 2, 4, 4 }, ws[4] = { 2, 2, 3, 3 }, bs = 3;
+    eng_tensor xt = eng_tensor_make(ST_DT_FLOAT32, xs, 4, data);
+    eng_tensor wt = eng_tensor_make(ST_DT_FLOAT32, ws, 4, data);
+    eng_tensor bt = eng_tensor_make(ST_DT_FLOAT32, &bs, 1, data);
+    const eng_tensor *in[3] = { &xt, &wt, &bt };
+    eng_tensor y;
+    st_error err = { 0 };
+    attr_list none = { .n = 0 };
+    assert_int_equal(run_op("Conv", &none, in, 3, &y, &err), ST_ESHAPE); /* bias of 3 for 2 channels */
+    assert_non_null(strstr(err.msg, "B must be"));
+    attr_list neg = { .n = 0 };
+    int64_t bad_strides[2] = { 0, 1 };
+    add_ints(&neg, "strides", bad_strides, 2);
+    assert_int_equal(run_op("Conv", &neg, in, 2, &y, &err), ST_EINVAL);
+    attr_list big = { .n = 0 };
+    int64_t big_pads[4] = { (int64_t)1 << 40, 0, 0, 0 };
+    add_ints(&big, "pads", big_pads, 4);
+    assert_int_equal(run_op("Conv", &big, in, 2, &y, &err), ST_EINVAL);
+    attr_list grp = { .n = 0 };
+    add_int(&grp, "group", 0);
+    assert_int_equal(run_op("Conv", &grp, in, 2, &y, &err), ST_EINVAL);
+    attr_list k = { .n = 0 };
+    int64_t ks[2] = { 9, 9 };
+    add_ints(&k, "kernel_shape", ks, 2);
+    assert_int_equal(run_op("MaxPool", &k, in, 1, &y, &err), ST_ESHAPE); /* kernel larger than the input */
+    attr_list nok = { .n = 0 };
+    assert_int_equal(run_op("AveragePool", &nok, in, 1, &y, &err), ST_EINVAL); /* no kernel_shape */
+    int64_t is[4] = { 1, 2, 2, 2 };
+    int64_t idx[8] = { 0, 1, 2, 3, 4, 5, 6, 99 };
+    eng_tensor it = eng_tensor_make(ST_DT_INT64, is, 4, idx);
+    eng_tensor vt = eng_tensor_make(ST_DT_FLOAT32, is, 4, data);
+    const eng_tensor *uin[2] = { &vt, &it };
+    attr_list up = { .n = 0 };
+    int64_t k2[2] = { 2, 2 };
+    add_ints(&up, "kernel_shape", k2, 2);
+    add_ints(&up, "strides", k2, 2);
+    assert_int_equal(run_op("MaxUnpool", &up, uin, 2, &y, &err), ST_EINVAL); /* index 99 of 32 */
+    free(y.data);
+}
+
 int main(void)
 {
     /* Fixed by default so failures reproduce; TEST_CONV_SEED explores. */
@@ -570,6 +842,9 @@ int main(void)
         cmocka_unit_test(test_bad_shapes_are_errors),
         cmocka_unit_test(test_pool_geometry_ceil_mode),
         cmocka_unit_test(test_pools_separable_matches_direct),
+        cmocka_unit_test(test_convtranspose_matches_reference),
+        cmocka_unit_test(test_conv_other_types),
+        cmocka_unit_test(test_conv_rejects_bad_models),
     };
     return cmocka_run_group_tests_name("conv", tests, NULL, NULL);
 }
