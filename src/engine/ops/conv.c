@@ -374,12 +374,7 @@ static void im2col_lines(const conv_job *j, const float *x, size_t l0, size_t l1
                         }
                         if (lo > 0)
                             memset(d, 0, (size_t)lo * sizeof *d);
-                        if (sw == 1) {
-                            memcpy(d + lo, src + lo, (size_t)(hi - lo) * sizeof *d);
-                        } else {
-                            for (int64_t ow = lo; ow < hi; ow++)
-                                d[ow] = src[ow * sw];
-                        }
+                        conv_copy_strided_f32(d + lo, src + lo * sw, (size_t)(hi - lo), (size_t)sw);
                         if (hi < ow_n)
                             memset(d + hi, 0, (size_t)(ow_n - hi) * sizeof *d);
                         line++;
@@ -899,9 +894,8 @@ static void col2im_add(const conv_geom *g, const float *col, size_t l0, size_t l
                         if (od < 0 || od >= od_n || oh < 0 || oh >= oh_n)
                             continue;
                         float *yr = ym + (od * oh_n + oh) * ow_n + off;
-                        if (sw == 1)
-                            for (int64_t iw = lo; iw < hi; iw++)
-                                yr[iw] += src[iw];
+                        if (sw == 1 && hi > lo)
+                            conv_vadd_f32(yr + lo, src + lo, (size_t)(hi - lo));
                         else
                             for (int64_t iw = lo; iw < hi; iw++)
                                 yr[iw * sw] += src[iw];

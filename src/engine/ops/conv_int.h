@@ -132,6 +132,8 @@ void conv_dw_plane_f32_ref(const conv_dw_shape *s, const float *src, const float
  * input: the row layout of conv_dw_pad, also used by the pools. */
 void conv_pad_row_f32(const float *in, size_t iw, size_t pad_left, size_t sw, size_t phase_w, float fill,
                       float *dst);
+/* dst[i] = src[i * stride] for i < n (reads src[(n - 1) * stride] last). */
+void conv_copy_strided_f32(float *dst, const float *src, size_t n, size_t stride);
 /* acc[i] = src[i] > acc[i] ? src[i] : acc[i] (NaN in src skipped). */
 void conv_vmax_f32(float *acc, const float *src, size_t n);
 /* acc[i] += src[i]. */

@@ -289,15 +289,27 @@ AVX2 static void copy_stride2_avx2(float *dst, const float *src, size_t n)
 }
 #endif
 
+void conv_copy_strided_f32(float *dst, const float *src, size_t n, size_t stride)
+{
+    if (stride == 1) {
+        memcpy(dst, src, n * sizeof *dst);
+    } else if (stride == 2) {
+#ifdef CONV_X86
+        if (st_cpu_features()->has_avx2) {
+            copy_stride2_avx2(dst, src, n);
+            return;
+        }
+#endif
+        copy_stride2_generic(dst, src, n);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            dst[i] = src[i * stride];
+    }
+}
+
 void conv_pad_row_f32(const float *in, size_t iw, size_t pad_left, size_t sw, size_t phase_w, float fill,
                       float *dst)
 {
-#ifdef CONV_X86
-    void (*copy2)(float *, const float *, size_t) =
-        st_cpu_features()->has_avx2 ? copy_stride2_avx2 : copy_stride2_generic;
-#else
-    void (*copy2)(float *, const float *, size_t) = copy_stride2_generic;
-#endif
     for (size_t q = 0; q < sw; q++) {
         /* Phase q holds padded columns t * sw + q; those in
          * [pad_left, pad_left + iw) come from the input. */
@@ -310,14 +322,7 @@ void conv_pad_row_f32(const float *in, size_t iw, size_t pad_left, size_t sw, si
             lo = hi;
         for (size_t t = 0; t < lo; t++)
             dq[t] = fill;
-        const float *first = in + (lo * sw + q - pad_left);
-        if (sw == 1)
-            memcpy(dq + lo, first, (hi - lo) * sizeof *dq);
-        else if (sw == 2)
-            copy2(dq + lo, first, hi - lo);
-        else
-            for (size_t t = lo; t < hi; t++)
-                dq[t] = first[(t - lo) * sw];
+        conv_copy_strided_f32(dq + lo, in + (lo * sw + q - pad_left), hi - lo, sw);
         for (size_t t = hi; t < phase_w; t++)
             dq[t] = fill;
     }
