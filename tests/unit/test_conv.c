@@ -477,6 +477,15 @@ static pool_case random_pool_case(void)
         int64_t dk = (a->kernel[i] - 1) * a->dilations[i] + 1;
         c.x_shape[2 + i] = rnd_int(dk, dk + 20);
     }
+    if (rnd() % 4 == 0) { /* the 2x2 stride-2 special case, odd sizes too */
+        a->auto_pad = CONV_PAD_NOTSET;
+        a->n_pads = 0;
+        for (int i = 0; i < nsp; i++) {
+            a->kernel[i] = a->strides[i] = 2;
+            a->dilations[i] = 1;
+            c.x_shape[2 + i] = rnd_int(2, 40);
+        }
+    }
     return c;
 }
 

@@ -139,6 +139,11 @@ void conv_vmax_f32(float *acc, const float *src, size_t n);
 /* acc[i] += src[i]. */
 void conv_vadd_f32(float *acc, const float *src, size_t n);
 
+/* One plane of a 2x2, stride-2, unpadded max (or average) pool: y is
+ * oh x ow with 2 oh <= input rows and 2 ow <= iw (the input row length).
+ * Max skips NaN like the other paths (v > m). */
+void conv_pool2x2_f32(const float *x, size_t iw, float *y, size_t oh, size_t ow, bool is_max);
+
 /* Row r of the rows x n block at y (row stride ld) set to values[r]: the
  * bias written before a GEMM accumulates onto it. */
 void conv_fill_rows_f32(float *y, size_t rows, size_t ld, size_t n, const float *values);

@@ -1,6 +1,6 @@
 /* conv_kern.c - SIMD kernels of the convolution family: the direct
- * depthwise plane kernel (AVX2/FMA with a portable fallback, chosen per
- * call from st_cpu_features()).
+ * depthwise plane kernel and the row helpers of the pools (AVX2/FMA with
+ * portable fallbacks, chosen from st_cpu_features(), looked up once).
  *
  * The kernel reads a zero-padded copy of the input plane whose rows are
  * split into `stride` column phases (conv_int.h), so every tap reads
@@ -8,6 +8,8 @@
  * bounds checks, no gathers or shuffles.  It keeps four output rows in
  * flight (four independent FMA chains); 3x3 stride-1 undilated kernels,
  * the common case, get a version with the nine weights in registers. */
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -17,6 +19,22 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define CONV_X86 1
+#endif
+
+#ifdef CONV_X86
+/* Whether the AVX2+FMA kernels may run: asked once, then one relaxed load
+ * (the row helpers are called per row, st_cpu_features per call showed). */
+static bool use_avx2(void)
+{
+    static atomic_int state; /* 0 not asked yet, 1 no, 2 yes */
+    int s = atomic_load_explicit(&state, memory_order_relaxed);
+    if (!s) {
+        const st_cpu_feature_set *cpu = st_cpu_features();
+        s = cpu->has_avx2 && cpu->has_fma ? 2 : 1;
+        atomic_store_explicit(&state, s, memory_order_relaxed);
+    }
+    return s == 2;
+}
 #endif
 
 /* Offset of tap (i, j) from an output's origin in the phase layout. */
@@ -187,8 +205,7 @@ AVX2 static void dw_plane_avx2_3x3(const conv_dw_shape *s, const float *src, con
 void conv_dw_plane_f32(const conv_dw_shape *s, const float *src, const float *w, float bias, float *dst)
 {
 #ifdef CONV_X86
-    const st_cpu_feature_set *cpu = st_cpu_features();
-    if (cpu->has_avx2 && cpu->has_fma && s->kh * s->kw <= CONV_DW_MAX_TAPS) {
+    if (use_avx2() && s->kh * s->kw <= CONV_DW_MAX_TAPS) {
         if (s->kh == 3 && s->kw == 3 && s->sw == 1 && s->dh == 1 && s->dw == 1)
             dw_plane_avx2_3x3(s, src, w, bias, dst);
         else
@@ -255,7 +272,7 @@ AVX2 static void fill_rows_avx2(float *y, size_t rows, size_t ld, size_t n, cons
 void conv_fill_rows_f32(float *y, size_t rows, size_t ld, size_t n, const float *values)
 {
 #ifdef CONV_X86
-    if (st_cpu_features()->has_avx2) {
+    if (use_avx2()) {
         fill_rows_avx2(y, rows, ld, n, values);
         return;
     }
@@ -295,7 +312,7 @@ void conv_copy_strided_f32(float *dst, const float *src, size_t n, size_t stride
         memcpy(dst, src, n * sizeof *dst);
     } else if (stride == 2) {
 #ifdef CONV_X86
-        if (st_cpu_features()->has_avx2) {
+        if (use_avx2()) {
             copy_stride2_avx2(dst, src, n);
             return;
         }
@@ -380,7 +397,7 @@ AVX2 static void vadd_avx2(float *acc, const float *src, size_t n)
 void conv_vmax_f32(float *acc, const float *src, size_t n)
 {
 #ifdef CONV_X86
-    if (st_cpu_features()->has_avx2) {
+    if (use_avx2()) {
         vmax_avx2(acc, src, n);
         return;
     }
@@ -391,10 +408,77 @@ void conv_vmax_f32(float *acc, const float *src, size_t n)
 void conv_vadd_f32(float *acc, const float *src, size_t n)
 {
 #ifdef CONV_X86
-    if (st_cpu_features()->has_avx2) {
+    if (use_avx2()) {
         vadd_avx2(acc, src, n);
         return;
     }
 #endif
     vadd_generic(acc, src, n);
+}
+
+/* --- 2x2 stride-2 pools ----------------------------------------------------------- */
+
+static void pool2x2_generic(const float *x, size_t iw, float *y, size_t oh, size_t ow, bool is_max)
+{
+    for (size_t r = 0; r < oh; r++) {
+        const float *a = x + 2 * r * iw, *b = a + iw;
+        float *o = y + r * ow;
+        for (size_t c = 0; c < ow; c++) {
+            float p = a[2 * c], q = a[2 * c + 1], u = b[2 * c], v = b[2 * c + 1];
+            if (is_max) {
+                float m = q > p ? q : p;
+                m = u > m ? u : m;
+                o[c] = v > m ? v : m;
+            } else {
+                o[c] = ((p + q) + (u + v)) * 0.25f;
+            }
+        }
+    }
+}
+
+#ifdef CONV_X86
+AVX2 static void pool2x2_avx2(const float *x, size_t iw, float *y, size_t oh, size_t ow, bool is_max)
+{
+    const __m256 quarter = _mm256_set1_ps(0.25f);
+    for (size_t r = 0; r < oh; r++) {
+        const float *a = x + 2 * r * iw, *b = a + iw;
+        float *o = y + r * ow;
+        size_t c = 0;
+        /* Reads a[2c .. 2c + 15] <= a[2 ow - 1], inside the row. */
+        for (; c + 8 <= ow; c += 8) {
+            __m256 a0 = _mm256_loadu_ps(a + 2 * c), a1 = _mm256_loadu_ps(a + 2 * c + 8);
+            __m256 b0 = _mm256_loadu_ps(b + 2 * c), b1 = _mm256_loadu_ps(b + 2 * c + 8);
+            __m256 v0 = is_max ? _mm256_max_ps(b0, a0) : _mm256_add_ps(a0, b0);
+            __m256 v1 = is_max ? _mm256_max_ps(b1, a1) : _mm256_add_ps(a1, b1);
+            /* Columns 2c, 2c + 2, ... and 2c + 1, 2c + 3, ... (pairs of
+             * 64-bit lanes out of order, fixed by the permute). */
+            __m256 even = _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0));
+            __m256 odd = _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1));
+            __m256 m = is_max ? _mm256_max_ps(odd, even) : _mm256_mul_ps(_mm256_add_ps(even, odd), quarter);
+            _mm256_storeu_ps(o + c, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m),
+                                                                            _MM_SHUFFLE(3, 1, 2, 0))));
+        }
+        for (; c < ow; c++) {
+            float p = a[2 * c], q = a[2 * c + 1], u = b[2 * c], v = b[2 * c + 1];
+            if (is_max) {
+                float mm = q > p ? q : p;
+                mm = u > mm ? u : mm;
+                o[c] = v > mm ? v : mm;
+            } else {
+                o[c] = ((p + q) + (u + v)) * 0.25f;
+            }
+        }
+    }
+}
+#endif
+
+void conv_pool2x2_f32(const float *x, size_t iw, float *y, size_t oh, size_t ow, bool is_max)
+{
+#ifdef CONV_X86
+    if (use_avx2()) {
+        pool2x2_avx2(x, iw, y, oh, ow, is_max);
+        return;
+    }
+#endif
+    pool2x2_generic(x, iw, y, oh, ow, is_max);
 }

@@ -164,6 +164,14 @@ static void sep_plane(const pool_job *j, size_t plane, float *scratch)
     }
 }
 
+static void pool2x2_plane(const pool_job *j, size_t plane, float *scratch)
+{
+    (void)scratch;
+    conv_pool2x2_f32((const float *)j->x + plane * j->in_plane, (size_t)j->g->in[2],
+                     (float *)j->y + plane * j->out_plane, (size_t)j->g->out[1], (size_t)j->g->out[2],
+                     j->kind == POOL_MAX);
+}
+
 /* Sets up j for sep_plane when the problem suits it (float32, up to two
  * spatial dims); false otherwise. */
 static st_status sep_setup(eng_kctx *k, const conv_geom *g, pool_job *j, int kind, bool *use)
@@ -171,6 +179,15 @@ static st_status sep_setup(eng_kctx *k, const conv_geom *g, pool_job *j, int kin
     *use = false;
     if (k->in[0]->dtype != ST_DT_FLOAT32 || g->nsp > 2)
         return ST_OK;
+    if (kind != POOL_LP && g->kernel[1] == 2 && g->kernel[2] == 2 && g->stride[1] == 2 && g->stride[2] == 2 &&
+        g->dilation[1] == 1 && g->dilation[2] == 1 && g->pad_begin[1] == 0 && g->pad_begin[2] == 0 &&
+        2 * g->out[1] <= g->in[1] && 2 * g->out[2] <= g->in[2]) {
+        /* Every window whole: MaxPool2d(2) / AvgPool2d(2). */
+        j->kind = kind;
+        j->plane_fn = pool2x2_plane;
+        *use = true;
+        return ST_OK;
+    }
     size_t ow = (size_t)g->out[2], sw = (size_t)g->stride[2];
     size_t cols = (ow - 1) * sw + (size_t)((g->kernel[2] - 1) * g->dilation[2]) + 1;
     j->phase_w = (cols + sw - 1) / sw;
