@@ -73,6 +73,21 @@ static void reference_conv(const conv_geom *g, const float *x, const float *w, c
         }
 }
 
+/* The fused activations, in double. */
+static double apply_act(const conv_act *a, double x)
+{
+    switch (a->kind) {
+    case CONV_ACT_NONE: return x;
+    case CONV_ACT_RELU: return x > 0 ? x : 0;
+    case CONV_ACT_LEAKY_RELU: return x >= 0 ? x : a->alpha * x;
+    case CONV_ACT_SIGMOID: return 1 / (1 + exp(-x));
+    case CONV_ACT_TANH: return tanh(x);
+    case CONV_ACT_CLIP: return x < a->alpha ? a->alpha : x > a->beta ? a->beta : x;
+    case CONV_ACT_HARD_SIGMOID: return fmax(0, fmin(1, a->alpha * x + a->beta));
+    }
+    return x;
+}
+
 /* A random problem description: shapes and attributes. */
 typedef struct problem {
     int nsp;
@@ -177,10 +192,21 @@ static void check_one(conv_path path, bool same_padding, st_pool *pool, st_arena
     fill(b, (size_t)g.c_out);
     bool with_bias = rnd() % 2;
     reference_conv(&g, x, w, with_bias ? b : NULL, ref);
+    /* Half the time a fused activation, a quarter of the time a sum. */
+    conv_act act = { .kind = rnd() % 2 ? (conv_act_kind)rnd_int(1, 6) : CONV_ACT_NONE };
+    act.alpha = act.kind == CONV_ACT_CLIP ? -0.3f : 0.2f;
+    act.beta = act.kind == CONV_ACT_CLIP ? 0.4f : 0.5f;
+    float *sum = rnd() % 4 == 0 ? malloc(ny * sizeof *sum) : NULL;
+    if (sum) {
+        fill(sum, ny);
+        act.sum = sum;
+    }
+    for (size_t i = 0; i < ny; i++)
+        ref[i] = (float)apply_act(&act, (double)ref[i] + (sum ? sum[i] : 0.0));
     for (size_t i = 0; i < ny; i++)
         y[i] = NAN;
     st_arena_reset(arena);
-    assert_int_equal(conv_f32(&g, path, x, w, with_bias ? b : NULL, y, arena, pool), ST_OK);
+    assert_int_equal(conv_f32(&g, path, x, w, with_bias ? b : NULL, &act, y, arena, pool), ST_OK);
     for (size_t i = 0; i < ny; i++) {
         double tol = 1e-4 * fmax(1.0, fabs((double)ref[i]));
         if (!(fabs((double)y[i] - (double)ref[i]) <= tol))
@@ -201,6 +227,7 @@ static void check_one(conv_path path, bool same_padding, st_pool *pool, st_arena
     free(b);
     free(y);
     free(ref);
+    free(sum);
 }
 
 static void run_many(conv_path path, bool same_padding, int threads, int iterations)
@@ -286,7 +313,7 @@ static void test_im2col_many_tiles(void **state)
             assert_int_equal(st_pool_create(threads, &pool, &err), ST_OK);
         st_arena arena;
         st_arena_init(&arena, 0);
-        assert_int_equal(conv_f32(&g, CONV_PATH_IM2COL, x, w, bias, y, &arena, pool), ST_OK);
+        assert_int_equal(conv_f32(&g, CONV_PATH_IM2COL, x, w, bias, NULL, y, &arena, pool), ST_OK);
         for (size_t i = 0; i < ny; i++)
             assert_true(fabs((double)y[i] - (double)ref[i]) <= 1e-4 * fmax(1.0, fabs((double)ref[i])));
         st_arena_free(&arena);
@@ -591,13 +618,34 @@ static void add_int(attr_list *l, const char *name, int64_t v)
     a->i = v;
 }
 
+static void add_str(attr_list *l, const char *name, const char *v)
+{
+    onnx_attr *a = &l->a[l->n++];
+    memset(a, 0, sizeof *a);
+    a->name = st_str_c(name);
+    a->type = ONNX_ATTR_STRING;
+    a->s = st_str_c(v);
+}
+
+static void add_floats(attr_list *l, const char *name, const float *v, size_t n)
+{
+    onnx_attr *a = &l->a[l->n];
+    memset(a, 0, sizeof *a);
+    a->name = st_str_c(name);
+    a->type = ONNX_ATTR_FLOATS;
+    a->floats = v;
+    a->float_count = n;
+    l->n++;
+}
+
 /* Runs op_type (default domain, opset 17) on the inputs; fills out[0]
  * (data malloc'd, caller frees).  Returns the status of the first step
  * that failed. */
 static st_status run_op(const char *op_type, const attr_list *attrs, const eng_tensor *const *in, uint32_t n_in,
                         eng_tensor *out, st_error *err)
 {
-    const eng_op *op = eng_op_find(st_str_c(""), st_str_c(op_type), 17);
+    bool ms = strcmp(op_type, "FusedConv") == 0;
+    const eng_op *op = eng_op_find(st_str_c(ms ? "com.microsoft" : ""), st_str_c(op_type), ms ? 1 : 17);
     assert_non_null(op);
     onnx_node proto;
     memset(&proto, 0, sizeof proto);
@@ -787,6 +835,48 @@ static void test_conv_other_types(void **state)
     }
 }
 
+/* com.microsoft FusedConv: Clip(Conv + B + Z) against Conv, then the same
+ * by hand. */
+static void test_fusedconv(void **state)
+{
+    (void)state;
+    int64_t xs[4] = { 2, 4, 9, 7 }, ws[4] = { 6, 2, 3, 3 }, bs = 6;
+    float x[504], w[108], b[6], z[2 * 6 * 9 * 7];
+    fill(x, 504);
+    fill(w, 108);
+    fill(b, 6);
+    fill(z, sizeof z / sizeof z[0]);
+    attr_list attrs = { .n = 0 };
+    int64_t pads[4] = { 1, 1, 1, 1 };
+    float params[2] = { -0.2f, 0.3f };
+    add_int(&attrs, "group", 2);
+    add_ints(&attrs, "pads", pads, 4);
+    add_str(&attrs, "activation", "Clip");
+    add_floats(&attrs, "activation_params", params, 2);
+    eng_tensor xt = eng_tensor_make(ST_DT_FLOAT32, xs, 4, x), wt = eng_tensor_make(ST_DT_FLOAT32, ws, 4, w);
+    eng_tensor bt = eng_tensor_make(ST_DT_FLOAT32, &bs, 1, b);
+    int64_t ys[4] = { 2, 6, 9, 7 };
+    eng_tensor zt = eng_tensor_make(ST_DT_FLOAT32, ys, 4, z);
+    const eng_tensor *in[4] = { &xt, &wt, &bt, &zt };
+    eng_tensor fused, plain;
+    st_error err = { 0 };
+    if (run_op("FusedConv", &attrs, in, 4, &fused, &err) != ST_OK)
+        fail_msg("FusedConv: %s", err.msg);
+    attrs.n = 2; /* group and pads only */
+    assert_int_equal(run_op("Conv", &attrs, in, 3, &plain, &err), ST_OK);
+    assert_int_equal(fused.count, plain.count);
+    for (size_t i = 0; i < plain.count; i++) {
+        float v = ((float *)plain.data)[i] + z[i];
+        v = v < -0.2f ? -0.2f : v > 0.3f ? 0.3f : v;
+        assert_true(fabsf(((float *)fused.data)[i] - v) <= 1e-5f);
+    }
+    free(fused.data);
+    free(plain.data);
+    attr_list bad = { .n = 0 };
+    add_str(&bad, "activation", "Softmax");
+    assert_int_equal(run_op("FusedConv", &bad, in, 2, &fused, &err), ST_EUNSUPPORTED);
+}
+
 /* Hostile attributes and shapes are errors with a message, not crashes. */
 static void test_conv_rejects_bad_models(void **state)
 {
@@ -853,6 +943,7 @@ int main(void)
         cmocka_unit_test(test_pools_separable_matches_direct),
         cmocka_unit_test(test_convtranspose_matches_reference),
         cmocka_unit_test(test_conv_other_types),
+        cmocka_unit_test(test_fusedconv),
         cmocka_unit_test(test_conv_rejects_bad_models),
     };
     return cmocka_run_group_tests_name("conv", tests, NULL, NULL);

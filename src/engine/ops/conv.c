@@ -9,6 +9,7 @@
  * (im2col) and multiplies it with eng_sgemm.  Bias is written into the
  * output before the GEMM accumulates onto it.  Other types take a direct
  * loop (float64, integers) or are widened to float32 (float16). */
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -35,6 +36,44 @@ static st_status read_ints(const eng_node *n, const char *name, int64_t *dst, si
     }
     *count = c;
     return ST_OK;
+}
+
+/* FusedConv's activation: ONNX Runtime's names and parameter lists. */
+static st_status parse_activation(const eng_node *n, conv_attrs *a, st_error *err)
+{
+    static const struct {
+        const char *name;
+        conv_act_kind kind;
+        size_t n_params;
+        float alpha, beta; /* defaults */
+    } acts[] = {
+        { "Relu", CONV_ACT_RELU, 0, 0, 0 },
+        { "LeakyRelu", CONV_ACT_LEAKY_RELU, 1, 0.01f, 0 },
+        { "Sigmoid", CONV_ACT_SIGMOID, 0, 0, 0 },
+        { "Tanh", CONV_ACT_TANH, 0, 0, 0 },
+        { "Clip", CONV_ACT_CLIP, 2, -FLT_MAX, FLT_MAX },
+        { "HardSigmoid", CONV_ACT_HARD_SIGMOID, 2, 0.2f, 0.5f },
+    };
+    a->act = CONV_ACT_NONE;
+    if (!eng_attr_has(n, "activation"))
+        return ST_OK;
+    st_str name = eng_attr_str(n, "activation", "");
+    size_t n_params;
+    const float *params = eng_attr_floats(n, "activation_params", &n_params);
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+        if (!st_str_eq_c(name, acts[i].name))
+            continue;
+        if (n_params && n_params != acts[i].n_params)
+            return st_fail(err, ST_EINVAL, "activation %s takes %zu activation_params, got %zu", acts[i].name,
+                           acts[i].n_params, n_params);
+        a->act = acts[i].kind;
+        a->act_alpha = n_params > 0 ? params[0] : acts[i].alpha;
+        a->act_beta = n_params > 1 ? params[1] : acts[i].beta;
+        return ST_OK;
+    }
+    return st_fail(err, ST_EUNSUPPORTED,
+                   "activation '%.*s' is not supported (Relu, LeakyRelu, Sigmoid, Tanh, Clip, HardSigmoid)",
+                   (int)(name.len > 40 ? 40 : name.len), name.ptr);
 }
 
 st_status conv_attrs_parse(const eng_node *n, conv_attrs *a, st_error *err)
@@ -107,7 +146,7 @@ st_status conv_attrs_parse(const eng_node *n, conv_attrs *a, st_error *err)
         return st_fail(err, ST_EINVAL, "coordinate_transformation_mode '%.*s' is not half_pixel or output_half_pixel",
                        (int)(ctm.len > 40 ? 40 : ctm.len), ctm.ptr);
     a->roi_half_pixel = st_str_eq_c(ctm, "half_pixel");
-    return ST_OK;
+    return parse_activation(n, a, err);
 }
 
 st_status conv_attrs_check(eng_node *n, st_arena *arena, st_error *err)
@@ -298,6 +337,7 @@ bool conv_path_applies(const conv_geom *g, conv_path path)
 typedef struct conv_job {
     const conv_geom *g;
     const float *x, *w, *bias;
+    const conv_act *act;           /* NULL: nothing fused */
     float *y;
     conv_path path;
     size_t c_g, m_g, k_rows;       /* channels per group in/out; GEMM depth */
@@ -408,11 +448,14 @@ static void gemm_unit(const conv_job *j, size_t unit, float *buf, st_pool *pool)
         ldb = ncols;
     }
     float beta = 0.0f;
-    if (j->bias) {
-        conv_fill_rows_f32(y, j->m_g, j->out_plane, ncols, j->bias + grp * j->m_g);
+    const float *sum = j->act && j->act->sum ? j->act->sum + (y - j->y) : NULL;
+    if (j->bias || sum) {
+        conv_fill_rows_f32(y, j->m_g, j->out_plane, ncols, j->bias ? j->bias + grp * j->m_g : NULL, sum);
         beta = 1.0f;
     }
     eng_sgemm(j->m_g, ncols, j->k_rows, 1.0f, w, j->k_rows, false, b, ldb, false, beta, y, j->out_plane, pool);
+    if (j->act)
+        conv_act_rows_f32(y, j->m_g, j->out_plane, ncols, j->act);
 }
 
 /* One unit of the depthwise path: input plane (n, c) padded into buf, then
@@ -425,8 +468,12 @@ static void depthwise_unit(const conv_job *j, size_t unit, float *buf)
     conv_dw_pad(s, j->x + (n * (size_t)g->c_in + c) * j->in_plane, buf);
     for (size_t mm = 0; mm < j->m_g; mm++) {
         size_t m = c * j->m_g + mm;
-        conv_dw_plane_f32(s, buf, j->w + m * s->kh * s->kw, j->bias ? j->bias[m] : 0.0f,
-                          j->y + (n * (size_t)g->c_out + m) * j->out_plane);
+        size_t at = (n * (size_t)g->c_out + m) * j->out_plane;
+        conv_dw_plane_f32(s, buf, j->w + m * s->kh * s->kw, j->bias ? j->bias[m] : 0.0f, j->y + at);
+        if (j->act && j->act->sum)
+            conv_vadd_f32(j->y + at, j->act->sum + at, j->out_plane);
+        if (j->act)
+            conv_act_rows_f32(j->y + at, 1, j->out_plane, j->out_plane, j->act);
     }
 }
 
@@ -447,8 +494,10 @@ static void conv_task(void *ctx, int ith, int nth)
 }
 
 st_status conv_f32(const conv_geom *g, conv_path path, const float *x, const float *w, const float *bias,
-                   float *y, st_arena *scratch, st_pool *pool)
+                   const conv_act *act, float *y, st_arena *scratch, st_pool *pool)
 {
+    if (act && act->kind == CONV_ACT_NONE && !act->sum)
+        act = NULL;
     if (path == CONV_PATH_AUTO) {
         if (conv_path_applies(g, CONV_PATH_DEPTHWISE))
             path = CONV_PATH_DEPTHWISE;
@@ -457,7 +506,7 @@ st_status conv_f32(const conv_geom *g, conv_path path, const float *x, const flo
         else
             path = CONV_PATH_IM2COL;
     }
-    conv_job j = { .g = g, .x = x, .w = w, .bias = bias, .y = y, .path = path };
+    conv_job j = { .g = g, .x = x, .w = w, .bias = bias, .act = act, .y = y, .path = path };
     j.c_g = (size_t)(g->c_in / g->group);
     j.m_g = (size_t)(g->c_out / g->group);
     j.in_plane = conv_in_plane(g);
@@ -466,9 +515,13 @@ st_status conv_f32(const conv_geom *g, conv_path path, const float *x, const flo
     if (g->batch == 0 || g->c_out == 0 || j.out_plane == 0)
         return ST_OK;
     if (j.k_rows == 0) { /* no input channels: the output is the bias */
-        for (size_t nm = 0; nm < (size_t)(g->batch * g->c_out); nm++)
-            for (size_t p = 0; p < j.out_plane; p++)
-                y[nm * j.out_plane + p] = bias ? bias[nm % (size_t)g->c_out] : 0.0f;
+        for (size_t n = 0; n < (size_t)g->batch; n++) {
+            size_t at = n * (size_t)g->c_out * j.out_plane;
+            conv_fill_rows_f32(y + at, (size_t)g->c_out, j.out_plane, j.out_plane, bias,
+                               act && act->sum ? act->sum + at : NULL);
+            if (act)
+                conv_act_rows_f32(y + at, (size_t)g->c_out, j.out_plane, j.out_plane, act);
+        }
         return ST_OK;
     }
     size_t ow = (size_t)g->out[2];
@@ -709,7 +762,40 @@ static st_status conv_run(eng_kctx *k)
         direct_conv_f64(&g, k->in[0]->data, k->in[1]->data, b ? b->data : NULL, k->out[0]->data, 0, NULL, 0);
         return ST_OK;
     }
-    s = conv_f32(&g, CONV_PATH_AUTO, k->in[0]->data, k->in[1]->data, b ? b->data : NULL, k->out[0]->data,
+    s = conv_f32(&g, CONV_PATH_AUTO, k->in[0]->data, k->in[1]->data, b ? b->data : NULL, NULL, k->out[0]->data,
+                 k->scratch, k->pool);
+    if (s != ST_OK)
+        return eng_fail(k, s, "out of scratch memory");
+    return ST_OK;
+}
+
+/* --- FusedConv (com.microsoft) ------------------------------------------------ */
+
+/* Y = activation(Conv(X, W) + B + Z), as ONNX Runtime's graph optimiser
+ * writes it (and as our own Conv + activation fusion can). */
+static st_status fusedconv_infer(eng_kctx *k)
+{
+    st_status s = conv_infer(k);
+    if (s != ST_OK)
+        return s;
+    if (k->in[0]->dtype != ST_DT_FLOAT32)
+        return eng_fail(k, ST_EUNSUPPORTED, "type %s is not supported (float32)", st_dtype_name(k->in[0]->dtype));
+    const eng_tensor *z = k->n_in > 3 ? k->in[3] : NULL, *y = k->out[0];
+    if (z && (z->dtype != ST_DT_FLOAT32 || z->rank != y->rank || memcmp(z->shape, y->shape, y->rank * sizeof(int64_t))))
+        return eng_fail(k, ST_ESHAPE, "Z must be float32 with the output's shape");
+    return ST_OK;
+}
+
+static st_status fusedconv_run(eng_kctx *k)
+{
+    conv_geom g;
+    st_status s = conv_geom_of(k, &g);
+    if (s != ST_OK)
+        return s;
+    const conv_attrs *a = k->node->state;
+    const eng_tensor *b = k->n_in > 2 ? k->in[2] : NULL, *z = k->n_in > 3 ? k->in[3] : NULL;
+    conv_act act = { .kind = a->act, .alpha = a->act_alpha, .beta = a->act_beta, .sum = z ? z->data : NULL };
+    s = conv_f32(&g, CONV_PATH_AUTO, k->in[0]->data, k->in[1]->data, b ? b->data : NULL, &act, k->out[0]->data,
                  k->scratch, k->pool);
     if (s != ST_OK)
         return eng_fail(k, s, "out of scratch memory");
@@ -961,6 +1047,7 @@ const eng_op eng_ops_conv[] = {
     { "", "Conv", 1, conv_attrs_check, conv_infer, conv_run },
     { "", "ConvTranspose", 1, conv_attrs_check, convtranspose_infer, convtranspose_run },
     { "", "ConvInteger", 10, conv_attrs_check, convint_infer, convint_run },
+    { "com.microsoft", "FusedConv", 1, conv_attrs_check, fusedconv_infer, fusedconv_run },
     { "", "MaxPool", 1, conv_attrs_check, conv_maxpool_infer, conv_maxpool_run },
     { "", "AveragePool", 1, conv_attrs_check, conv_avgpool_infer, conv_avgpool_run },
     { "", "LpPool", 1, conv_attrs_check, conv_lppool_infer, conv_lppool_run },

@@ -14,6 +14,25 @@
 
 typedef enum { CONV_PAD_NOTSET, CONV_PAD_SAME_UPPER, CONV_PAD_SAME_LOWER, CONV_PAD_VALID } conv_auto_pad;
 
+/* Work fused into a convolution's output write, applied to each tile
+ * while it is in cache: y = act(conv + bias + sum). */
+typedef enum {
+    CONV_ACT_NONE,
+    CONV_ACT_RELU,
+    CONV_ACT_LEAKY_RELU,   /* alpha */
+    CONV_ACT_SIGMOID,
+    CONV_ACT_TANH,
+    CONV_ACT_CLIP,         /* min alpha, max beta */
+    CONV_ACT_HARD_SIGMOID, /* max(0, min(1, alpha x + beta)) */
+} conv_act_kind;
+
+typedef struct conv_act {
+    conv_act_kind kind;
+    float alpha, beta;
+    const float *sum;      /* a tensor of Y's shape added before the
+                              activation (FusedConv's Z), or NULL */
+} conv_act;
+
 /* Attributes of Conv, ConvTranspose and the pools, parsed and range
  * checked once at load (conv_attrs_parse).  n_* is 0 when absent. */
 typedef struct conv_attrs {
@@ -35,6 +54,9 @@ typedef struct conv_attrs {
     float spatial_scale;
     bool roi_max;                           /* RoiAlign mode "max" */
     bool roi_half_pixel;                    /* coordinate_transformation_mode */
+    /* FusedConv (com.microsoft): activation and activation_params. */
+    conv_act_kind act;
+    float act_alpha, act_beta;
 } conv_attrs;
 
 /* One convolution or pooling problem.  Spatial arrays are indexed
@@ -89,11 +111,11 @@ typedef enum {
 /* Whether `path` can compute g (AUTO and IM2COL always can). */
 bool conv_path_applies(const conv_geom *g, conv_path path);
 
-/* Y = conv(X, W) + bias in float32 along `path` (which must apply).
- * bias may be NULL.  Temporaries come from `scratch`; `pool` may be NULL.
- * ST_ENOMEM when scratch runs out. */
+/* Y = act(conv(X, W) + bias + act->sum) in float32 along `path` (which
+ * must apply).  bias and act may be NULL.  Temporaries come from
+ * `scratch`; `pool` may be NULL.  ST_ENOMEM when scratch runs out. */
 st_status conv_f32(const conv_geom *g, conv_path path, const float *x, const float *w, const float *bias,
-                   float *y, st_arena *scratch, st_pool *pool);
+                   const conv_act *act, float *y, st_arena *scratch, st_pool *pool);
 
 /* --- SIMD kernels (conv_kern.c) ------------------------------------------ */
 
@@ -144,9 +166,12 @@ void conv_vadd_f32(float *acc, const float *src, size_t n);
  * Max skips NaN like the other paths (v > m). */
 void conv_pool2x2_f32(const float *x, size_t iw, float *y, size_t oh, size_t ow, bool is_max);
 
-/* Row r of the rows x n block at y (row stride ld) set to values[r]: the
- * bias written before a GEMM accumulates onto it. */
-void conv_fill_rows_f32(float *y, size_t rows, size_t ld, size_t n, const float *values);
+/* Row r of the rows x n block at y (row stride ld) set to values[r] (0
+ * when values is NULL) plus, when add is not NULL, the same block of add:
+ * the bias (and FusedConv's Z) written before a GEMM accumulates onto it. */
+void conv_fill_rows_f32(float *y, size_t rows, size_t ld, size_t n, const float *values, const float *add);
+/* Applies act->kind (not act->sum) in place to the rows x n block at y. */
+void conv_act_rows_f32(float *y, size_t rows, size_t ld, size_t n, const conv_act *act);
 
 /* --- pooling operators (conv_pool.c) ------------------------------------- */
 

@@ -8,6 +8,7 @@
  * bounds checks, no gathers or shuffles.  It keeps four output rows in
  * flight (four independent FMA chains); 3x3 stride-1 undilated kernels,
  * the common case, get a version with the nine weights in registers. */
+#include <math.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -239,22 +240,31 @@ void conv_dw_shape_init(conv_dw_shape *s, const conv_geom *g)
 
 /* --- bias rows ----------------------------------------------------------- */
 
-static void fill_rows_generic(float *y, size_t rows, size_t ld, size_t n, const float *values)
+static void fill_rows_generic(float *y, size_t rows, size_t ld, size_t n, const float *values, const float *add)
 {
     for (size_t r = 0; r < rows; r++) {
-        float *yr = y + r * ld, v = values[r];
+        float *yr = y + r * ld, v = values ? values[r] : 0.0f;
+        const float *ar = add ? add + r * ld : NULL;
         for (size_t i = 0; i < n; i++)
-            yr[i] = v;
+            yr[i] = ar ? v + ar[i] : v;
     }
 }
 
 #ifdef CONV_X86
-AVX2 static void fill_rows_avx2(float *y, size_t rows, size_t ld, size_t n, const float *values)
+AVX2 static void fill_rows_avx2(float *y, size_t rows, size_t ld, size_t n, const float *values, const float *add)
 {
     for (size_t r = 0; r < rows; r++) {
         float *yr = y + r * ld;
-        __m256 v = _mm256_broadcast_ss(values + r);
+        __m256 v = values ? _mm256_broadcast_ss(values + r) : _mm256_setzero_ps();
         size_t i = 0;
+        if (add) {
+            const float *ar = add + r * ld;
+            for (; i + 8 <= n; i += 8)
+                _mm256_storeu_ps(yr + i, _mm256_add_ps(v, _mm256_loadu_ps(ar + i)));
+            for (; i < n; i++)
+                yr[i] = (values ? values[r] : 0.0f) + ar[i];
+            continue;
+        }
         for (; i + 32 <= n; i += 32) {
             _mm256_storeu_ps(yr + i, v);
             _mm256_storeu_ps(yr + i + 8, v);
@@ -269,15 +279,82 @@ AVX2 static void fill_rows_avx2(float *y, size_t rows, size_t ld, size_t n, cons
 }
 #endif
 
-void conv_fill_rows_f32(float *y, size_t rows, size_t ld, size_t n, const float *values)
+void conv_fill_rows_f32(float *y, size_t rows, size_t ld, size_t n, const float *values, const float *add)
 {
 #ifdef CONV_X86
     if (use_avx2()) {
-        fill_rows_avx2(y, rows, ld, n, values);
+        fill_rows_avx2(y, rows, ld, n, values, add);
         return;
     }
 #endif
-    fill_rows_generic(y, rows, ld, n, values);
+    fill_rows_generic(y, rows, ld, n, values, add);
+}
+
+/* --- fused activations -------------------------------------------------------------- */
+
+static float act_scalar(const conv_act *a, float x)
+{
+    switch (a->kind) {
+    case CONV_ACT_NONE: return x;
+    case CONV_ACT_RELU: return x > 0.0f ? x : 0.0f;
+    case CONV_ACT_LEAKY_RELU: return x >= 0.0f ? x : a->alpha * x;
+    case CONV_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case CONV_ACT_TANH: return tanhf(x);
+    case CONV_ACT_CLIP: return x < a->alpha ? a->alpha : x > a->beta ? a->beta : x;
+    case CONV_ACT_HARD_SIGMOID: {
+        float v = a->alpha * x + a->beta;
+        return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+    }
+    }
+    return x;
+}
+
+static void act_rows_generic(float *y, size_t rows, size_t ld, size_t n, const conv_act *a)
+{
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < n; i++)
+            y[r * ld + i] = act_scalar(a, y[r * ld + i]);
+}
+
+#ifdef CONV_X86
+/* The piecewise-linear activations; Sigmoid and Tanh stay scalar. */
+AVX2 static void act_rows_avx2(float *y, size_t rows, size_t ld, size_t n, const conv_act *a)
+{
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    const __m256 va = _mm256_set1_ps(a->alpha), vb = _mm256_set1_ps(a->beta);
+    for (size_t r = 0; r < rows; r++) {
+        float *yr = y + r * ld;
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            __m256 x = _mm256_loadu_ps(yr + i), v;
+            switch (a->kind) {
+            case CONV_ACT_RELU: v = _mm256_max_ps(x, zero); break;
+            case CONV_ACT_LEAKY_RELU:
+                v = _mm256_blendv_ps(_mm256_mul_ps(x, va), x, _mm256_cmp_ps(x, zero, _CMP_GE_OQ));
+                break;
+            case CONV_ACT_CLIP: v = _mm256_min_ps(_mm256_max_ps(x, va), vb); break;
+            case CONV_ACT_HARD_SIGMOID: v = _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(va, x, vb), zero), one); break;
+            default: v = x; break;
+            }
+            _mm256_storeu_ps(yr + i, v);
+        }
+        for (; i < n; i++)
+            yr[i] = act_scalar(a, yr[i]);
+    }
+}
+#endif
+
+void conv_act_rows_f32(float *y, size_t rows, size_t ld, size_t n, const conv_act *act)
+{
+    if (act->kind == CONV_ACT_NONE)
+        return;
+#ifdef CONV_X86
+    if (use_avx2() && act->kind != CONV_ACT_SIGMOID && act->kind != CONV_ACT_TANH) {
+        act_rows_avx2(y, rows, ld, n, act);
+        return;
+    }
+#endif
+    act_rows_generic(y, rows, ld, n, act);
 }
 
 /* --- depthwise padding ------------------------------------------------------- */
