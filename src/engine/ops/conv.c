@@ -1,14 +1,15 @@
-/* conv.c - convolutions: Conv, ConvTranspose, ConvInteger, and the table
- * of the conv family (the pools live in conv_pool.c, SIMD kernels in
- * conv_kern.c).
+/* conv.c - convolutions: Conv, ConvTranspose, ConvInteger, FusedConv
+ * (com.microsoft), and the table of the conv family (the pools live in
+ * conv_pool.c, SIMD kernels in conv_kern.c).
  *
  * Float32 Conv takes one of three paths: a 1x1 stride-1 unpadded conv is
  * a GEMM on X itself; a conv with one input channel per group (depthwise)
  * runs a direct SIMD kernel over a zero-padded copy of each plane; any
  * other conv copies tiles of output positions into a column buffer
- * (im2col) and multiplies it with eng_sgemm.  Bias is written into the
- * output before the GEMM accumulates onto it.  Other types take a direct
- * loop (float64, integers) or are widened to float32 (float16). */
+ * (im2col) and multiplies it with eng_sgemm.  Bias (and a fused sum) is
+ * written into the output before the GEMM accumulates onto it, a fused
+ * activation is applied to each tile right after.  Other types take a
+ * direct loop (float64, integers) or are widened to float32 (float16). */
 #include <float.h>
 #include <limits.h>
 #include <math.h>

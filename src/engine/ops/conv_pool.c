@@ -3,8 +3,10 @@
  *
  * Windowed pools precompute, per spatial axis and output index, the first
  * valid input index and the number of valid taps, so the loops over the
- * output have no per-element bounds checks.  Planes (n, c) are split over
- * the thread pool. */
+ * output have no per-element bounds checks.  Float32 1-D/2-D pools without
+ * Indices take faster routes: a SIMD kernel for 2x2 stride 2, otherwise a
+ * separable pass over rows then columns; the direct loops serve the other
+ * types, 3-D and Indices.  Planes (n, c) are split over the thread pool. */
 #include <float.h>
 #include <math.h>
 #include <string.h>
