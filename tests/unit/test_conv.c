@@ -516,8 +516,10 @@ static pool_case random_pool_case(void)
     return c;
 }
 
-/* Runs `run` on x (converted to `dtype`) and returns the output as double. */
-static void run_pool(pool_case *c, int op, st_dtype dtype, const float *x, double *out, size_t *n_out)
+/* Runs `run` on x (converted to `dtype`) and returns the output as double;
+ * on `pool` when not NULL. */
+static void run_pool_on(pool_case *c, int op, st_dtype dtype, const float *x, double *out, size_t *n_out,
+                        st_pool *pool)
 {
     onnx_node proto;
     memset(&proto, 0, sizeof proto);
@@ -541,7 +543,8 @@ static void run_pool(pool_case *c, int op, st_dtype dtype, const float *x, doubl
     st_arena arena;
     st_arena_init(&arena, 0);
     st_error err = { 0 };
-    eng_kctx k = { .node = &node, .in = ins, .n_in = 1, .out = outs, .n_out = 1, .scratch = &arena, .err = &err };
+    eng_kctx k = { .node = &node, .in = ins, .n_in = 1, .out = outs, .n_out = 1, .scratch = &arena, .err = &err,
+                   .pool = pool };
     st_status (*infer)(eng_kctx *) = op == 0 ? conv_maxpool_infer : op == 1 ? conv_avgpool_infer : conv_lppool_infer;
     st_status (*run)(eng_kctx *) = op == 0 ? conv_maxpool_run : op == 1 ? conv_avgpool_run : conv_lppool_run;
     if (infer(&k) != ST_OK)
@@ -557,6 +560,51 @@ static void run_pool(pool_case *c, int op, st_dtype dtype, const float *x, doubl
     free(yt.data);
     free(xd);
     st_arena_free(&arena);
+}
+
+static void run_pool(pool_case *c, int op, st_dtype dtype, const float *x, double *out, size_t *n_out)
+{
+    run_pool_on(c, op, dtype, x, out, n_out, NULL);
+}
+
+/* Planes split over threads give the same results (large enough inputs
+ * for the split to happen). */
+static void test_pools_on_thread_pool(void **state)
+{
+    (void)state;
+    st_pool *pool = NULL;
+    st_error err = { 0 };
+    assert_int_equal(st_pool_create(3, &pool, &err), ST_OK);
+    for (int it = 0; it < 12; it++) {
+        pool_case c;
+        memset(&c, 0, sizeof c);
+        c.rank = 4;
+        int64_t xs[4] = { 2, 5, 40 + it, 33 };
+        memcpy(c.x_shape, xs, sizeof xs);
+        c.attrs.n_kernel = c.attrs.n_strides = c.attrs.n_pads = 0;
+        c.attrs.n_kernel = 2;
+        c.attrs.kernel[0] = c.attrs.kernel[1] = 2 + it % 3;
+        c.attrs.n_strides = 2;
+        c.attrs.strides[0] = c.attrs.strides[1] = 1 + it % 2;
+        c.attrs.p = 2;
+        size_t nx = count_of(xs, 4);
+        float *x = malloc(nx * sizeof *x);
+        double *a = malloc(nx * sizeof *a), *b = malloc(nx * sizeof *b);
+        fill(x, nx);
+        for (int op = 0; op < 3; op++)
+            for (int t = 0; t < 2; t++) {
+                st_dtype dt = t ? ST_DT_FLOAT64 : ST_DT_FLOAT32;
+                size_t na, nb;
+                run_pool_on(&c, op, dt, x, a, &na, NULL);
+                run_pool_on(&c, op, dt, x, b, &nb, pool);
+                assert_int_equal(na, nb);
+                assert_memory_equal(a, b, na * sizeof *a);
+            }
+        free(x);
+        free(a);
+        free(b);
+    }
+    st_pool_destroy(pool);
 }
 
 static void test_pools_separable_matches_direct(void **state)
@@ -941,6 +989,7 @@ int main(void)
         cmocka_unit_test(test_bad_shapes_are_errors),
         cmocka_unit_test(test_pool_geometry_ceil_mode),
         cmocka_unit_test(test_pools_separable_matches_direct),
+        cmocka_unit_test(test_pools_on_thread_pool),
         cmocka_unit_test(test_convtranspose_matches_reference),
         cmocka_unit_test(test_conv_other_types),
         cmocka_unit_test(test_fusedconv),
