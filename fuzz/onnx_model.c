@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "base/arena.h"
+#include "engine/engine.h"
 #include "engine/onnx_pb.h"
 #include "fuzz.h"
 
@@ -96,6 +97,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_value(&value, &ext, &arena);
     if (onnx_decode_optional(data, size, &arena, &value, &err) == ST_OK)
         fuzz_value(&value, &ext, &arena);
+
+    /* The whole loader on top: graph building, every op's attribute
+     * checks, and the passes (constant folding runs kernels on whatever
+     * constants the input holds). */
+    eng_model *m = NULL;
+    if (eng_load_memory(data, size, NULL, NULL, &m, &err) == ST_OK)
+        eng_free(m);
 
     onnx_external_release(&ext);
     st_arena_free(&arena);

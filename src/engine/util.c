@@ -157,6 +157,18 @@ st_status eng_axis(const eng_kctx *k, int64_t axis, int rank, int *out)
     return ST_OK;
 }
 
+/* Saturating and NaN-safe: C leaves out-of-range conversions undefined. */
+static int64_t double_to_int64(double v)
+{
+    if (v != v)
+        return 0;
+    if (v >= 9223372036854775807.0)
+        return INT64_MAX;
+    if (v <= -9223372036854775808.0)
+        return INT64_MIN;
+    return (int64_t)v;
+}
+
 int64_t eng_int_at(const eng_tensor *t, size_t i)
 {
     switch (t->dtype) {
@@ -169,9 +181,9 @@ int64_t eng_int_at(const eng_tensor *t, size_t i)
     case ST_DT_UINT32: return ((const uint32_t *)t->data)[i];
     case ST_DT_UINT64: return (int64_t)((const uint64_t *)t->data)[i];
     case ST_DT_BOOL: return ((const uint8_t *)t->data)[i] != 0;
-    case ST_DT_FLOAT32: return (int64_t)((const float *)t->data)[i];
-    case ST_DT_FLOAT64: return (int64_t)((const double *)t->data)[i];
-    case ST_DT_FLOAT16: return (int64_t)st_half_to_float(((const uint16_t *)t->data)[i]);
+    case ST_DT_FLOAT32: return double_to_int64(((const float *)t->data)[i]);
+    case ST_DT_FLOAT64: return double_to_int64(((const double *)t->data)[i]);
+    case ST_DT_FLOAT16: return double_to_int64(st_half_to_float(((const uint16_t *)t->data)[i]));
     default: return 0;
     }
 }

@@ -51,21 +51,41 @@ typedef void (*bin_loop)(const void *a, size_t sa, const void *b, size_t sb, voi
 /* Integer division and modulo follow numpy/ONNX: division truncates
  * (C semantics, as ONNX runtimes do), Mod with fmod=0 takes the divisor's
  * sign.  Division by zero gives 0 instead of a trap. */
-#define IDIV(x, y) ((y) == 0 ? 0 : (x) / (y))
-#define IMOD(x, y) ((y) == 0 ? 0 : (((x) % (y)) != 0 && (((x) % (y) < 0) != ((y) < 0)) ? (x) % (y) + (y) : (x) % (y)))
-#define IFMOD(x, y) ((y) == 0 ? 0 : (x) % (y))
+#define IDIV(x, y) ((y) == 0 ? 0 : (y) == (__typeof__(y))-1 && (y) < 1 ? (__typeof__(x))(0 - (unsigned long long)(x)) : (x) / (y))
+#define IMOD(x, y) ((y) == 0 || ((y) == (__typeof__(y))-1 && (y) < 1) ? 0 \
+    : (((x) % (y)) != 0 && (((x) % (y) < 0) != ((y) < 0)) ? (x) % (y) + (y) : (x) % (y)))
+#define IFMOD(x, y) ((y) == 0 || ((y) == (__typeof__(y))-1 && (y) < 1) ? 0 : (x) % (y))
 #define FMODPY(x, y) (fmod((x), (y)) != 0 && ((fmod((x), (y)) < 0) != ((y) < 0)) ? fmod((x), (y)) + (y) : fmod((x), (y)))
 
-#define ARITH_TYPES(X) X(f32, float) X(f64, double) X(i32, int32_t) X(i64, int64_t) \
-    X(i8, int8_t) X(i16, int16_t) X(u8, uint8_t) X(u16, uint16_t) X(u32, uint32_t) X(u64, uint64_t)
+/* X(suffix, type, arithmetic type): integers add, subtract and multiply
+ * in their unsigned type so overflow wraps as numpy and ONNX Runtime do,
+ * instead of being undefined behaviour in C. */
+/* x**y in wrapping integer arithmetic (exponentiation by squaring);
+ * negative exponents give 1/x truncated: 1 for x = 1, +-1 for x = -1, else 0. */
+static inline uint64_t int_pow(uint64_t x, int64_t y)
+{
+    if (y < 0)
+        return x == 1 ? 1 : x == (uint64_t)-1 ? ((y & 1) ? (uint64_t)-1 : 1) : 0;
+    uint64_t r = 1;
+    while (y) {
+        if (y & 1)
+            r *= x;
+        x *= x;
+        y >>= 1;
+    }
+    return r;
+}
+
+#define ARITH_TYPES(X) X(f32, float, float) X(f64, double, double) X(i32, int32_t, uint32_t) \
+    X(i64, int64_t, uint64_t) X(i8, int8_t, uint32_t) X(i16, int16_t, uint32_t) X(u8, uint8_t, uint32_t) \
+    X(u16, uint16_t, uint32_t) X(u32, uint32_t, uint32_t) X(u64, uint64_t, uint64_t)
 #define INT_TYPES(X) X(i32, int32_t) X(i64, int64_t) X(i8, int8_t) X(i16, int16_t) \
     X(u8, uint8_t) X(u16, uint16_t) X(u32, uint32_t) X(u64, uint64_t)
-#define FLOAT_TYPES(X) X(f32, float) X(f64, double)
 
-#define GEN_COMMON(S, T)                                          \
-    DEF_LOOP(add_##S, T, T, x + y)                                \
-    DEF_LOOP(sub_##S, T, T, x - y)                                \
-    DEF_LOOP(mul_##S, T, T, x * y)                                \
+#define GEN_COMMON(S, T, U)                                       \
+    DEF_LOOP(add_##S, T, T, (U)x + (U)y)                          \
+    DEF_LOOP(sub_##S, T, T, (U)x - (U)y)                          \
+    DEF_LOOP(mul_##S, T, T, (U)x * (U)y)                          \
     DEF_LOOP(max_##S, T, T, x > y ? x : y)                        \
     DEF_LOOP(min_##S, T, T, x < y ? x : y)                        \
     DEF_LOOP(eq_##S, T, uint8_t, x == y)                          \
@@ -79,7 +99,7 @@ ARITH_TYPES(GEN_COMMON)
     DEF_LOOP(div_##S, T, T, IDIV(x, y))                           \
     DEF_LOOP(mod_##S, T, T, IMOD(x, y))                           \
     DEF_LOOP(fmod_##S, T, T, IFMOD(x, y))                         \
-    DEF_LOOP(pow_##S, T, T, pow((double)x, (double)y))            \
+    DEF_LOOP(pow_##S, T, T, int_pow((uint64_t)x, (int64_t)y))     \
     DEF_LOOP(band_##S, T, T, x & y)                               \
     DEF_LOOP(bor_##S, T, T, x | y)                                \
     DEF_LOOP(bxor_##S, T, T, x ^ y)
@@ -571,6 +591,30 @@ static st_status unary_run(eng_kctx *k)
     }
     default:
         break;
+    }
+    if (x->dtype != ST_DT_FLOAT32 && x->dtype != ST_DT_FLOAT64 && x->dtype != ST_DT_FLOAT16) {
+        /* Integers (Neg, Abs, Sign, Relu, Shrink): exact, wrapping like
+         * numpy (-INT_MIN is INT_MIN), never through a double. */
+        bool is_unsigned = x->dtype == ST_DT_UINT8 || x->dtype == ST_DT_UINT16 || x->dtype == ST_DT_UINT32 ||
+                           x->dtype == ST_DT_UINT64;
+        size_t es = st_dtype_size(x->dtype);
+        for (size_t i = 0; i < n; i++) {
+            int64_t v = eng_int_at(x, i);
+            uint64_t r;
+            switch (st->kind) {
+            case U_NEG: r = 0 - (uint64_t)v; break;
+            case U_ABS: r = !is_unsigned && v < 0 ? 0 - (uint64_t)v : (uint64_t)v; break;
+            case U_SIGN: r = (uint64_t)(v == 0 ? 0 : (!is_unsigned && v < 0) ? -1 : 1); break;
+            case U_RELU: r = !is_unsigned && v < 0 ? 0 : (uint64_t)v; break;
+            default: {
+                double d = unary_f(st, (double)v);
+                r = d != d ? 0 : d >= 9.2e18 ? (uint64_t)INT64_MAX : d <= -9.2e18 ? (uint64_t)INT64_MIN
+                                                                                   : (uint64_t)(int64_t)d;
+            }
+            }
+            memcpy((char *)o->data + i * es, &r, es); /* low bytes: little-endian truncation */
+        }
+        return ST_OK;
     }
     if (x->dtype == ST_DT_FLOAT32) {
         const float *a = x->data;
