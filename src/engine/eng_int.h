@@ -99,6 +99,7 @@ typedef struct eng_kctx {
     st_arena *scratch;           /* temporaries for this run */
     st_error *err;
     void *stash;                 /* infer may leave results here for run */
+    bool is_post_done;           /* run applied node->post itself */
 } eng_kctx;
 
 struct eng_op {

@@ -327,6 +327,7 @@ st_status eng_run(eng_session *s, const eng_tensor *inputs, size_t n_inputs, eng
         k.in = &s->in_ptrs[off];
         k.n_in = n->n_inputs - n->n_implicit;
         k.stash = NULL;
+        k.is_post_done = false;
         k.out = &s->out_ptrs[off + n->n_inputs];
         k.n_out = n->n_outputs;
         for (uint32_t o = 0; o < n->n_outputs; o++)
@@ -357,7 +358,8 @@ st_status eng_run(eng_session *s, const eng_tensor *inputs, size_t n_inputs, eng
         }
         if ((rc = n->op->run(&k)) != ST_OK)
             return rc;
-        if ((n->post.bias >= 0 || n->post.act != ENG_ACT_NONE) && (rc = eng_apply_post_op(&k, g)) != ST_OK)
+        if (!k.is_post_done && (n->post.bias >= 0 || n->post.act != ENG_ACT_NONE) &&
+            (rc = eng_apply_post_op(&k, g)) != ST_OK)
             return rc;
     }
     for (size_t i = 0; i < n_outputs; i++)
@@ -413,6 +415,7 @@ st_status eng_subgraph_run(const eng_graph *g, const eng_kctx *owner, const eng_
         k.out = out_ptrs;
         k.n_out = n->n_outputs;
         k.stash = NULL;
+        k.is_post_done = false;
         st_status rc = n->op->infer(&k);
         if (rc != ST_OK)
             return rc;
@@ -430,7 +433,8 @@ st_status eng_subgraph_run(const eng_graph *g, const eng_kctx *owner, const eng_
         }
         if ((rc = n->op->run(&k)) != ST_OK)
             return rc;
-        if ((n->post.bias >= 0 || n->post.act != ENG_ACT_NONE) && (rc = eng_apply_post_op(&k, g)) != ST_OK)
+        if (!k.is_post_done && (n->post.bias >= 0 || n->post.act != ENG_ACT_NONE) &&
+            (rc = eng_apply_post_op(&k, g)) != ST_OK)
             return rc;
     }
     for (size_t i = 0; i < n_outputs; i++)

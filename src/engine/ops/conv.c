@@ -763,10 +763,25 @@ static st_status conv_run(eng_kctx *k)
         direct_conv_f64(&g, k->in[0]->data, k->in[1]->data, b ? b->data : NULL, k->out[0]->data, 0, NULL, 0);
         return ST_OK;
     }
-    s = conv_f32(&g, CONV_PATH_AUTO, k->in[0]->data, k->in[1]->data, b ? b->data : NULL, NULL, k->out[0]->data,
-                 k->scratch, k->pool);
+    /* A fused activation (passes.c) runs on each output tile while it is
+     * still in cache, instead of in a pass of its own afterwards. */
+    const eng_post_op *post = &k->node->post;
+    conv_act act = { .kind = CONV_ACT_NONE, .alpha = post->alpha, .beta = post->beta, .sum = NULL };
+    switch (post->act) {
+    case ENG_ACT_RELU: act.kind = CONV_ACT_RELU; break;
+    case ENG_ACT_LEAKY_RELU: act.kind = CONV_ACT_LEAKY_RELU; break;
+    case ENG_ACT_SIGMOID: act.kind = CONV_ACT_SIGMOID; break;
+    case ENG_ACT_TANH: act.kind = CONV_ACT_TANH; break;
+    case ENG_ACT_CLIP: act.kind = CONV_ACT_CLIP; break;
+    case ENG_ACT_HARD_SIGMOID: act.kind = CONV_ACT_HARD_SIGMOID; break;
+    case ENG_ACT_NONE: break;
+    }
+    bool fuse = act.kind != CONV_ACT_NONE && post->bias < 0;
+    s = conv_f32(&g, CONV_PATH_AUTO, k->in[0]->data, k->in[1]->data, b ? b->data : NULL, fuse ? &act : NULL,
+                 k->out[0]->data, k->scratch, k->pool);
     if (s != ST_OK)
         return eng_fail(k, s, "out of scratch memory");
+    k->is_post_done = fuse;
     return ST_OK;
 }
 
