@@ -159,6 +159,34 @@ static st_status load_constant(eng_model *m, const onnx_tensor *t, eng_value *v,
 
 /* --- graph building ----------------------------------------------------------- */
 
+static bool op_in(st_str op, const char *const *names)
+{
+    for (; *names; names++)
+        if (st_str_eq_c(op, *names))
+            return true;
+    return false;
+}
+
+/* Every ONNX operator has at least one output and, but for a few, a first
+ * input and a first output that are present; kernels rely on both, so a
+ * node without them is refused here rather than trusted later. */
+static st_status check_arity(const onnx_node *pn, st_error *err)
+{
+    static const char *const no_first_input[] = { "Constant", "SequenceEmpty", "Loop", "Optional",
+                                                  "RandomNormal", "RandomUniform", NULL };
+    static const char *const no_first_output[] = { "LSTM", "GRU", "RNN", NULL };
+    if (pn->output_count == 0)
+        return st_fail(err, ST_ECORRUPT, "node '%.*s' (%.*s) has no outputs", ST_STR_FMT(pn->name),
+                       ST_STR_FMT(pn->op_type));
+    if (pn->outputs[0].len == 0 && !op_in(pn->op_type, no_first_output))
+        return st_fail(err, ST_ECORRUPT, "node '%.*s' (%.*s) omits its first output", ST_STR_FMT(pn->name),
+                       ST_STR_FMT(pn->op_type));
+    if ((pn->input_count == 0 || pn->inputs[0].len == 0) && !op_in(pn->op_type, no_first_input))
+        return st_fail(err, ST_ECORRUPT, "node '%.*s' (%.*s) has no first input", ST_STR_FMT(pn->name),
+                       ST_STR_FMT(pn->op_type));
+    return ST_OK;
+}
+
 typedef struct unsupported_list {
     char text[400];
     size_t len;
@@ -319,6 +347,8 @@ static st_status graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, c
         n->op = eng_op_find(pn->domain, pn->op_type, n->opset);
         if (!n->op)
             note_unsupported(&unsupported, pn, n->opset);
+        else if ((s = check_arity(pn, err)) != ST_OK)
+            return s;
         n->n_outputs = (uint32_t)pn->output_count;
         n->outputs = st_arena_alloc(arena, (pn->output_count + 1) * sizeof(int), 8);
         n->n_inputs = (uint32_t)pn->input_count;
