@@ -292,7 +292,13 @@ static st_status graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, c
      * a 100 MB model then costs ~50 page faults instead of ~25,000. */
     size_t weight_bytes = 0;
     for (size_t i = 0; i < pg->initializer_count; i++)
-        weight_bytes += pg->initializers[i].byte_size + 64;
+        if (pg->initializers[i].data_location != ONNX_LOCATION_EXTERNAL)
+            weight_bytes += pg->initializers[i].byte_size + 64;
+    /* Inline data lives in the file: a block larger than the file (plus
+     * alignment) could only come from lying dims. */
+    size_t file_bound = m->n_bytes + 64 * (pg->initializer_count + 1);
+    if (weight_bytes > file_bound)
+        weight_bytes = file_bound;
     if (!m->weights && weight_bytes >= (1u << 20)) {
         size_t huge = (size_t)2 << 20;
         size_t cap = (weight_bytes + huge - 1) & ~(huge - 1);
