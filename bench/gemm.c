@@ -4,7 +4,8 @@
  * projections, conv im2col products and square ones.  Best of several
  * timed batches taken in turns; prints GFLOP/s and our ratio over OpenBLAS (> 1: we are
  * faster).  Not a test: it asserts nothing but a loose agreement.
- *   gemm [--threads N] [--filter m,n,k]   (N > 1: both sides use N threads) */
+ *   gemm [--threads N] [--filter m,n,k]   (N > 1: both sides use N threads;
+ *                                          m,n,k: that shape only) */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -51,8 +52,11 @@ static const shape shapes[] = {
     { 1, 512, 784, "MLP layer, batch 1" },
     { 1, 256, 512, "MLP layer, batch 1" },
     { 1, 10, 256, "classifier, batch 1" },
+    { 2, 512, 784, "MLP layer, batch 2" },
     { 4, 512, 784, "MLP layer, batch 4" },
     { 8, 1024, 1024, "dense, batch 8" },
+    { 8, 512, 784, "MLP layer, batch 8" },
+    { 14, 512, 784, "MLP layer, batch 14" },
     { 64, 512, 784, "MLP layer, batch 64" },
     { 64, 256, 512, "MLP layer, batch 64" },
     { 64, 128, 128, "small dense" },
@@ -61,6 +65,7 @@ static const shape shapes[] = {
     { 4096, 128, 128, "transformer, 4096 tokens" },
     { 512, 768, 768, "BERT projection" },
     { 512, 3072, 768, "BERT FFN up" },
+    { 512, 768, 3072, "BERT FFN down" },
     { 1024, 32, 27, "conv 3x3x3 -> 32, im2col" },
     { 256, 64, 288, "conv 3x3x32 -> 64, im2col" },
     { 3136, 64, 576, "conv 3x3x64 -> 64 @56x56" },
@@ -151,12 +156,20 @@ int main(int argc, char **argv)
            "pack/ob", "");
     double log_sum = 0.0, log_sum_packed = 0.0;
     int count = 0;
-    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        const shape *s = &shapes[si];
+    /* --filter m,n,k runs that shape alone, listed or not. */
+    shape custom = { 0, 0, 0, "given shape" };
+    size_t n_shapes = sizeof shapes / sizeof shapes[0];
+    if (filter && sscanf(filter, "%zu,%zu,%zu", &custom.m, &custom.n, &custom.k) != 3) {
+        fprintf(stderr, "gemm: --filter wants m,n,k\n");
+        return 2;
+    }
+    for (size_t si = 0; si < (filter ? 1 : n_shapes); si++) {
+        const shape *s = filter ? &custom : &shapes[si];
+        for (size_t li = 0; filter && li < n_shapes; li++)
+            if (shapes[li].m == custom.m && shapes[li].n == custom.n && shapes[li].k == custom.k)
+                s = &shapes[li];
         char name[48];
         snprintf(name, sizeof name, "%zu,%zu,%zu", s->m, s->n, s->k);
-        if (filter && strcmp(filter, name) != 0)
-            continue;
         float *a = malloc(s->m * s->k * sizeof *a), *b = malloc(s->k * s->n * sizeof *b);
         float *c[N_RUNNERS];
         for (int f = 0; f < N_RUNNERS; f++)

@@ -195,7 +195,7 @@ static void test_blocking(void **state)
 {
     (void)state;
     static const size_t shapes[][3] = { { 40, 2100, 30 }, { 170, 70, 600 }, { 350, 200, 520 },
-                                        { 9, 2200, 3 },   { 100, 33, 1030 } };
+                                        { 9, 2200, 3 },   { 100, 33, 1030 }, { 3, 2100, 50 } };
     const gemm_variant *vs[3];
     size_t nv = runnable_variants(vs);
     for (size_t vi = 0; vi < nv; vi++)

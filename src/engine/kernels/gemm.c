@@ -143,29 +143,44 @@ size_t gemm_pack_b_bytes_variant(const gemm_variant *v, size_t k, size_t n)
     return bytes;
 }
 
-/* Copies op(B)[p0 : p0 + kc, j0 : j0 + cols) (cols <= nr) into a panel with
- * row stride nr, zero-padding the columns past cols. */
-static void pack_b_panel(size_t nr, size_t kc, size_t cols, const float *b, size_t ldb, bool trans_b, size_t p0,
-                         size_t j0, float *dst)
+/* Packs op(B)[p0 : p0 + kc, j0 : j0 + nc) into panels of nr columns,
+ * panel s at dst + s * panel_stride with row stride nr, zero-padding the
+ * columns past nc.  A stored B is read row by row, in address order: a
+ * panel-by-panel walk would touch one or two cache lines per row, on a new
+ * page each time, which defeats the hardware prefetchers. */
+static void pack_b_block(const gemm_variant *v, size_t kc, size_t nc, const float *b, size_t ldb, bool trans_b,
+                         size_t p0, size_t j0, float *dst, size_t panel_stride)
 {
+    const size_t nr = v->nr, full = nc / nr * nr;
     if (!trans_b) {
-        const float *src = b + p0 * ldb + j0;
-        for (size_t p = 0; p < kc; p++, src += ldb, dst += nr) {
-            memcpy(dst, src, cols * sizeof *dst);
-            for (size_t j = cols; j < nr; j++)
-                dst[j] = 0.0f;
+        for (size_t p = 0; p < kc; p++) {
+            const float *src = b + (p0 + p) * ldb + j0;
+            float *row = dst + p * nr;
+            for (size_t j = 0; j < full; j += nr)
+                memcpy(row + j / nr * panel_stride, src + j, nr * sizeof *src);
+            if (full < nc) {
+                float *tail = row + full / nr * panel_stride;
+                memcpy(tail, src + full, (nc - full) * sizeof *src);
+                memset(tail + (nc - full), 0, (nr - (nc - full)) * sizeof *tail);
+            }
         }
         return;
     }
-    /* B stored n x k: rows of the source become columns of the panel. */
-    for (size_t j = 0; j < cols; j++) {
-        const float *src = b + (j0 + j) * ldb + p0;
+    /* B stored n x k: rows of the source become columns of a panel. */
+    for (size_t j = 0; j < nc; j += nr, dst += panel_stride) {
+        const size_t cols = min_size(nr, nc - j);
+        const float *w = b + (j0 + j) * ldb + p0;
+        if (v->pack_b_trans) {
+            v->pack_b_trans(cols, kc, w, ldb, dst);
+            continue;
+        }
+        for (size_t jj = 0; jj < cols; jj++)
+            for (size_t p = 0; p < kc; p++)
+                dst[p * nr + jj] = w[jj * ldb + p];
         for (size_t p = 0; p < kc; p++)
-            dst[p * nr + j] = src[p];
+            for (size_t jj = cols; jj < nr; jj++)
+                dst[p * nr + jj] = 0.0f;
     }
-    for (size_t j = cols; j < nr; j++)
-        for (size_t p = 0; p < kc; p++)
-            dst[p * nr + j] = 0.0f;
 }
 
 eng_sgemm_packed_b *gemm_pack_b_variant(const gemm_variant *v, size_t k, size_t n, const float *b, size_t ldb,
@@ -180,8 +195,7 @@ eng_sgemm_packed_b *gemm_pack_b_variant(const gemm_variant *v, size_t k, size_t 
     pb->k = k;
     pb->n = n;
     pb->data = (float *)(base + PACKED_HEADER_BYTES);
-    for (size_t j = 0; j < n; j += v->nr)
-        pack_b_panel(v->nr, k, min_size(v->nr, n - j), b, ldb, trans_b, 0, j, pb->data + j * k);
+    pack_b_block(v, k, n, b, ldb, trans_b, 0, 0, pb->data, k * v->nr);
     return pb;
 }
 
@@ -208,7 +222,7 @@ size_t eng_sgemm_packed_b_n(const eng_sgemm_packed_b *b)
 
 /* --- the product ---------------------------------------------------------------- */
 
-typedef enum { PATH_STREAM, PATH_DOT, PATH_BLOCKED } gemm_path;
+typedef enum { PATH_STREAM, PATH_DOT, PATH_AXPY, PATH_BLOCKED } gemm_path;
 
 typedef struct gemm_problem {
     const gemm_variant *v;
@@ -273,6 +287,7 @@ static void rect_stream(const gemm_problem *pr, size_t j0, size_t j1)
         if (pr->pb) {
             t.b = pr->pb->data + j * pr->k;
             t.b_ps = v->nr;
+            t.is_b_padded = true;
         } else {
             t.b = pr->b + j;
             t.b_ps = pr->ldb;
@@ -284,12 +299,15 @@ static void rect_stream(const gemm_problem *pr, size_t j0, size_t j1)
 
 /* Packs rows [i0, i0 + mc) x depth [p0, p0 + kc) of op(A) into panels of mr
  * rows: panel r holds A(i0 + r*mr + i, p0 + p) at dst[r*kc*mr + p*mr + i]. */
-static void pack_a_block(size_t mr, size_t mc, size_t kc, const float *a, size_t lda, bool trans_a, size_t i0,
-                         size_t p0, float *dst)
+static void pack_a_block(const gemm_variant *v, size_t mc, size_t kc, const float *a, size_t lda, bool trans_a,
+                         size_t i0, size_t p0, float *dst)
 {
+    const size_t mr = v->mr;
     for (size_t r = 0; r < mc; r += mr, dst += kc * mr) {
         size_t rows = min_size(mr, mc - r);
-        if (trans_a) {
+        if (!trans_a && v->pack_a_rows) {
+            v->pack_a_rows(rows, kc, a + (i0 + r) * lda + p0, lda, dst);
+        } else if (trans_a) {
             const float *src = a + p0 * lda + i0 + r;
             for (size_t p = 0; p < kc; p++, src += lda)
                 memcpy(dst + p * mr, src, rows * sizeof *dst);
@@ -304,13 +322,23 @@ static void pack_a_block(size_t mr, size_t mc, size_t kc, const float *a, size_t
 
 /* The GotoBLAS loop nest over C[i0:i1, j0:j1]; false when packing memory
  * is unavailable (nothing was written then). */
+/* C with at most this many row panels reuses a packed B block only a few
+ * times: the block is then kept small enough (SMALLM_KC x SMALLM_NC panels)
+ * to stay in L2 between its packing and its use. */
+enum { SMALLM_PANELS = 3, SMALLM_KC = 256, SMALLM_NC = 8 };
+
 static bool rect_blocked(const gemm_problem *pr, size_t i0, size_t i1, size_t j0, size_t j1)
 {
     const gemm_variant *v = pr->v;
     const size_t mr = v->mr, nr = v->nr, k = pr->k;
-    const size_t kc_max = min_size(v->kc, k);
+    const bool is_few_rows = !pr->pb && i1 - i0 <= SMALLM_PANELS * mr;
+    const size_t kc_cap = is_few_rows ? SMALLM_KC : v->kc;
+    const size_t nc_cap = is_few_rows ? SMALLM_NC * nr : v->nc;
+    /* Equal depth blocks: no thin last block. */
+    const size_t k_blocks = (k + kc_cap - 1) / kc_cap;
+    const size_t kc_max = (k + k_blocks - 1) / k_blocks;
     const size_t mc_max = min_size(v->mc, round_up(i1 - i0, mr));
-    const size_t nc_max = min_size(v->nc, round_up(j1 - j0, nr));
+    const size_t nc_max = min_size(nc_cap, round_up(j1 - j0, nr));
     const size_t a_floats = pr->is_a_packed ? round_up(mc_max * kc_max, 16) : 0;
     const size_t b_floats = pr->pb ? 0 : kc_max * nc_max;
     float *buf = NULL;
@@ -332,19 +360,18 @@ static bool rect_blocked(const gemm_problem *pr, size_t i0, size_t i1, size_t j0
                 bpanels = pr->pb->data + jc * k + pc * nr;
                 panel_stride = k * nr;
             } else {
-                for (size_t s = 0; s < nc; s += nr)
-                    pack_b_panel(nr, kc, min_size(nr, nc - s), pr->b, pr->ldb, pr->trans_b, pc, jc + s,
-                                 bbuf + s * kc);
+                pack_b_block(v, kc, nc, pr->b, pr->ldb, pr->trans_b, pc, jc, bbuf, kc * nr);
                 bpanels = bbuf;
                 panel_stride = kc * nr;
             }
             t.kc = kc;
             t.b_ps = nr;
+            t.is_b_padded = true;
             t.beta = pc == 0 ? pr->beta : 1.0f;
             for (size_t ic = i0; ic < i1; ic += mc_max) {
                 const size_t mc = min_size(mc_max, i1 - ic);
                 if (pr->is_a_packed) {
-                    pack_a_block(mr, mc, kc, pr->a, pr->lda, pr->trans_a, ic, pc, abuf);
+                    pack_a_block(v, mc, kc, pr->a, pr->lda, pr->trans_a, ic, pc, abuf);
                     t.a_rs = 1;
                     t.a_ps = mr;
                 } else {
@@ -382,6 +409,13 @@ static void gemm_rect(const gemm_problem *pr, size_t i0, size_t i1, size_t j0, s
     case PATH_STREAM:
         rect_stream(pr, j0, j1);
         return;
+    case PATH_AXPY:
+        for (size_t i = 0; i < pr->m; i += GEMM_AXPY_ROWS) {
+            const float *a = pr->a + (pr->trans_a ? i : i * pr->lda);
+            pr->v->axpy(min_size(GEMM_AXPY_ROWS, pr->m - i), j1 - j0, pr->k, pr->alpha, a, pr->trans_a ? 1 : pr->lda,
+                        pr->trans_a ? pr->lda : 1, pr->b + j0, pr->ldb, pr->beta, pr->c + i * pr->ldc + j0, pr->ldc);
+        }
+        return;
     case PATH_DOT:
         pr->v->dot(pr->m, j1 - j0, pr->k, pr->alpha, pr->a, pr->lda, pr->b + j0 * pr->ldb, pr->ldb, pr->beta,
                    pr->c + j0, pr->ldc);
@@ -407,14 +441,15 @@ static void gemm_task(void *ctx, int ith, int nth)
     (void)nth;
     size_t ti = (size_t)ith / pr->tn, tj = (size_t)ith % pr->tn;
     size_t mu = pr->path == PATH_BLOCKED ? pr->v->mr : pr->m;
-    size_t nu = pr->path == PATH_DOT ? 8 : pr->v->nr;
+    size_t nu = pr->path == PATH_DOT ? 8 : pr->path == PATH_AXPY ? 16 : pr->v->nr;
     gemm_rect(pr, split_at(pr->m, mu, pr->tm, ti), split_at(pr->m, mu, pr->tm, ti + 1),
               split_at(pr->n, nu, pr->tn, tj), split_at(pr->n, nu, pr->tn, tj + 1));
 }
 
-/* Below this many multiply-adds a product runs on the calling thread:
- * waking workers costs more than it saves. */
-enum { GEMM_MIN_PARALLEL_MACS = 1 << 19 };
+/* Below this many multiply-adds (about 40 us on one AVX-512 core) a
+ * product runs on the calling thread: waking a worker costs several
+ * microseconds on an idle machine and far more on a busy one. */
+enum { GEMM_MIN_PARALLEL_MACS = 1 << 22 };
 
 /* Chooses the thread grid: rows x columns of C rectangles, one per thread,
  * minimising each thread's compute plus the packing it repeats (a thread
@@ -428,7 +463,7 @@ static void choose_split(gemm_problem *pr, st_pool *pool)
     size_t mu = pr->v->mr, nu = pr->v->nr;
     if (pr->path != PATH_BLOCKED) {
         /* All rows in every rectangle: split columns only. */
-        nu = pr->path == PATH_DOT ? 8 : nu;
+        nu = pr->path == PATH_DOT ? 8 : pr->path == PATH_AXPY ? 16 : nu;
         size_t units = (pr->n + nu - 1) / nu;
         pr->tn = min_size(threads, units);
         return;
@@ -490,9 +525,12 @@ static void gemm_run(gemm_problem *pr, st_pool *pool)
         scale_c(pr->m, pr->n, pr->beta, pr->c, pr->ldc);
         return;
     }
-    if (pr->m <= v->mr && (pr->pb || !pr->trans_b)) {
+    /* axpy's C loads and stores pay off from a few vectors per row on. */
+    if (pr->m <= v->axpy_max_m && pr->n >= 4 * v->vec && !pr->pb && !pr->trans_b && v->axpy) {
+        pr->path = PATH_AXPY;
+    } else if (pr->m <= v->mr && (pr->pb || !pr->trans_b)) {
         pr->path = PATH_STREAM;
-    } else if (pr->m <= 8 && !pr->pb && pr->trans_b && v->dot) {
+    } else if (pr->m <= v->dot_max_m && !pr->pb && pr->trans_b && v->dot) {
         pr->path = PATH_DOT;
         if (pr->trans_a) {
             const float *rows = rows_of_a(pr->m, pr->k, pr->a, pr->lda);

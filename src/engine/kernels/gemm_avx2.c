@@ -248,6 +248,167 @@ static T256 void dot256(size_t m, size_t n, size_t k, float alpha, const float *
         }
 }
 
+/* --- small M, stored B: row-order accumulation into C -------------------- */
+
+/* Columns per chunk: `rows` rows of C this wide stay in L1 while every row
+ * of B passes. */
+enum { AXPY_COLS = 1024 };
+
+/* C[0:rows, 0:n] += alpha * A[:, 0:k] B[0:k, 0:n], `depth` rows of B per
+ * pass over C (one C load and store per `depth` FMAs). */
+INLINE256 void axpy_body(size_t n, size_t k, float alpha, const float *a, size_t a_rs, size_t a_ps,
+                         const float *b, size_t ldb, float *c, size_t ldc, const int rows, const int depth)
+{
+    const __m256i lm = tail_mask(n % V);
+    for (size_t p = 0; p + (size_t)depth <= k; p += (size_t)depth) {
+        __m256 x[GEMM_AXPY_ROWS][2];
+        const float *bq[2];
+#pragma GCC unroll 2
+        for (int q = 0; q < depth; q++) {
+            bq[q] = b + (p + (size_t)q) * ldb;
+#pragma GCC unroll 4
+            for (int i = 0; i < rows; i++)
+                x[i][q] = _mm256_set1_ps(alpha * a[(size_t)i * a_rs + (p + (size_t)q) * a_ps]);
+        }
+        size_t j = 0;
+        for (; j + V <= n; j += V) {
+            __m256 bv[2];
+#pragma GCC unroll 2
+            for (int q = 0; q < depth; q++)
+                bv[q] = _mm256_loadu_ps(bq[q] + j);
+#pragma GCC unroll 4
+            for (int i = 0; i < rows; i++) {
+                float *cp = c + (size_t)i * ldc + j;
+                __m256 acc = _mm256_loadu_ps(cp);
+#pragma GCC unroll 2
+                for (int q = 0; q < depth; q++)
+                    acc = _mm256_fmadd_ps(x[i][q], bv[q], acc);
+                _mm256_storeu_ps(cp, acc);
+            }
+        }
+        if (j < n) {
+            __m256 bv[2];
+#pragma GCC unroll 2
+            for (int q = 0; q < depth; q++)
+                bv[q] = _mm256_maskload_ps(bq[q] + j, lm);
+#pragma GCC unroll 4
+            for (int i = 0; i < rows; i++) {
+                float *cp = c + (size_t)i * ldc + j;
+                __m256 acc = _mm256_maskload_ps(cp, lm);
+#pragma GCC unroll 2
+                for (int q = 0; q < depth; q++)
+                    acc = _mm256_fmadd_ps(x[i][q], bv[q], acc);
+                _mm256_maskstore_ps(cp, lm, acc);
+            }
+        }
+    }
+}
+
+/* C[0:rows, 0:n] *= beta (0: cleared, whatever it held). */
+INLINE256 void scale_rows(size_t rows, size_t n, float beta, float *c, size_t ldc)
+{
+    if (beta == 1.0f)
+        return;
+    const __m256 vb = _mm256_set1_ps(beta);
+    for (size_t i = 0; i < rows; i++) {
+        float *ci = c + i * ldc;
+        size_t j = 0;
+        for (; j + V <= n; j += V)
+            _mm256_storeu_ps(ci + j, beta == 0.0f ? _mm256_setzero_ps() : _mm256_mul_ps(vb, _mm256_loadu_ps(ci + j)));
+        for (; j < n; j++)
+            ci[j] = beta == 0.0f ? 0.0f : beta * ci[j];
+    }
+}
+
+#define AXPY(R)                                                                                            \
+    static T256 void axpy_##R(size_t n, size_t k, float alpha, const float *a, size_t a_rs, size_t a_ps,  \
+                              const float *b, size_t ldb, float *c, size_t ldc)                            \
+    {                                                                                                      \
+        axpy_body(n, k, alpha, a, a_rs, a_ps, b, ldb, c, ldc, R, 2);                                       \
+        size_t done = k / 2 * 2;                                                                           \
+        axpy_body(n, k - done, alpha, a + done * a_ps, a_rs, a_ps, b + done * ldb, ldb, c, ldc, R, 1);     \
+    }
+AXPY(1) AXPY(2) AXPY(3) AXPY(4)
+
+static T256 void axpy256(size_t m, size_t n, size_t k, float alpha, const float *a, size_t a_rs, size_t a_ps,
+                         const float *b, size_t ldb, float beta, float *c, size_t ldc)
+{
+    typedef void (*axpy_fn)(size_t, size_t, float, const float *, size_t, size_t, const float *, size_t, float *,
+                            size_t);
+    static const axpy_fn by_rows[GEMM_AXPY_ROWS] = { axpy_1, axpy_2, axpy_3, axpy_4 };
+    for (size_t j = 0; j < n; j += AXPY_COLS) {
+        const size_t cols = n - j < AXPY_COLS ? n - j : AXPY_COLS;
+        scale_rows(m, cols, beta, c + j, ldc);
+        by_rows[m - 1](cols, k, alpha, a, a_rs, a_ps, b + j, ldb, c + j, ldc);
+    }
+}
+
+/* --- transposing packers ------------------------------------------------------- */
+
+/* In-register transpose: r[c] becomes column c of the 8 x 8 block whose
+ * rows were r[0..7]. */
+INLINE256 void transpose8(__m256 *r)
+{
+    __m256 t[8], u[8];
+#pragma GCC unroll 4
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x20);
+        r[c + 4] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x31);
+    }
+}
+
+/* Rows [0, rows) of an 8-deep slice starting at src, zeros for the rest. */
+INLINE256 void load_rows8(__m256 *r, const float *src, size_t ld, size_t rows, size_t depth)
+{
+    const __m256i dm = tail_mask(depth);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        r[i] = (size_t)i >= rows   ? _mm256_setzero_ps()
+               : depth >= V        ? _mm256_loadu_ps(src + (size_t)i * ld)
+                                   : _mm256_maskload_ps(src + (size_t)i * ld, dm);
+}
+
+static T256 void pack_a_rows256(size_t rows, size_t kc, const float *a, size_t lda, float *dst)
+{
+    const __m256i row_mask = tail_mask(MR);
+    for (size_t p = 0; p < kc; p += V) {
+        const size_t depth = kc - p < V ? kc - p : V;
+        __m256 r[8];
+        load_rows8(r, a + p, lda, rows, depth);
+        transpose8(r);
+        for (size_t c = 0; c < depth; c++)
+            _mm256_maskstore_ps(dst + (p + c) * MR, row_mask, r[c]);
+    }
+}
+
+static T256 void pack_b_trans256(size_t cols, size_t kc, const float *w, size_t ldw, float *dst)
+{
+    for (size_t p = 0; p < kc; p += V) {
+        const size_t depth = kc - p < V ? kc - p : V;
+        for (size_t h = 0; h < NV; h++) {
+            __m256 r[8];
+            const size_t first = h * V, n_here = cols > first ? cols - first : 0;
+            load_rows8(r, w + first * ldw + p, ldw, n_here < V ? n_here : V, depth);
+            if (n_here > 0)
+                transpose8(r);
+            for (size_t c = 0; c < depth; c++)
+                _mm256_storeu_ps(dst + (p + c) * V * NV + first, r[c]);
+        }
+    }
+}
+
 #define ROW_TILES(R, AR) { tile_##R##_1_##AR, tile_##R##_2_##AR }
 #define LAYOUT_TILES(AR)                                                                          \
     {                                                                                             \
@@ -260,11 +421,16 @@ static const gemm_variant avx2_variant = {
     .vec = V,
     .mr = MR,
     .nr = V * NV,
-    .kc = 256,
-    .mc = MR * 24,
-    .nc = 16 * 128,
+    .kc = 1024,
+    .mc = MR * 16,
+    .nc = 16 * 64,
     .tiles = { LAYOUT_TILES(0), LAYOUT_TILES(1) },
     .dot = dot256,
+    .axpy = axpy256,
+    .dot_max_m = 8,
+    .axpy_max_m = 16,
+    .pack_a_rows = pack_a_rows256,
+    .pack_b_trans = pack_b_trans256,
 };
 
 const gemm_variant *gemm_variant_avx2(void)

@@ -24,50 +24,58 @@ INLINE512 __mmask16 tail_mask(size_t lanes)
     return _cvtu32_mask16(lanes >= V ? 0xffffu : (1u << lanes) - 1u);
 }
 
-/* The register tile, specialised by the wrappers below for every (rows,
- * vectors, A layout); acc holds ku * rows * nv accumulators. */
-INLINE512 void tile_body(const gemm_tile *t, __m512 *acc, const int rows, const int nv, const int ku,
-                         const int a_rows)
+/* One depth step: acc[rows][nv] += A(:, q) B(q, :). */
+INLINE512 void tile_step(const gemm_tile *t, size_t q, __m512 *acc, const int rows, const int nv,
+                         const int a_rows, const int is_masked, __mmask16 lm)
 {
-    const size_t kc = t->kc, b_ps = t->b_ps, a_rs = t->a_rs, a_ps = t->a_ps;
-    const float *a = t->a, *b = t->b;
+    const float *bp = t->b + q * t->b_ps;
+    __m512 bv[GEMM_NV_MAX];
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; v++)
+        bv[v] = is_masked && v == nv - 1 ? _mm512_maskz_loadu_ps(lm, bp + V * v) : _mm512_loadu_ps(bp + V * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++) {
+        __m512 av = _mm512_set1_ps(a_rows ? t->a[(size_t)i * t->a_rs + q] : t->a[q * t->a_ps + (size_t)i]);
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            acc[i * nv + v] = _mm512_fmadd_ps(av, bv[v], acc[i * nv + v]);
+    }
+}
+
+/* Depth steps before the end at which C's rows are prefetched: late enough
+ * that the streaming A and B do not evict them again, early enough to hide
+ * a miss to memory. */
+enum { C_PREFETCH_STEPS = 48 };
+
+/* The register tile, specialised by the wrappers below for every (rows,
+ * vectors, A layout, masked B loads); acc holds ku * rows * nv
+ * accumulators: ku partial sums over interleaved depth steps. */
+INLINE512 void tile_body(const gemm_tile *t, __m512 *acc, const int rows, const int nv, const int ku,
+                         const int a_rows, const int is_masked)
+{
+    const size_t kc = t->kc;
     const __mmask16 lm = tail_mask(t->nr - (size_t)(nv - 1) * V);
 #pragma GCC unroll 64
     for (int x = 0; x < rows * nv * ku; x++)
         acc[x] = _mm512_setzero_ps();
+    const size_t ku_steps = kc / (size_t)ku * (size_t)ku;
+    const size_t before_prefetch = kc > C_PREFETCH_STEPS ? (kc - C_PREFETCH_STEPS) / (size_t)ku * (size_t)ku : 0;
     size_t p = 0;
-    for (; p + (size_t)ku <= kc; p += (size_t)ku) {
+    for (; p < before_prefetch; p += (size_t)ku)
 #pragma GCC unroll 8
-        for (int u = 0; u < ku; u++) {
-            const size_t q = p + (size_t)u;
-            const float *bp = b + q * b_ps;
-            __m512 bv[GEMM_NV_MAX];
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++)
-                bv[v] = v == nv - 1 ? _mm512_maskz_loadu_ps(lm, bp + V * v) : _mm512_loadu_ps(bp + V * v);
+        for (int u = 0; u < ku; u++)
+            tile_step(t, p + (size_t)u, acc + u * rows * nv, rows, nv, a_rows, is_masked, lm);
 #pragma GCC unroll 16
-            for (int i = 0; i < rows; i++) {
-                __m512 av = _mm512_set1_ps(a_rows ? a[(size_t)i * a_rs + q] : a[q * a_ps + (size_t)i]);
-#pragma GCC unroll 4
-                for (int v = 0; v < nv; v++)
-                    acc[(u * rows + i) * nv + v] = _mm512_fmadd_ps(av, bv[v], acc[(u * rows + i) * nv + v]);
-            }
-        }
-    }
-    for (; p < kc; p++) {
-        const float *bp = b + p * b_ps;
-        __m512 bv[GEMM_NV_MAX];
+    for (int i = 0; i < rows; i++)
 #pragma GCC unroll 4
         for (int v = 0; v < nv; v++)
-            bv[v] = v == nv - 1 ? _mm512_maskz_loadu_ps(lm, bp + V * v) : _mm512_loadu_ps(bp + V * v);
-#pragma GCC unroll 16
-        for (int i = 0; i < rows; i++) {
-            __m512 av = _mm512_set1_ps(a_rows ? a[(size_t)i * a_rs + p] : a[p * a_ps + (size_t)i]);
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++)
-                acc[i * nv + v] = _mm512_fmadd_ps(av, bv[v], acc[i * nv + v]);
-        }
-    }
+            _mm_prefetch((const char *)(t->c + (size_t)i * t->ldc + V * v), _MM_HINT_T0);
+    for (; p < ku_steps; p += (size_t)ku)
+#pragma GCC unroll 8
+        for (int u = 0; u < ku; u++)
+            tile_step(t, p + (size_t)u, acc + u * rows * nv, rows, nv, a_rows, is_masked, lm);
+    for (; p < kc; p++)
+        tile_step(t, p, acc, rows, nv, a_rows, is_masked, lm);
 #pragma GCC unroll 8
     for (int u = 1; u < ku; u++)
 #pragma GCC unroll 64
@@ -112,7 +120,10 @@ INLINE512 void tile_body(const gemm_tile *t, __m512 *acc, const int rows, const 
     static T512 void tile_##R##_##N##_##AR(const gemm_tile *t)          \
     {                                                                    \
         __m512 acc[KSPLIT(R, N) * (R) * (N)];                            \
-        tile_body(t, acc, R, N, KSPLIT(R, N), AR);                       \
+        if (t->is_b_padded || t->nr == (N) * V)                          \
+            tile_body(t, acc, R, N, KSPLIT(R, N), AR, 0);                \
+        else                                                             \
+            tile_body(t, acc, R, N, KSPLIT(R, N), AR, 1);                \
     }
 #define TILE_ROWS(R) TILE(R, 1, 0) TILE(R, 2, 0) TILE(R, 1, 1) TILE(R, 2, 1)
 TILE_ROWS(1) TILE_ROWS(2) TILE_ROWS(3) TILE_ROWS(4) TILE_ROWS(5) TILE_ROWS(6) TILE_ROWS(7)
@@ -234,6 +245,175 @@ static T512 void dot512(size_t m, size_t n, size_t k, float alpha, const float *
         }
 }
 
+/* --- small M, stored B: row-order accumulation into C -------------------- */
+
+/* Columns per chunk: `rows` rows of C this wide stay in L1 while every row
+ * of B passes. */
+enum { AXPY_COLS = 1024 };
+
+/* C[0:rows, 0:n] += alpha * A[:, 0:k] B[0:k, 0:n], `depth` rows of B per
+ * pass over C (one C load and store per `depth` FMAs). */
+INLINE512 void axpy_body(size_t n, size_t k, float alpha, const float *a, size_t a_rs, size_t a_ps,
+                         const float *b, size_t ldb, float *c, size_t ldc, const int rows, const int depth)
+{
+    const __mmask16 lm = tail_mask(n % V);
+    for (size_t p = 0; p + (size_t)depth <= k; p += (size_t)depth) {
+        __m512 x[GEMM_AXPY_ROWS][4];
+        const float *bq[4];
+#pragma GCC unroll 4
+        for (int q = 0; q < depth; q++) {
+            bq[q] = b + (p + (size_t)q) * ldb;
+#pragma GCC unroll 4
+            for (int i = 0; i < rows; i++)
+                x[i][q] = _mm512_set1_ps(alpha * a[(size_t)i * a_rs + (p + (size_t)q) * a_ps]);
+        }
+        size_t j = 0;
+        for (; j + V <= n; j += V) {
+            __m512 bv[4];
+#pragma GCC unroll 4
+            for (int q = 0; q < depth; q++)
+                bv[q] = _mm512_loadu_ps(bq[q] + j);
+#pragma GCC unroll 4
+            for (int i = 0; i < rows; i++) {
+                float *cp = c + (size_t)i * ldc + j;
+                __m512 acc = _mm512_loadu_ps(cp);
+#pragma GCC unroll 4
+                for (int q = 0; q < depth; q++)
+                    acc = _mm512_fmadd_ps(x[i][q], bv[q], acc);
+                _mm512_storeu_ps(cp, acc);
+            }
+        }
+        if (j < n) {
+            __m512 bv[4];
+#pragma GCC unroll 4
+            for (int q = 0; q < depth; q++)
+                bv[q] = _mm512_maskz_loadu_ps(lm, bq[q] + j);
+#pragma GCC unroll 4
+            for (int i = 0; i < rows; i++) {
+                float *cp = c + (size_t)i * ldc + j;
+                __m512 acc = _mm512_maskz_loadu_ps(lm, cp);
+#pragma GCC unroll 4
+                for (int q = 0; q < depth; q++)
+                    acc = _mm512_fmadd_ps(x[i][q], bv[q], acc);
+                _mm512_mask_storeu_ps(cp, lm, acc);
+            }
+        }
+    }
+}
+
+/* C[0:rows, 0:n] *= beta (0: cleared, whatever it held). */
+INLINE512 void scale_rows(size_t rows, size_t n, float beta, float *c, size_t ldc)
+{
+    if (beta == 1.0f)
+        return;
+    const __m512 vb = _mm512_set1_ps(beta);
+    const __mmask16 lm = tail_mask(n % V);
+    for (size_t i = 0; i < rows; i++) {
+        float *ci = c + i * ldc;
+        size_t j = 0;
+        for (; j + V <= n; j += V)
+            _mm512_storeu_ps(ci + j, beta == 0.0f ? _mm512_setzero_ps() : _mm512_mul_ps(vb, _mm512_loadu_ps(ci + j)));
+        if (j < n)
+            _mm512_mask_storeu_ps(ci + j, lm,
+                                  beta == 0.0f ? _mm512_setzero_ps()
+                                               : _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(lm, ci + j)));
+    }
+}
+
+#define AXPY(R)                                                                                            \
+    static T512 void axpy_##R(size_t n, size_t k, float alpha, const float *a, size_t a_rs, size_t a_ps,  \
+                              const float *b, size_t ldb, float *c, size_t ldc)                            \
+    {                                                                                                      \
+        axpy_body(n, k, alpha, a, a_rs, a_ps, b, ldb, c, ldc, R, 4);                                       \
+        size_t done = k / 4 * 4;                                                                           \
+        axpy_body(n, k - done, alpha, a + done * a_ps, a_rs, a_ps, b + done * ldb, ldb, c, ldc, R, 1);     \
+    }
+AXPY(1) AXPY(2) AXPY(3) AXPY(4)
+
+static T512 void axpy512(size_t m, size_t n, size_t k, float alpha, const float *a, size_t a_rs, size_t a_ps,
+                         const float *b, size_t ldb, float beta, float *c, size_t ldc)
+{
+    typedef void (*axpy_fn)(size_t, size_t, float, const float *, size_t, size_t, const float *, size_t, float *,
+                            size_t);
+    static const axpy_fn by_rows[GEMM_AXPY_ROWS] = { axpy_1, axpy_2, axpy_3, axpy_4 };
+    for (size_t j = 0; j < n; j += AXPY_COLS) {
+        const size_t cols = n - j < AXPY_COLS ? n - j : AXPY_COLS;
+        scale_rows(m, cols, beta, c + j, ldc);
+        by_rows[m - 1](cols, k, alpha, a, a_rs, a_ps, b + j, ldb, c + j, ldc);
+    }
+}
+
+/* --- transposing packers ------------------------------------------------------- */
+
+/* In-register transpose: r[c] becomes column c of the 16 x 16 block whose
+ * rows were r[0..15] (unpack 32-bit, unpack 64-bit, two 128-bit shuffles). */
+INLINE512 void transpose16(__m512 *r)
+{
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        t[c] = _mm512_shuffle_f32x4(r[c], r[c + 4], 0x88);
+        t[c + 4] = _mm512_shuffle_f32x4(r[c], r[c + 4], 0xdd);
+        t[c + 8] = _mm512_shuffle_f32x4(r[c + 8], r[c + 12], 0x88);
+        t[c + 12] = _mm512_shuffle_f32x4(r[c + 8], r[c + 12], 0xdd);
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; c++) {
+        r[c] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0x88);
+        r[c + 8] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0xdd);
+    }
+}
+
+/* Rows [0, rows) of a 16-deep slice starting at src, zeros for the rest. */
+INLINE512 void load_rows16(__m512 *r, const float *src, size_t ld, size_t rows, __mmask16 depth_mask)
+{
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++)
+        r[i] = (size_t)i < rows ? _mm512_maskz_loadu_ps(depth_mask, src + (size_t)i * ld) : _mm512_setzero_ps();
+}
+
+static T512 void pack_a_rows512(size_t rows, size_t kc, const float *a, size_t lda, float *dst)
+{
+    const __mmask16 row_mask = tail_mask(MR);
+    for (size_t p = 0; p < kc; p += V) {
+        const size_t depth = kc - p < V ? kc - p : V;
+        __m512 r[16];
+        load_rows16(r, a + p, lda, rows, tail_mask(depth));
+        transpose16(r);
+        for (size_t c = 0; c < depth; c++)
+            _mm512_mask_storeu_ps(dst + (p + c) * MR, row_mask, r[c]);
+    }
+}
+
+static T512 void pack_b_trans512(size_t cols, size_t kc, const float *w, size_t ldw, float *dst)
+{
+    for (size_t p = 0; p < kc; p += V) {
+        const size_t depth = kc - p < V ? kc - p : V;
+        const __mmask16 depth_mask = tail_mask(depth);
+        for (size_t h = 0; h < NV; h++) {
+            __m512 r[16];
+            const size_t first = h * V, n_here = cols > first ? cols - first : 0;
+            load_rows16(r, w + first * ldw + p, ldw, n_here < V ? n_here : V, depth_mask);
+            if (n_here > 0)
+                transpose16(r);
+            for (size_t c = 0; c < depth; c++)
+                _mm512_storeu_ps(dst + (p + c) * V * NV + first, r[c]);
+        }
+    }
+}
+
 #define ROW_TILES(R, AR) { tile_##R##_1_##AR, tile_##R##_2_##AR }
 #define LAYOUT_TILES(AR)                                                                              \
     {                                                                                                 \
@@ -247,11 +427,16 @@ static const gemm_variant avx512_variant = {
     .vec = V,
     .mr = MR,
     .nr = V * NV,
-    .kc = 256,
-    .mc = MR * 12,
-    .nc = 32 * 64,
+    .kc = 1024,
+    .mc = MR * 6,
+    .nc = 32 * 32,
     .tiles = { LAYOUT_TILES(0), LAYOUT_TILES(1) },
     .dot = dot512,
+    .axpy = axpy512,
+    .dot_max_m = 16,
+    .axpy_max_m = 4,
+    .pack_a_rows = pack_a_rows512,
+    .pack_b_trans = pack_b_trans512,
 };
 
 const gemm_variant *gemm_variant_avx512(void)

@@ -143,6 +143,7 @@ static const gemm_variant generic_variant = {
     .nc = 8 * 256,
     .tiles = { LAYOUT_TILES(0), LAYOUT_TILES(1) },
     .dot = dot_generic,
+    .dot_max_m = 8,
 };
 
 const gemm_variant *gemm_variant_generic(void)

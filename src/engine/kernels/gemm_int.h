@@ -29,16 +29,28 @@ typedef struct gemm_tile {
     float *c;
     size_t ldc;
     float alpha, beta;
-    size_t nr; /* columns, for masks: 1 .. vec * nv of the kernel */
+    size_t nr;         /* columns to compute: 1 .. vec * nv of the kernel */
+    bool is_b_padded;  /* B's rows are readable to the kernel's full width
+                        * (packed panels), so loads need no mask */
 } gemm_tile;
 
 typedef void (*gemm_tile_fn)(const gemm_tile *t);
 
 /* Small-M kernel for op(B) = W^T with W stored [n, k] (ldb): computes
  * C[0:m, 0:n] = alpha * A W^T + beta * C as dot products of rows of A
- * (contiguous, lda) with rows of W, streaming W once.  m is small (<= 8). */
+ * (contiguous, lda) with rows of W, streaming W once.  m is small. */
 typedef void (*gemm_dot_fn)(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
                             const float *w, size_t ldw, float beta, float *c, size_t ldc);
+
+/* Small-M kernel for a stored (neither transposed nor packed) B:
+ * C[0:m, 0:n] = alpha * A B + beta * C with A(i, p) = a[i * a_rs + p * a_ps]
+ * and m <= GEMM_AXPY_ROWS.  It walks B row by row in address order, which
+ * the hardware prefetchers follow (a narrow column panel touches a new page
+ * every row or two and they give up), and accumulates into C, kept in L1
+ * by working on column chunks. */
+enum { GEMM_AXPY_ROWS = 4 };
+typedef void (*gemm_axpy_fn)(size_t m, size_t n, size_t k, float alpha, const float *a, size_t a_rs, size_t a_ps,
+                             const float *b, size_t ldb, float beta, float *c, size_t ldc);
 
 /* A set of kernels for one instruction set and its blocking. */
 typedef struct gemm_variant {
@@ -51,7 +63,16 @@ typedef struct gemm_variant {
      * (0: panel, a_rs == 1; 1: rows, a_ps == 1).  Rows 1 .. mr and vectors
      * 1 .. nr / vec are all present. */
     gemm_tile_fn tiles[2][GEMM_MR_MAX][GEMM_NV_MAX];
-    gemm_dot_fn dot; /* NULL: small trans_b problems use the tiles */
+    gemm_dot_fn dot;     /* C = A W^T for m <= dot_max_m (NULL: tiles) */
+    gemm_axpy_fn axpy;   /* stored B, m <= axpy_max_m (NULL: tiles) */
+    size_t dot_max_m, axpy_max_m;
+    /* Transposing packers (NULL: the portable loops in gemm.c).
+     * pack_a_rows: dst[p * mr + i] = a[i * lda + p] for i < rows <= mr,
+     *   p < kc (lanes i >= rows are left alone).
+     * pack_b_trans: dst[p * nr + j] = w[j * ldw + p] for j < cols <= nr,
+     *   p < kc, and 0 for cols <= j < nr. */
+    void (*pack_a_rows)(size_t rows, size_t kc, const float *a, size_t lda, float *dst);
+    void (*pack_b_trans)(size_t cols, size_t kc, const float *w, size_t ldw, float *dst);
 } gemm_variant;
 
 /* The variants built into this binary; NULL when the ISA is not compiled
