@@ -11,12 +11,53 @@
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major.  op(A) is m x k, op(B)
  * is k x n.  lda/ldb/ldc are row strides in elements of the stored
- * matrices.  beta 0 ignores C's contents (may be uninitialised).  `pool`
- * may be NULL. */
+ * matrices (A is stored m x k, or k x m when trans_a; B k x n, or n x k
+ * when trans_b).  beta 0 ignores C's contents (may be uninitialised, even
+ * NaN); alpha 0 or k 0 read neither A nor B.  `pool` may be NULL (one
+ * thread); with a pool, big products are split over its threads.  The
+ * kernel (AVX-512, AVX2+FMA or portable C) is chosen once from
+ * st_cpu_features().  After the first calls on a thread it allocates
+ * nothing: packing buffers are cached per thread (freed at thread exit);
+ * if one cannot be allocated the product is still computed, slowly. */
 void eng_sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda, bool trans_a,
                const float *b, size_t ldb, bool trans_b, float beta, float *c, size_t ldc, st_pool *pool);
 /* The scalar reference of eng_sgemm (same contract, single thread). */
 void eng_sgemm_ref(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda, bool trans_a,
                    const float *b, size_t ldb, bool trans_b, float beta, float *c, size_t ldc);
+
+/* A B operand packed once for many products, e.g. a model's constant
+ * weights, in the layout the micro-kernels stream (column panels as wide
+ * as the register tile, zero-padded).  Packing at load time saves the
+ * per-call packing of B, and makes the batch-1 case (m = 1) read B
+ * contiguously whatever its transposition.  The handle lives inside memory
+ * the caller owns (typically the model's arena), is read-only once packed,
+ * and may be used by any number of threads at once.  Its layout belongs to
+ * this process's CPU choice: do not store it.
+ *
+ *     size_t bytes = eng_sgemm_pack_b_bytes(k, n);            // 0: too big
+ *     void *mem = st_arena_alloc(model_arena, bytes, 64);
+ *     eng_sgemm_packed_b *w = eng_sgemm_pack_b(k, n, b, ldb, trans_b, mem, bytes);
+ *     ...
+ *     eng_sgemm_packed(m, 1.0f, x, k, false, w, 0.0f, y, n, pool);  // y = x op(B)
+ */
+typedef struct eng_sgemm_packed_b eng_sgemm_packed_b;
+
+/* Bytes eng_sgemm_pack_b needs for a k x n op(B), any alignment of the
+ * memory included; 0 when the size does not fit in size_t. */
+size_t eng_sgemm_pack_b_bytes(size_t k, size_t n);
+/* Packs op(B) (k x n; B stored k x n, or n x k when trans_b, row stride
+ * ldb) into `mem` and returns the handle, which points into `mem`; B is not
+ * referenced afterwards.  NULL when mem_bytes < eng_sgemm_pack_b_bytes(k, n)
+ * or that is 0.  k or n may be 0. */
+eng_sgemm_packed_b *eng_sgemm_pack_b(size_t k, size_t n, const float *b, size_t ldb, bool trans_b, void *mem,
+                                     size_t mem_bytes);
+/* The k and n a packed operand was made with. */
+size_t eng_sgemm_packed_b_k(const eng_sgemm_packed_b *b);
+size_t eng_sgemm_packed_b_n(const eng_sgemm_packed_b *b);
+/* eng_sgemm with op(B) from eng_sgemm_pack_b: C (m x n, ldc) = alpha *
+ * op(A) * op(B) + beta * C, where k and n are those of `b`.  Same contract
+ * as eng_sgemm otherwise. */
+void eng_sgemm_packed(size_t m, float alpha, const float *a, size_t lda, bool trans_a, const eng_sgemm_packed_b *b,
+                      float beta, float *c, size_t ldc, st_pool *pool);
 
 #endif
