@@ -129,6 +129,7 @@ $(OUT)/bench/%: bench/%.c $(LIB)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) $(BENCH_LIBS_$*) -o $@
 BENCH_LIBS_json_decode := -ljansson -lcjson
+BENCH_LIBS_gemm := -lopenblas
 
 bench: deps $(STRATUS) $(BENCH_BIN)
 	@OUT=$(OUT) STRATUS_BIN=$(abspath $(STRATUS)) sh bench/run.sh

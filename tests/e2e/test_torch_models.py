@@ -95,11 +95,12 @@ def test_transformer_encoder(stratus, tmp_path, d, heads, layers, act):
 
 
 def test_batches_stream_through(stratus, tmp_path):
-    """More rows than --batch-size: outputs equal a single run."""
+    """More rows than --batch-size: outputs match a single run (to rounding:
+    GEMM kernels sum in a different order for small and large batches)."""
     torch.manual_seed(5)
     export_and_check(stratus, tmp_path, MLP([6, 8, 2], nn.ReLU), torch.randn(1000, 6))
     r = stratus("predict", tmp_path / "model.onnx", "--input", f"input={tmp_path / 'x.npy'}",
                 "--output-dir", tmp_path / "small", "--batch-size", "64")
     assert r.code == 0, r.err
-    np.testing.assert_array_equal(np.load(tmp_path / "small" / "output.npy"),
-                                  np.load(tmp_path / "out" / "output.npy"))
+    np.testing.assert_allclose(np.load(tmp_path / "small" / "output.npy"),
+                               np.load(tmp_path / "out" / "output.npy"), rtol=1e-5, atol=1e-6)
