@@ -290,10 +290,25 @@ st_status eng_apply_post_op(const eng_kctx *k, const eng_graph *g)
             bias_f64 = bias->data;
     }
     if (t->dtype == ST_DT_FLOAT32) {
-        if (p->act == ENG_ACT_RELU)
-            POST_LOOP(float, x > 0 ? x : 0);
-        else
-            POST_LOOP(float, post_act_f(p, x));
+        /* The hot case (MatMul + bias [+ Relu] in transformers): plain
+         * loops the compiler vectorises, one pass per row. */
+        float *y = t->data;
+        float b0 = bias_f32 && bias_n == 1 ? bias_f32[0] : 0.0f;
+        for (size_t r = 0; r < rows; r++) {
+            float *restrict row = y + r * cols;
+            if (bias_f32 && bias_n == cols)
+                for (size_t c = 0; c < cols; c++)
+                    row[c] += bias_f32[c];
+            else if (bias_f32)
+                for (size_t c = 0; c < cols; c++)
+                    row[c] += b0;
+            if (p->act == ENG_ACT_RELU)
+                for (size_t c = 0; c < cols; c++)
+                    row[c] = row[c] > 0 ? row[c] : 0;
+            else if (p->act != ENG_ACT_NONE)
+                for (size_t c = 0; c < cols; c++)
+                    row[c] = post_act_f(p, row[c]);
+        }
     } else if (t->dtype == ST_DT_FLOAT64) {
         POST_LOOP(double, post_act(p, x));
     } else {
