@@ -1,17 +1,19 @@
 /* gemm.c - single-precision matrix multiply: the scalar reference, the
  * cache-blocked driver (GotoBLAS/BLIS loop nest around per-ISA register
- * tiles), the small-M streaming paths, pre-packed B operands and the split
- * over a thread pool.  The micro-kernels live in gemm_<isa>.c.
+ * tiles), the small-M paths, pre-packed B operands and the split over a
+ * thread pool.  The micro-kernels live in gemm_<isa>.c.
  *
- * Paths, picked per call:
- *   stream   m <= mr and B not transposed (or pre-packed): one register
- *            tile of m rows slides along n over the whole depth; nothing
- *            is packed, B is read once.  Batch-1 inference lands here.
- *   dot      m <= 8 and B transposed (y = x W^T, W [n, k]): dot products
- *            along the contiguous rows of W, streaming W once.
- *   blocked  everything else: B packed in kc x nc blocks, A in mc x kc
- *            blocks (or read in place when n is small), tiles over both. */
-#include <math.h>
+ * Paths, picked per call from m and B's layout:
+ *   axpy     few rows, B stored k x n: C accumulates alpha * A(i,p) * B(p,:)
+ *            row after row of B, reading B once in address order.
+ *   stream   m <= mr, B pre-packed (or stored k x n with m past axpy's
+ *            range): one register tile of m rows slides along n over the
+ *            whole depth; nothing is packed.  Batch 1 with packed weights.
+ *   dot      few rows, B stored n x k (y = x W^T): dot products along the
+ *            contiguous rows of W, streaming W once.
+ *   blocked  everything else: B packed in kc x nc blocks (unless
+ *            pre-packed), A in mc x kc blocks (or read in place when C is
+ *            narrow), register tiles over both. */
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -320,13 +322,15 @@ static void pack_a_block(const gemm_variant *v, size_t mc, size_t kc, const floa
     }
 }
 
-/* The GotoBLAS loop nest over C[i0:i1, j0:j1]; false when packing memory
- * is unavailable (nothing was written then). */
 /* C with at most this many row panels reuses a packed B block only a few
  * times: the block is then kept small enough (SMALLM_KC x SMALLM_NC panels)
  * to stay in L2 between its packing and its use. */
 enum { SMALLM_PANELS = 3, SMALLM_KC = 256, SMALLM_NC = 8 };
 
+/* The GotoBLAS loop nest over C[i0:i1, j0:j1]; false when packing memory
+ * is unavailable (nothing was written then).  Depth blocks are long (up to
+ * 1024 on x86): every extra pass over C costs a load and a store of each
+ * tile, which measured dearer than keeping B's panel in L1. */
 static bool rect_blocked(const gemm_problem *pr, size_t i0, size_t i1, size_t j0, size_t j1)
 {
     const gemm_variant *v = pr->v;
@@ -457,8 +461,10 @@ enum { GEMM_MIN_PARALLEL_MACS = 1 << 22 };
 static void choose_split(gemm_problem *pr, st_pool *pool)
 {
     pr->tm = pr->tn = 1;
-    size_t threads = (size_t)st_pool_size(pool);
-    if (threads <= 1 || pr->m * pr->n * pr->k < GEMM_MIN_PARALLEL_MACS)
+    size_t threads = (size_t)st_pool_size(pool), mn, macs;
+    if (threads <= 1)
+        return;
+    if (!st_mul_overflow(pr->m, pr->n, &mn) && !st_mul_overflow(mn, pr->k, &macs) && macs < GEMM_MIN_PARALLEL_MACS)
         return;
     size_t mu = pr->v->mr, nu = pr->v->nr;
     if (pr->path != PATH_BLOCKED) {
