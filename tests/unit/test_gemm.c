@@ -179,6 +179,28 @@ static void test_small_m(void **state)
                     }
 }
 
+/* One-column C (matrix times vector) in every layout. */
+static void test_one_column(void **state)
+{
+    (void)state;
+    static const size_t ms[] = { 1, 7, 9, 64, 300 };
+    static const size_t ks[] = { 1, 15, 16, 17, 200 };
+    const gemm_variant *vs[3];
+    size_t nv = runnable_variants(vs);
+    for (size_t vi = 0; vi < nv; vi++)
+        for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
+            for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+                for (int t = 0; t < 8; t++) {
+                    gemm_case g = random_case(ms[mi], 1, ks[ki]);
+                    g.trans_a = t & 1;
+                    g.trans_b = (t >> 1) & 1;
+                    g.ldc = 0; /* C contiguous: the gemv path */
+                    g.ldb = t >> 2 ? g.ldb : 0;
+                    check_case(vs[vi], g, RUN_PLAIN, NULL);
+                    check_case(vs[vi], g, RUN_PACKED, NULL);
+                }
+}
+
 static void test_random_shapes(void **state)
 {
     (void)state;
@@ -230,7 +252,8 @@ static void test_threads(void **state)
     st_error err;
     assert_int_equal(st_pool_create(3, &pool, &err), ST_OK);
     static const size_t shapes[][3] = { { 1, 4000, 300 }, { 3, 3000, 257 }, { 7, 1000, 700 }, { 300, 300, 300 },
-                                        { 1000, 40, 100 }, { 64, 700, 200 }, { 13, 2500, 64 }, { 200, 3000, 20 } };
+                                        { 1000, 40, 100 }, { 64, 700, 200 }, { 13, 2500, 64 }, { 200, 3000, 20 },
+                                        { 20000, 1, 300 } };
     const gemm_variant *vs[3];
     size_t nv = runnable_variants(vs);
     for (size_t vi = 0; vi < nv; vi++)
@@ -322,6 +345,7 @@ static void *alloc_failure_thread(void *arg)
     st_alloc_fail_after(1);
     gemm_case g = random_case(100, 90, 80);
     check_case(v, g, RUN_PLAIN, NULL);
+    check_case(v, random_case(70, 200, 90), RUN_PACKED, NULL);
     g.trans_a = true;
     g.trans_b = true;
     g.m = 5;
@@ -349,7 +373,8 @@ int main(void)
     if (seed && *seed)
         rng ^= strtoull(seed, NULL, 10) * 0x2545f4914f6cdd1du;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_small_m),       cmocka_unit_test(test_random_shapes),
+        cmocka_unit_test(test_small_m),       cmocka_unit_test(test_one_column),
+        cmocka_unit_test(test_random_shapes),
         cmocka_unit_test(test_blocking),      cmocka_unit_test(test_packed_b),
         cmocka_unit_test(test_threads),       cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_degenerate),    cmocka_unit_test(test_alloc_failure),

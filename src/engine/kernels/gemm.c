@@ -1,17 +1,20 @@
 /* gemm.c - single-precision matrix multiply: the scalar reference, the
  * cache-blocked driver (GotoBLAS/BLIS loop nest around per-ISA register
- * tiles), the small-M streaming paths, pre-packed B operands and the split
- * over a thread pool.  The micro-kernels live in gemm_<isa>.c.
+ * tiles), the small-M paths, pre-packed B operands and the split over a
+ * thread pool.  The micro-kernels live in gemm_<isa>.c.
  *
- * Paths, picked per call:
- *   stream   m <= mr and B not transposed (or pre-packed): one register
- *            tile of m rows slides along n over the whole depth; nothing
- *            is packed, B is read once.  Batch-1 inference lands here.
- *   dot      m <= 8 and B transposed (y = x W^T, W [n, k]): dot products
- *            along the contiguous rows of W, streaming W once.
- *   blocked  everything else: B packed in kc x nc blocks, A in mc x kc
- *            blocks (or read in place when n is small), tiles over both. */
-#include <math.h>
+ * Paths, picked per call from m and B's layout:
+ *   axpy     few rows, B stored k x n: C accumulates alpha * A(i,p) * B(p,:)
+ *            row after row of B, reading B once in address order.
+ *   stream   m <= mr, B pre-packed (or stored k x n with m past axpy's
+ *            range): one register tile of m rows slides along n over the
+ *            whole depth; nothing is packed.  Batch 1 with packed weights.
+ *   dot      few rows, B stored n x k (y = x W^T): dot products along the
+ *            contiguous rows of W, streaming W once.
+ *   gemv     one column (C = A b): the dot kernel on C^T = b^T A^T.
+ *   blocked  everything else: B packed in kc x nc blocks (unless
+ *            pre-packed), A in mc x kc blocks (or read in place when C is
+ *            narrow), register tiles over both. */
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -133,6 +136,7 @@ struct eng_sgemm_packed_b {
 };
 
 enum { PACKED_HEADER_BYTES = 64 };
+_Static_assert(sizeof(struct eng_sgemm_packed_b) <= PACKED_HEADER_BYTES, "packed-B header outgrew its slot");
 
 size_t gemm_pack_b_bytes_variant(const gemm_variant *v, size_t k, size_t n)
 {
@@ -222,7 +226,7 @@ size_t eng_sgemm_packed_b_n(const eng_sgemm_packed_b *b)
 
 /* --- the product ---------------------------------------------------------------- */
 
-typedef enum { PATH_STREAM, PATH_DOT, PATH_AXPY, PATH_BLOCKED } gemm_path;
+typedef enum { PATH_STREAM, PATH_DOT, PATH_AXPY, PATH_GEMV, PATH_BLOCKED } gemm_path;
 
 typedef struct gemm_problem {
     const gemm_variant *v;
@@ -320,13 +324,15 @@ static void pack_a_block(const gemm_variant *v, size_t mc, size_t kc, const floa
     }
 }
 
-/* The GotoBLAS loop nest over C[i0:i1, j0:j1]; false when packing memory
- * is unavailable (nothing was written then). */
 /* C with at most this many row panels reuses a packed B block only a few
  * times: the block is then kept small enough (SMALLM_KC x SMALLM_NC panels)
  * to stay in L2 between its packing and its use. */
 enum { SMALLM_PANELS = 3, SMALLM_KC = 256, SMALLM_NC = 8 };
 
+/* The GotoBLAS loop nest over C[i0:i1, j0:j1]; false when packing memory
+ * is unavailable (nothing was written then).  Depth blocks are long (up to
+ * 1024 on x86): every extra pass over C costs a load and a store of each
+ * tile, which measured dearer than keeping B's panel in L1. */
 static bool rect_blocked(const gemm_problem *pr, size_t i0, size_t i1, size_t j0, size_t j1)
 {
     const gemm_variant *v = pr->v;
@@ -416,6 +422,11 @@ static void gemm_rect(const gemm_problem *pr, size_t i0, size_t i1, size_t j0, s
                         pr->trans_a ? pr->lda : 1, pr->b + j0, pr->ldb, pr->beta, pr->c + i * pr->ldc + j0, pr->ldc);
         }
         return;
+    case PATH_GEMV:
+        /* C^T = b^T A^T: the dot kernel with the roles of A and B swapped. */
+        pr->v->dot(1, i1 - i0, pr->k, pr->alpha, pr->b, pr->k, pr->a + i0 * pr->lda, pr->lda, pr->beta, pr->c + i0,
+                   1);
+        return;
     case PATH_DOT:
         pr->v->dot(pr->m, j1 - j0, pr->k, pr->alpha, pr->a, pr->lda, pr->b + j0 * pr->ldb, pr->ldb, pr->beta,
                    pr->c + j0, pr->ldc);
@@ -440,7 +451,7 @@ static void gemm_task(void *ctx, int ith, int nth)
     const gemm_problem *pr = ctx;
     (void)nth;
     size_t ti = (size_t)ith / pr->tn, tj = (size_t)ith % pr->tn;
-    size_t mu = pr->path == PATH_BLOCKED ? pr->v->mr : pr->m;
+    size_t mu = pr->path == PATH_BLOCKED ? pr->v->mr : pr->path == PATH_GEMV ? 8 : pr->m;
     size_t nu = pr->path == PATH_DOT ? 8 : pr->path == PATH_AXPY ? 16 : pr->v->nr;
     gemm_rect(pr, split_at(pr->m, mu, pr->tm, ti), split_at(pr->m, mu, pr->tm, ti + 1),
               split_at(pr->n, nu, pr->tn, tj), split_at(pr->n, nu, pr->tn, tj + 1));
@@ -457,10 +468,16 @@ enum { GEMM_MIN_PARALLEL_MACS = 1 << 22 };
 static void choose_split(gemm_problem *pr, st_pool *pool)
 {
     pr->tm = pr->tn = 1;
-    size_t threads = (size_t)st_pool_size(pool);
-    if (threads <= 1 || pr->m * pr->n * pr->k < GEMM_MIN_PARALLEL_MACS)
+    size_t threads = (size_t)st_pool_size(pool), mn, macs;
+    if (threads <= 1)
+        return;
+    if (!st_mul_overflow(pr->m, pr->n, &mn) && !st_mul_overflow(mn, pr->k, &macs) && macs < GEMM_MIN_PARALLEL_MACS)
         return;
     size_t mu = pr->v->mr, nu = pr->v->nr;
+    if (pr->path == PATH_GEMV) {
+        pr->tm = min_size(threads, (pr->m + 7) / 8);
+        return;
+    }
     if (pr->path != PATH_BLOCKED) {
         /* All rows in every rectangle: split columns only. */
         nu = pr->path == PATH_DOT ? 8 : pr->path == PATH_AXPY ? 16 : nu;
@@ -503,16 +520,17 @@ static void scale_c(size_t m, size_t n, float beta, float *c, size_t ldc)
     }
 }
 
-/* Small-M transposed-B products read A as contiguous rows; a transposed A
- * (k x m) is copied into the caller's scratch first.  NULL: no memory. */
-static const float *rows_of_a(size_t m, size_t k, const float *a, size_t lda)
+/* The dot kernel reads its left operand as contiguous rows: a transposed
+ * operand (k x m, row stride ld) is copied into the caller's scratch first
+ * (m is small).  NULL: no memory. */
+static const float *contiguous_rows(size_t m, size_t k, const float *x, size_t ld)
 {
     float *rows = scratch_get(m * k);
     if (!rows)
         return NULL;
     for (size_t p = 0; p < k; p++)
         for (size_t i = 0; i < m; i++)
-            rows[i * k + p] = a[p * lda + i];
+            rows[i * k + p] = x[p * ld + i];
     return rows;
 }
 
@@ -533,11 +551,27 @@ static void gemm_run(gemm_problem *pr, st_pool *pool)
     } else if (pr->m <= v->dot_max_m && !pr->pb && pr->trans_b && v->dot) {
         pr->path = PATH_DOT;
         if (pr->trans_a) {
-            const float *rows = rows_of_a(pr->m, pr->k, pr->a, pr->lda);
+            const float *rows = contiguous_rows(pr->m, pr->k, pr->a, pr->lda);
             if (rows) {
                 pr->a = rows;
                 pr->lda = pr->k;
                 pr->trans_a = false;
+            } else {
+                pr->path = PATH_BLOCKED;
+            }
+        }
+    } else if (pr->n == 1 && pr->ldc == 1 && !pr->trans_a && v->dot) {
+        /* Matrix times vector: a one-column C is a row of C^T = b^T A^T, dot
+         * products along A's rows that read A once, where register tiles
+         * would use one lane in a vector.  The column must be contiguous;
+         * in a packed operand it has a stride of nr. */
+        pr->path = PATH_GEMV;
+        if (pr->pb || (!pr->trans_b && pr->ldb != 1)) {
+            const float *col = pr->pb ? contiguous_rows(1, pr->k, pr->pb->data, v->nr)
+                                      : contiguous_rows(1, pr->k, pr->b, pr->ldb);
+            if (col) {
+                pr->b = col;
+                pr->pb = NULL;
             } else {
                 pr->path = PATH_BLOCKED;
             }

@@ -41,50 +41,59 @@ INLINE256 void store_vec(float *p, int is_last, int is_partial, __m256i lm, __m2
         _mm256_storeu_ps(p, x);
 }
 
-INLINE256 void tile_body(const gemm_tile *t, __m256 *acc, const int rows, const int nv, const int ku,
-                         const int a_rows)
+/* One depth step: acc[rows][nv] += A(:, q) B(q, :). */
+INLINE256 void tile_step(const gemm_tile *t, size_t q, __m256 *acc, const int rows, const int nv,
+                         const int a_rows, const int is_masked, __m256i lm)
 {
-    const size_t kc = t->kc, b_ps = t->b_ps, a_rs = t->a_rs, a_ps = t->a_ps;
-    const float *a = t->a, *b = t->b;
+    const float *bp = t->b + q * t->b_ps;
+    __m256 bv[GEMM_NV_MAX];
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; v++)
+        bv[v] = load_vec(bp + V * v, v == nv - 1, is_masked, lm);
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++) {
+        __m256 av = _mm256_broadcast_ss(a_rows ? t->a + (size_t)i * t->a_rs + q : t->a + q * t->a_ps + (size_t)i);
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            acc[i * nv + v] = _mm256_fmadd_ps(av, bv[v], acc[i * nv + v]);
+    }
+}
+
+/* Depth steps before the end at which C's rows are prefetched (see
+ * gemm_avx512.c). */
+enum { C_PREFETCH_STEPS = 48 };
+
+/* The register tile, specialised by the wrappers below for every (rows,
+ * vectors, A layout, masked B loads); acc holds ku * rows * nv
+ * accumulators: ku partial sums over interleaved depth steps. */
+INLINE256 void tile_body(const gemm_tile *t, __m256 *acc, const int rows, const int nv, const int ku,
+                         const int a_rows, const int is_masked)
+{
+    const size_t kc = t->kc;
     const size_t last = t->nr - (size_t)(nv - 1) * V;
     const int is_partial = last < V;
     const __m256i lm = tail_mask(last);
 #pragma GCC unroll 64
     for (int x = 0; x < rows * nv * ku; x++)
         acc[x] = _mm256_setzero_ps();
+    const size_t ku_steps = kc / (size_t)ku * (size_t)ku;
+    const size_t before_prefetch = kc > C_PREFETCH_STEPS ? (kc - C_PREFETCH_STEPS) / (size_t)ku * (size_t)ku : 0;
     size_t p = 0;
-    for (; p + (size_t)ku <= kc; p += (size_t)ku) {
+    for (; p < before_prefetch; p += (size_t)ku)
 #pragma GCC unroll 8
-        for (int u = 0; u < ku; u++) {
-            const size_t q = p + (size_t)u;
-            const float *bp = b + q * b_ps;
-            __m256 bv[GEMM_NV_MAX];
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++)
-                bv[v] = load_vec(bp + V * v, v == nv - 1, is_partial, lm);
+        for (int u = 0; u < ku; u++)
+            tile_step(t, p + (size_t)u, acc + u * rows * nv, rows, nv, a_rows, is_masked, lm);
 #pragma GCC unroll 16
-            for (int i = 0; i < rows; i++) {
-                __m256 av = _mm256_broadcast_ss(a_rows ? a + (size_t)i * a_rs + q : a + q * a_ps + (size_t)i);
-#pragma GCC unroll 4
-                for (int v = 0; v < nv; v++)
-                    acc[(u * rows + i) * nv + v] = _mm256_fmadd_ps(av, bv[v], acc[(u * rows + i) * nv + v]);
-            }
-        }
-    }
-    for (; p < kc; p++) {
-        const float *bp = b + p * b_ps;
-        __m256 bv[GEMM_NV_MAX];
+    for (int i = 0; i < rows; i++)
 #pragma GCC unroll 4
         for (int v = 0; v < nv; v++)
-            bv[v] = load_vec(bp + V * v, v == nv - 1, is_partial, lm);
-#pragma GCC unroll 16
-        for (int i = 0; i < rows; i++) {
-            __m256 av = _mm256_broadcast_ss(a_rows ? a + (size_t)i * a_rs + p : a + p * a_ps + (size_t)i);
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++)
-                acc[i * nv + v] = _mm256_fmadd_ps(av, bv[v], acc[i * nv + v]);
-        }
-    }
+            _mm_prefetch((const char *)(t->c + (size_t)i * t->ldc + V * v), _MM_HINT_T0);
+    for (; p < ku_steps; p += (size_t)ku)
+#pragma GCC unroll 8
+        for (int u = 0; u < ku; u++)
+            tile_step(t, p + (size_t)u, acc + u * rows * nv, rows, nv, a_rows, is_masked, lm);
+    for (; p < kc; p++)
+        tile_step(t, p, acc, rows, nv, a_rows, is_masked, lm);
 #pragma GCC unroll 8
     for (int u = 1; u < ku; u++)
 #pragma GCC unroll 64
@@ -121,7 +130,10 @@ INLINE256 void tile_body(const gemm_tile *t, __m256 *acc, const int rows, const 
     static T256 void tile_##R##_##N##_##AR(const gemm_tile *t)          \
     {                                                                    \
         __m256 acc[KSPLIT(R, N) * (R) * (N)];                            \
-        tile_body(t, acc, R, N, KSPLIT(R, N), AR);                       \
+        if (t->is_b_padded || t->nr == (N) * V)                          \
+            tile_body(t, acc, R, N, KSPLIT(R, N), AR, 0);                \
+        else                                                             \
+            tile_body(t, acc, R, N, KSPLIT(R, N), AR, 1);                \
     }
 #define TILE_ROWS(R) TILE(R, 1, 0) TILE(R, 2, 0) TILE(R, 1, 1) TILE(R, 2, 1)
 TILE_ROWS(1) TILE_ROWS(2) TILE_ROWS(3) TILE_ROWS(4) TILE_ROWS(5) TILE_ROWS(6)

@@ -11,7 +11,7 @@
 #include "engine/kernels/kernels.h"
 
 /* Largest register tile any variant uses (rows, and vectors per row). */
-enum { GEMM_MR_MAX = 16, GEMM_NV_MAX = 4 };
+enum { GEMM_MR_MAX = 16, GEMM_NV_MAX = 2 };
 
 /* One register tile: C[0:mr, 0:nr] = alpha * A B + beta * C over depth kc,
  * where mr and nr are fixed by the kernel chosen from the variant's table.

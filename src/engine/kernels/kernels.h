@@ -12,13 +12,14 @@
 /* C = alpha * op(A) * op(B) + beta * C, row-major.  op(A) is m x k, op(B)
  * is k x n.  lda/ldb/ldc are row strides in elements of the stored
  * matrices (A is stored m x k, or k x m when trans_a; B k x n, or n x k
- * when trans_b).  beta 0 ignores C's contents (may be uninitialised, even
- * NaN); alpha 0 or k 0 read neither A nor B.  `pool` may be NULL (one
+ * when trans_b); C must not overlap them.  beta 0 ignores C's contents
+ * (may be uninitialised, even NaN); alpha 0 or k 0 read neither A nor B.  `pool` may be NULL (one
  * thread); with a pool, big products are split over its threads.  The
  * kernel (AVX-512, AVX2+FMA or portable C) is chosen once from
  * st_cpu_features().  After the first calls on a thread it allocates
- * nothing: packing buffers are cached per thread (freed at thread exit);
- * if one cannot be allocated the product is still computed, slowly. */
+ * nothing: the packing buffer is cached per thread (up to about 4.5 MiB,
+ * freed at thread exit); if it cannot be allocated the product is still
+ * computed, slowly. */
 void eng_sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda, bool trans_a,
                const float *b, size_t ldb, bool trans_b, float beta, float *c, size_t ldc, st_pool *pool);
 /* The scalar reference of eng_sgemm (same contract, single thread). */
