@@ -222,6 +222,60 @@ static st_status fold_batchnorm(eng_graph *g, eng_node *conv, eng_node *bn, bool
     return ST_OK;
 }
 
+/* The scalar value of a constant input, when it is one float. */
+static bool const_is(const eng_graph *g, int v, double want, double tol)
+{
+    float x;
+    return const_scalar(g, v, &x) && x > want - tol && x < want + tol;
+}
+
+/* The other input of a two-input node n, given one of them. */
+static int other_input(const eng_node *n, int v)
+{
+    if (n->n_inputs != 2)
+        return -2;
+    return n->inputs[0] == v ? n->inputs[1] : n->inputs[1] == v ? n->inputs[0] : -2;
+}
+
+/* GELU as exporters write it: y = x * 0.5 * (1 + erf(x / sqrt 2)), as
+ * Div (or Mul by 1/sqrt 2) -> Erf -> Add 1 -> Mul x -> Mul 0.5 (either
+ * order of the last two).  Becomes one Gelu node: one pass, no buffers. */
+static st_status fuse_gelu(eng_graph *g, eng_node *d, bool *keep, st_error *err)
+{
+    if (d->n_inputs != 2 || d->n_outputs != 1)
+        return ST_OK;
+    int x = d->inputs[0];
+    bool scaled = (op_is(d, "Div") && const_is(g, d->inputs[1], 1.4142135, 1e-4)) ||
+                  (op_is(d, "Mul") && const_is(g, d->inputs[1], 0.70710678, 1e-5));
+    if (!scaled || x < 0 || g->values[x].is_const)
+        return ST_OK;
+    eng_node *e = sole_reader(g, d->outputs[0]);
+    if (!e || !op_is(e, "Erf"))
+        return ST_OK;
+    eng_node *a = sole_reader(g, e->outputs[0]);
+    if (!a || !op_is(a, "Add") || !const_is(g, other_input(a, e->outputs[0]), 1.0, 1e-6))
+        return ST_OK;
+    eng_node *m1 = sole_reader(g, a->outputs[0]);
+    if (!m1 || !op_is(m1, "Mul"))
+        return ST_OK;
+    int m1_other = other_input(m1, a->outputs[0]);
+    eng_node *m2 = sole_reader(g, m1->outputs[0]);
+    if (!m2 || !op_is(m2, "Mul"))
+        return ST_OK;
+    int m2_other = other_input(m2, m1->outputs[0]);
+    bool ok = (m1_other == x && const_is(g, m2_other, 0.5, 1e-6)) ||
+              (const_is(g, m1_other, 0.5, 1e-6) && m2_other == x);
+    const eng_op *gelu = eng_op_find(ST_STR(""), ST_STR("Gelu"), 20);
+    if (!ok || !gelu)
+        return ST_OK;
+    d->op = gelu;
+    d->n_inputs = 1;
+    d->outputs[0] = m2->outputs[0];
+    d->post.act = ENG_ACT_NONE;
+    keep[e - g->nodes] = keep[a - g->nodes] = keep[m1 - g->nodes] = keep[m2 - g->nodes] = false;
+    return gelu->check(d, g->arena, err);
+}
+
 /* Conv + BatchNormalization, MatMul + bias Add, and an activation after
  * Conv / Gemm / MatMul / Add become one node; the absorbed nodes drop. */
 static st_status fuse(eng_graph *g, bool *keep, st_error *err)
@@ -230,6 +284,11 @@ static st_status fuse(eng_graph *g, bool *keep, st_error *err)
         eng_node *n = &g->nodes[i];
         if (!keep[i])
             continue;
+        if (op_is(n, "Div") || op_is(n, "Mul")) {
+            st_status s = fuse_gelu(g, n, keep, err);
+            if (s != ST_OK)
+                return s;
+        }
         eng_node *next = n->n_outputs >= 1 ? sole_reader(g, n->outputs[0]) : NULL;
         if (next && op_is(n, "Conv") && op_is(next, "BatchNormalization")) {
             bool done;

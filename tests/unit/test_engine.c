@@ -1,5 +1,6 @@
 /* test_engine.c - the engine's load-time passes and memory plans on small
  * models built here with the ONNX protobuf encoding written by hand. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -185,6 +186,41 @@ static void test_fusion_matmul_bias_relu(void **state)
     st_buf_free(&model);
 }
 
+/* x * 0.5 * (1 + erf(x / sqrt 2)), as exporters write GELU, loads as one
+ * Gelu node and computes the same values. */
+static void test_fusion_gelu(void **state)
+{
+    (void)state;
+    st_buf graph = { 0 }, model = { 0 };
+    const float sqrt2 = 1.41421356f, one = 1, half = 0.5f;
+    add_initializer(&graph, "sqrt2", &sqrt2, 1);
+    add_initializer(&graph, "one", &one, 1);
+    add_initializer(&graph, "half", &half, 1);
+    add_node(&graph, "Div", "x", "sqrt2", "d");
+    add_node(&graph, "Erf", "d", NULL, "e");
+    add_node(&graph, "Add", "e", "one", "a");
+    add_node(&graph, "Mul", "x", "a", "m");
+    add_node(&graph, "Mul", "m", "half", "y");
+    add_value_info(&graph, 11, "x", 5);
+    add_value_info(&graph, 12, "y", 5);
+    finish_model(&model, &graph);
+    eng_model *m = NULL;
+    eng_session *s = NULL;
+    st_error err = { 0 };
+    assert_int_equal(eng_load_memory(model.data, model.len, NULL, NULL, &m, &err), ST_OK);
+    assert_int_equal(eng_node_count(m), 1);
+    assert_int_equal(eng_session_new(m, &s, &err), ST_OK);
+    float x[5] = { -3, -0.5f, 0, 0.75f, 4 };
+    int64_t shape[1] = { 5 };
+    eng_tensor in = eng_tensor_make(ST_DT_FLOAT32, shape, 1, x), out;
+    assert_int_equal(eng_run(s, &in, 1, &out, 1, &err), ST_OK);
+    for (int i = 0; i < 5; i++)
+        assert_float_equal(((float *)out.data)[i], 0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0))), 1e-6);
+    eng_session_free(s);
+    eng_free(m);
+    st_buf_free(&model);
+}
+
 /* Bad models are refused with a message naming the problem. */
 static void test_load_errors(void **state)
 {
@@ -256,6 +292,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_passes_fold_and_prune),
         cmocka_unit_test(test_fusion_matmul_bias_relu),
+        cmocka_unit_test(test_fusion_gelu),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_input_checks),
     };

@@ -521,7 +521,10 @@ static double unary_f(const un_state *st, double x)
     case U_CELU: return (x > 0 ? x : 0) + fmin(0.0, st->alpha * (exp(x / st->alpha) - 1));
     case U_THRESHRELU: return x > st->alpha ? x : 0;
     case U_MISH: return x * tanh(log1p(exp(x)));
-    case U_GELU: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    case U_GELU:
+        if (st->beta != 0) /* approximate="tanh" */
+            return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+        return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
     case U_SHRINK: return x < -st->alpha ? x + st->beta : x > st->alpha ? x - st->beta : 0;
     default: return x;
     }
@@ -628,6 +631,15 @@ static st_status unary_run(eng_kctx *k)
         case U_TANH: for (size_t i = 0; i < n; i++) b[i] = tanhf(a[i]); return ST_OK;
         case U_SIGMOID: for (size_t i = 0; i < n; i++) b[i] = 1.0f / (1.0f + expf(-a[i])); return ST_OK;
         case U_ERF: for (size_t i = 0; i < n; i++) b[i] = erff(a[i]); return ST_OK;
+        case U_GELU:
+            if (st->beta == 0) {
+                for (size_t i = 0; i < n; i++)
+                    b[i] = 0.5f * a[i] * (1.0f + erff(a[i] * 0.70710678118654752f));
+                return ST_OK;
+            }
+            for (size_t i = 0; i < n; i++)
+                b[i] = (float)unary_f(st, a[i]);
+            return ST_OK;
         default:
             for (size_t i = 0; i < n; i++)
                 b[i] = (float)unary_f(st, a[i]);
@@ -705,6 +717,16 @@ UNARY_OP(tanh, U_TANH, 0, 0, 0)
 UNARY_OP(softplus, U_SOFTPLUS, 0, 0, 0)
 UNARY_OP(softsign, U_SOFTSIGN, 0, 0, 0)
 UNARY_OP(erf, U_ERF, 0, 0, 0)
+
+/* Gelu (opset 20) and the target of the Div-Erf-Add-Mul-Mul pattern that
+ * exporters emit for it (passes.c). beta != 0 selects approximate="tanh". */
+st_status eng_gelu_check(eng_node *n, st_arena *arena, st_error *err)
+{
+    st_status s = unary_check(n, arena, err, U_GELU, 0, 0, 0);
+    if (s == ST_OK)
+        ((un_state *)n->state)->beta = st_str_eq_c(eng_attr_str(n, "approximate", "none"), "tanh") ? 1.0f : 0.0f;
+    return s;
+}
 UNARY_OP(round, U_ROUND, 0, 0, 0)
 UNARY_OP(not, U_NOT, 0, 0, 0)
 UNARY_OP(isnan, U_ISNAN, 0, 0, 0)
@@ -746,5 +768,6 @@ const eng_op eng_ops_elementwise[] = {
     UN(isnan, "IsNaN", 9), UN(isinf, "IsInf", 10), UN(celu, "Celu", 12),
     UN(threshrelu, "ThresholdedRelu", 10), UN(mish, "Mish", 18), UN(bitnot, "BitwiseNot", 18),
     UN(shrink, "Shrink", 9),
+    { "", "Gelu", 20, eng_gelu_check, unary_infer, unary_run },
     { 0 },
 };

@@ -16,6 +16,10 @@ extern const eng_op eng_ops_control[]; /* If, Loop, Scan */
 extern const eng_op eng_ops_sequence[]; /* sequences and optionals */
 extern const eng_op eng_ops_detection[]; /* NonMaxSuppression */
 
+/* Load-time state for a Gelu node (also used when passes.c fuses the
+ * exported Erf pattern into one node). */
+st_status eng_gelu_check(eng_node *n, st_arena *arena, st_error *err);
+
 /* An infer function for ops whose single output has the first input's
  * type and shape. */
 st_status eng_infer_same_as_input(eng_kctx *k);
