@@ -276,6 +276,99 @@ static st_status fuse_gelu(eng_graph *g, eng_node *d, bool *keep, st_error *err)
     return gelu->check(d, g->arena, err);
 }
 
+/* True when ReduceMean node r reduces the last axis only (attribute before
+ * opset 18, constant input from 18), keeping dims. */
+static bool reduces_last_axis(const eng_graph *g, const eng_node *r)
+{
+    if (!op_is(r, "ReduceMean") || eng_attr_int(r, "keepdims", 1) != 1)
+        return false;
+    if (r->opset < 18) {
+        size_t n;
+        const int64_t *axes = eng_attr_ints(r, "axes", &n);
+        return n == 1 && axes[0] == -1;
+    }
+    if (r->n_inputs < 2 || r->inputs[1] < 0 || !g->values[r->inputs[1]].is_const)
+        return false;
+    const eng_tensor *a = &g->values[r->inputs[1]].constant;
+    return a->count == 1 && eng_int_at(a, 0) == -1;
+}
+
+/* LayerNormalization as exporters before opset 17 write it:
+ *   m = ReduceMean(x); d = x - m; v = ReduceMean(d ^ 2);
+ *   y = d / Sqrt(v + eps) * gamma + beta      (last axis)
+ * becomes one LayerNormalization node (two passes over each row). */
+static st_status fuse_layernorm(eng_graph *g, eng_node *r1, bool *keep, st_error *err)
+{
+    int x = r1->inputs[0];
+    eng_node *sub = sole_reader(g, r1->outputs[0]);
+    if (x < 0 || !reduces_last_axis(g, r1) || !sub || !op_is(sub, "Sub") || sub->inputs[0] != x ||
+        sub->inputs[1] != r1->outputs[0])
+        return ST_OK;
+    int d = sub->outputs[0];
+    if (g->values[d].n_consumers != 2 || g->values[d].is_graph_output)
+        return ST_OK;
+    /* d feeds Pow(d, 2) and Div(d, Sqrt(...)), in either order. */
+    eng_node *pw = NULL, *dv = NULL;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        eng_node *n = &g->nodes[i];
+        if (!keep[i] || n->n_inputs < 2 || n->inputs[0] != d)
+            continue;
+        if (op_is(n, "Pow"))
+            pw = n;
+        else if (op_is(n, "Div"))
+            dv = n;
+    }
+    if (!pw || !dv || !const_is(g, pw->inputs[1], 2.0, 1e-6))
+        return ST_OK;
+    eng_node *r2 = sole_reader(g, pw->outputs[0]);
+    if (!r2 || !reduces_last_axis(g, r2))
+        return ST_OK;
+    eng_node *add = sole_reader(g, r2->outputs[0]);
+    float eps;
+    if (!add || !op_is(add, "Add") || !const_scalar(g, other_input(add, r2->outputs[0]), &eps))
+        return ST_OK;
+    eng_node *sq = sole_reader(g, add->outputs[0]);
+    if (!sq || !op_is(sq, "Sqrt") || sole_reader(g, sq->outputs[0]) != dv || dv->inputs[1] != sq->outputs[0])
+        return ST_OK;
+    eng_node *mul = sole_reader(g, dv->outputs[0]);
+    int gamma = mul && op_is(mul, "Mul") ? other_input(mul, dv->outputs[0]) : -1;
+    eng_node *badd = gamma >= 0 ? sole_reader(g, mul->outputs[0]) : NULL;
+    int beta = badd && op_is(badd, "Add") ? other_input(badd, mul->outputs[0]) : -1;
+    if (!is_float_const(g, gamma) || !is_float_const(g, beta) || g->values[gamma].constant.rank != 1 ||
+        g->values[beta].constant.rank != 1)
+        return ST_OK;
+    const eng_op *ln = eng_op_find(ST_STR(""), ST_STR("LayerNormalization"), 17);
+    onnx_node *proto = st_arena_calloc(g->arena, 1, sizeof *proto, 8);
+    onnx_attr *attrs = st_arena_calloc(g->arena, 2, sizeof *attrs, 8);
+    int *inputs = st_arena_alloc(g->arena, 4 * sizeof *inputs, 8);
+    if (!ln)
+        return ST_OK;
+    if (!proto || !attrs || !inputs)
+        return st_fail(err, ST_ENOMEM, "out of memory fusing LayerNormalization");
+    /* A node of our own making: LayerNormalization's attributes on the
+     * first ReduceMean's identity (its name still shows in errors). */
+    *proto = *r1->proto;
+    proto->op_type = ST_STR("LayerNormalization");
+    attrs[0] = (onnx_attr){ .name = ST_STR("axis"), .type = ONNX_ATTR_INT, .i = -1 };
+    attrs[1] = (onnx_attr){ .name = ST_STR("epsilon"), .type = ONNX_ATTR_FLOAT, .f = eps };
+    proto->attrs = attrs;
+    proto->attr_count = 2;
+    inputs[0] = x;
+    inputs[1] = gamma;
+    inputs[2] = beta;
+    r1->proto = proto;
+    r1->op = ln;
+    r1->opset = 17;
+    r1->inputs = inputs;
+    r1->n_inputs = 3;
+    r1->n_implicit = 0;
+    r1->outputs[0] = badd->outputs[0];
+    eng_node *gone[] = { sub, pw, r2, add, sq, dv, mul, badd };
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
+        keep[gone[i] - g->nodes] = false;
+    return ln->check(r1, g->arena, err);
+}
+
 /* Conv + BatchNormalization, MatMul + bias Add, and an activation after
  * Conv / Gemm / MatMul / Add become one node; the absorbed nodes drop. */
 static st_status fuse(eng_graph *g, bool *keep, st_error *err)
@@ -288,6 +381,13 @@ static st_status fuse(eng_graph *g, bool *keep, st_error *err)
             st_status s = fuse_gelu(g, n, keep, err);
             if (s != ST_OK)
                 return s;
+        }
+        if (op_is(n, "ReduceMean")) {
+            st_status s = fuse_layernorm(g, n, keep, err);
+            if (s != ST_OK)
+                return s;
+            if (!keep[i])
+                continue;
         }
         eng_node *next = n->n_outputs >= 1 ? sole_reader(g, n->outputs[0]) : NULL;
         if (next && op_is(n, "Conv") && op_is(next, "BatchNormalization")) {

@@ -104,3 +104,19 @@ def test_batches_stream_through(stratus, tmp_path):
     assert r.code == 0, r.err
     np.testing.assert_allclose(np.load(tmp_path / "small" / "output.npy"),
                                np.load(tmp_path / "out" / "output.npy"), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("opset", [13, 17])
+def test_layernorm_and_gelu_patterns(stratus, tmp_path, opset):
+    """Before opset 17 LayerNorm is exported as ReduceMean/Sub/Pow/Sqrt/Div
+    and GELU as Div/Erf/Add/Mul; both are fused at load and must match."""
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Linear(16, 32), nn.LayerNorm(32), nn.GELU(), nn.Linear(32, 4))
+    export_and_check(stratus, tmp_path, model, torch.randn(3, 16), opset=opset)
+
+
+def test_transformer_opset_13(stratus, tmp_path):
+    torch.manual_seed(7)
+    model = Encoder(32, 4, 1, "gelu")
+    with torch.enable_grad():
+        export_and_check(stratus, tmp_path, model, torch.randint(0, 50, (2, 9)), opset=13)
