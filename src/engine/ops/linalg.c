@@ -5,6 +5,61 @@
 #include "engine/kernels/kernels.h"
 #include "engine/ops/ops.h"
 
+/* --- weights packed once ---------------------------------------------------
+ * A constant B (the weights of a Linear layer) is packed into the GEMM's
+ * panel layout at load, so runs neither pack it again nor read it in its
+ * stored order. */
+
+typedef struct linalg_state {
+    const eng_sgemm_packed_b *packed_b; /* NULL: B packed per call */
+} linalg_state;
+
+static const eng_sgemm_packed_b *pack_const_b(eng_node *n, st_arena *arena, bool trans_b)
+{
+    int v = n->n_inputs > 1 ? n->inputs[1] : -1;
+    if (v < 0 || !n->graph->values[v].is_const)
+        return NULL;
+    const eng_tensor *b = &n->graph->values[v].constant;
+    if (b->dtype != ST_DT_FLOAT32 || b->rank != 2 || b->count == 0)
+        return NULL;
+    size_t k = (size_t)(trans_b ? b->shape[1] : b->shape[0]), cols = (size_t)(trans_b ? b->shape[0] : b->shape[1]);
+    size_t bytes = eng_sgemm_pack_b_bytes(k, cols);
+    void *mem = bytes ? st_arena_alloc(arena, bytes, 64) : NULL;
+    if (!mem)
+        return NULL; /* fine: per-call packing still works */
+    return eng_sgemm_pack_b(k, cols, b->data, (size_t)b->shape[1], trans_b, mem, bytes);
+}
+
+static st_status linalg_check(eng_node *n, st_arena *arena, st_error *err, bool is_gemm)
+{
+    linalg_state *st = st_arena_calloc(arena, 1, sizeof *st, 8);
+    if (!st)
+        return st_fail(err, ST_ENOMEM, "out of memory");
+    st->packed_b = pack_const_b(n, arena, is_gemm && eng_attr_int(n, "transB", 0) != 0);
+    n->state = st;
+    return ST_OK;
+}
+
+static st_status matmul_check(eng_node *n, st_arena *arena, st_error *err)
+{
+    return linalg_check(n, arena, err, false);
+}
+
+static st_status gemm_check(eng_node *n, st_arena *arena, st_error *err)
+{
+    return linalg_check(n, arena, err, true);
+}
+
+/* The packed B when it is the one this call multiplies by. */
+static const eng_sgemm_packed_b *packed_for(const eng_kctx *k, size_t kk, size_t n)
+{
+    const linalg_state *st = k->node->state;
+    const eng_sgemm_packed_b *p = st ? st->packed_b : NULL;
+    if (!p || eng_sgemm_packed_b_k(p) != kk || eng_sgemm_packed_b_n(p) != n)
+        return NULL;
+    return p;
+}
+
 /* --- MatMul --------------------------------------------------------------- */
 
 static st_status matmul_infer(eng_kctx *k)
@@ -111,7 +166,11 @@ static st_status matmul_run(eng_kctx *k)
     /* Fast path: b has no batch dims, so fold a's batch into M. */
     if (bb == 0) {
         if (a->dtype == ST_DT_FLOAT32) {
-            eng_sgemm(batch * m, n, kk, 1.0f, a->data, kk, false, b->data, n, false, 0.0f, o->data, n, k->pool);
+            const eng_sgemm_packed_b *pb = b->rank == 2 ? packed_for(k, kk, n) : NULL;
+            if (pb)
+                eng_sgemm_packed(batch * m, 1.0f, a->data, kk, false, pb, 0.0f, o->data, n, k->pool);
+            else
+                eng_sgemm(batch * m, n, kk, 1.0f, a->data, kk, false, b->data, n, false, 0.0f, o->data, n, k->pool);
             return ST_OK;
         }
         mm(a->data, b->data, o->data, batch * m, n, kk);
@@ -203,8 +262,12 @@ static st_status gemm_run(eng_kctx *k)
         bool has_c = c && beta != 0.0f;
         if (has_c)
             gemm_bias_f32(c, y, m, n, beta);
-        eng_sgemm(m, n, kk, alpha, a->data, (size_t)a->shape[1], ta, b->data, (size_t)b->shape[1], tb,
-                  has_c ? 1.0f : 0.0f, y, n, k->pool);
+        const eng_sgemm_packed_b *pb = packed_for(k, kk, n);
+        if (pb)
+            eng_sgemm_packed(m, alpha, a->data, (size_t)a->shape[1], ta, pb, has_c ? 1.0f : 0.0f, y, n, k->pool);
+        else
+            eng_sgemm(m, n, kk, alpha, a->data, (size_t)a->shape[1], ta, b->data, (size_t)b->shape[1], tb,
+                      has_c ? 1.0f : 0.0f, y, n, k->pool);
         return ST_OK;
     }
     double *y = o->data;
@@ -225,7 +288,7 @@ static st_status gemm_run(eng_kctx *k)
 }
 
 const eng_op eng_ops_linalg[] = {
-    { "", "MatMul", 1, NULL, matmul_infer, matmul_run },
-    { "", "Gemm", 1, NULL, gemm_infer, gemm_run },
+    { "", "MatMul", 1, matmul_check, matmul_infer, matmul_run },
+    { "", "Gemm", 1, gemm_check, gemm_infer, gemm_run },
     { 0 },
 };
