@@ -463,8 +463,8 @@ static void gemm_task(void *ctx, int ith, int nth)
 enum { GEMM_MIN_PARALLEL_MACS = 1 << 22 };
 
 /* Chooses the thread grid: rows x columns of C rectangles, one per thread,
- * minimising each thread's compute plus the packing it repeats (a thread
- * packs the A rows and B columns of its rectangle). */
+ * minimising each thread's compute plus the traffic it repeats (a thread
+ * packs or reads the A rows and B columns of its rectangle). */
 static void choose_split(gemm_problem *pr, st_pool *pool)
 {
     pr->tm = pr->tn = 1;
@@ -494,9 +494,10 @@ static void choose_split(gemm_problem *pr, st_pool *pool)
         if (tm > m_units || tn > n_units)
             continue;
         double rows = (double)((m_units + tm - 1) / tm * mu), cols = (double)((n_units + tn - 1) / tn * nu);
-        /* Per unit of depth: a multiply-add lane costs ~1/32 cycle, a packed
-         * float ~1 cycle. */
-        double cost = rows * cols / 32.0 + (pr->pb ? 0.0 : cols) + (pr->is_a_packed ? rows : 0.0);
+        /* Per unit of depth: a multiply-add lane costs ~1/32 cycle, and
+         * every float of A and B the thread brings in (packing it, or
+         * reading it in place from memory) ~1 cycle. */
+        double cost = rows * cols / 32.0 + cols + rows;
         if (best == 0.0 || cost < best) {
             best = cost;
             pr->tm = tm;

@@ -1,8 +1,9 @@
-/* gemm_avx2.c - AVX2 + FMA micro-kernels of eng_sgemm: register tiles of
- * up to 6 x 16 (12 ymm accumulators, two B vectors, one broadcast) and the
- * small-M dot-product kernel for C = A W^T.  Compiled with target
- * attributes so the rest of the build stays baseline x86-64; used when
- * st_cpu_features() reports AVX2 and FMA but not AVX-512F. */
+/* gemm_avx2.c - AVX2 + FMA kernels of eng_sgemm: register tiles of up to
+ * 6 x 16 (12 ymm accumulators, two B vectors, one broadcast), the small-M
+ * dot-product (C = A W^T) and row-order (axpy) kernels, and 8 x 8
+ * transposing packers.  Compiled with target attributes so the rest of the
+ * build stays baseline x86-64; used when st_cpu_features() reports AVX2
+ * and FMA but not AVX-512F. */
 #include "engine/kernels/gemm_int.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -1,8 +1,9 @@
-/* gemm_avx512.c - AVX-512 micro-kernels of eng_sgemm: register tiles of up
- * to 14 x 32 (28 zmm accumulators, two B vectors, one broadcast) and the
- * small-M dot-product kernel for C = A W^T.  Compiled with target
- * attributes so the rest of the build stays baseline x86-64; used only
- * when st_cpu_features() reports AVX-512F. */
+/* gemm_avx512.c - AVX-512 kernels of eng_sgemm: register tiles of up to
+ * 14 x 32 (28 zmm accumulators, two B vectors, one broadcast), the small-M
+ * dot-product (C = A W^T) and row-order (axpy) kernels, and 16 x 16
+ * transposing packers.  Compiled with target attributes so the rest of the
+ * build stays baseline x86-64; used only when st_cpu_features() reports
+ * AVX-512F. */
 #include "engine/kernels/gemm_int.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
