@@ -128,33 +128,24 @@ DEF_LOOP(eq_b, uint8_t, uint8_t, (x != 0) == (y != 0))
 
 static bin_loop pick_loop(bin_kind kind, st_dtype t)
 {
-#define CASE_ARITH(S, T) case ST_DT_##S: return NAME_##S;
     switch (kind) {
+/* The integer loops of OPNAME for t, or NULL for other types. */
+#define INT_CASES(OPNAME)                                              \
+    case ST_DT_INT32: return OPNAME##_i32;                             \
+    case ST_DT_INT64: return OPNAME##_i64;                             \
+    case ST_DT_INT8: return OPNAME##_i8;                               \
+    case ST_DT_INT16: return OPNAME##_i16;                             \
+    case ST_DT_UINT8: return OPNAME##_u8;                              \
+    case ST_DT_UINT16: return OPNAME##_u16;                            \
+    case ST_DT_UINT32: return OPNAME##_u32;                            \
+    case ST_DT_UINT64: return OPNAME##_u64;                            \
+    default: return NULL;
+#define PICK_INT(OPNAME) switch (t) { INT_CASES(OPNAME) }
 #define PICK(OPNAME)                                                   \
     switch (t) {                                                       \
     case ST_DT_FLOAT32: return OPNAME##_f32;                           \
     case ST_DT_FLOAT64: return OPNAME##_f64;                           \
-    case ST_DT_INT32: return OPNAME##_i32;                             \
-    case ST_DT_INT64: return OPNAME##_i64;                             \
-    case ST_DT_INT8: return OPNAME##_i8;                               \
-    case ST_DT_INT16: return OPNAME##_i16;                             \
-    case ST_DT_UINT8: return OPNAME##_u8;                              \
-    case ST_DT_UINT16: return OPNAME##_u16;                            \
-    case ST_DT_UINT32: return OPNAME##_u32;                            \
-    case ST_DT_UINT64: return OPNAME##_u64;                            \
-    default: return NULL;                                              \
-    }
-#define PICK_INT(OPNAME)                                               \
-    switch (t) {                                                       \
-    case ST_DT_INT32: return OPNAME##_i32;                             \
-    case ST_DT_INT64: return OPNAME##_i64;                             \
-    case ST_DT_INT8: return OPNAME##_i8;                               \
-    case ST_DT_INT16: return OPNAME##_i16;                             \
-    case ST_DT_UINT8: return OPNAME##_u8;                              \
-    case ST_DT_UINT16: return OPNAME##_u16;                            \
-    case ST_DT_UINT32: return OPNAME##_u32;                            \
-    case ST_DT_UINT64: return OPNAME##_u64;                            \
-    default: return NULL;                                              \
+    INT_CASES(OPNAME)                                                  \
     }
     case B_ADD: PICK(add)
     case B_SUB: PICK(sub)
@@ -196,7 +187,7 @@ static bin_loop pick_loop(bin_kind kind, st_dtype t)
     return NULL;
 #undef PICK
 #undef PICK_INT
-#undef CASE_ARITH
+#undef INT_CASES
 }
 
 static bool is_compare(bin_kind k)
