@@ -291,6 +291,49 @@ static eng_plan *plan_slot(eng_session *s)
     return victim;
 }
 
+/* Runs one node whose k->node, in and out are set: infer, give every
+ * output memory (its planned place when `plan` has one that fits, else
+ * `arena`), run, then the fused post-op unless the kernel applied it.
+ * `sizes` (may be NULL) records each output's bytes for planning. */
+static st_status node_exec(eng_kctx *k, const eng_graph *g, st_arena *arena, const eng_plan *plan, size_t *sizes)
+{
+    const eng_node *n = k->node;
+    k->stash = NULL;
+    k->is_post_done = false;
+    for (uint32_t o = 0; o < n->n_outputs; o++)
+        if (k->out[o])
+            memset(k->out[o], 0, sizeof *k->out[o]);
+    st_status rc = n->op->infer(k);
+    if (rc != ST_OK)
+        return rc;
+    for (uint32_t o = 0; o < n->n_outputs; o++) {
+        eng_tensor *t = k->out[o];
+        if (!t)
+            continue;
+        int v = n->outputs[o];
+        size_t count, bytes;
+        if (!eng_shape_count(t->shape, t->rank, &count) || !eng_tensor_bytes(t->dtype, count, &bytes))
+            return eng_fail(k, ST_EOVERFLOW, "output %u would have too many elements", o);
+        t->count = count;
+        if (sizes)
+            sizes[v] = bytes;
+        if (bytes == 0) {
+            t->data = empty_data;
+        } else if (plan && plan->offset[v] != SIZE_MAX && bytes <= plan->size[v]) {
+            t->data = plan->block + plan->offset[v];
+        } else {
+            t->data = st_arena_alloc(arena, bytes, 64);
+            if (!t->data)
+                return eng_fail(k, ST_ENOMEM, "out of memory for a %zu-byte output", bytes);
+        }
+    }
+    if ((rc = n->op->run(k)) != ST_OK)
+        return rc;
+    if (!k->is_post_done && (n->post.bias >= 0 || n->post.act != ENG_ACT_NONE))
+        return eng_apply_post_op(k, g);
+    return ST_OK;
+}
+
 st_status eng_run(eng_session *s, const eng_tensor *inputs, size_t n_inputs, eng_tensor *outputs,
                   size_t n_outputs, st_error *err)
 {
@@ -326,40 +369,10 @@ st_status eng_run(eng_session *s, const eng_tensor *inputs, size_t n_inputs, eng
         k.node = n;
         k.in = &s->in_ptrs[off];
         k.n_in = n->n_inputs - n->n_implicit;
-        k.stash = NULL;
-        k.is_post_done = false;
         k.out = &s->out_ptrs[off + n->n_inputs];
         k.n_out = n->n_outputs;
-        for (uint32_t o = 0; o < n->n_outputs; o++)
-            if (k.out[o])
-                memset(k.out[o], 0, sizeof *k.out[o]);
-        st_status rc = n->op->infer(&k);
+        st_status rc = node_exec(&k, g, &s->run_arena, plan, s->sizes);
         if (rc != ST_OK)
-            return rc;
-        for (uint32_t o = 0; o < n->n_outputs; o++) {
-            eng_tensor *t = k.out[o];
-            if (!t)
-                continue;
-            int v = n->outputs[o];
-            size_t count, bytes;
-            if (!eng_shape_count(t->shape, t->rank, &count) || !eng_tensor_bytes(t->dtype, count, &bytes))
-                return eng_fail(&k, ST_EOVERFLOW, "output %u would have too many elements", o);
-            t->count = count;
-            s->sizes[v] = bytes;
-            if (bytes == 0) {
-                t->data = empty_data;
-            } else if (plan && plan->offset[v] != SIZE_MAX && bytes <= plan->size[v]) {
-                t->data = plan->block + plan->offset[v];
-            } else {
-                t->data = st_arena_alloc(&s->run_arena, bytes, 64);
-                if (!t->data)
-                    return eng_fail(&k, ST_ENOMEM, "out of memory for a %zu-byte output", bytes);
-            }
-        }
-        if ((rc = n->op->run(&k)) != ST_OK)
-            return rc;
-        if (!k.is_post_done && (n->post.bias >= 0 || n->post.act != ENG_ACT_NONE) &&
-            (rc = eng_apply_post_op(&k, g)) != ST_OK)
             return rc;
     }
     for (size_t i = 0; i < n_outputs; i++)
@@ -404,37 +417,15 @@ st_status eng_subgraph_run(const eng_graph *g, const eng_kctx *owner, const eng_
             return eng_fail(owner, ST_EUNSUPPORTED, "a body node has more than 72 inputs or outputs");
         for (uint32_t j = 0; j < n->n_inputs; j++)
             in_ptrs[j] = n->inputs[j] >= 0 ? &vals[n->inputs[j]] : NULL;
-        for (uint32_t o = 0; o < n->n_outputs; o++) {
+        for (uint32_t o = 0; o < n->n_outputs; o++)
             out_ptrs[o] = n->outputs[o] >= 0 ? &vals[n->outputs[o]] : NULL;
-            if (out_ptrs[o])
-                memset(out_ptrs[o], 0, sizeof *out_ptrs[o]);
-        }
         k.node = n;
         k.in = in_ptrs;
         k.n_in = n->n_inputs - n->n_implicit;
         k.out = out_ptrs;
         k.n_out = n->n_outputs;
-        k.stash = NULL;
-        k.is_post_done = false;
-        st_status rc = n->op->infer(&k);
+        st_status rc = node_exec(&k, g, arena, NULL, NULL);
         if (rc != ST_OK)
-            return rc;
-        for (uint32_t o = 0; o < n->n_outputs; o++) {
-            eng_tensor *t = out_ptrs[o];
-            if (!t)
-                continue;
-            size_t count, bytes;
-            if (!eng_shape_count(t->shape, t->rank, &count) || !eng_tensor_bytes(t->dtype, count, &bytes))
-                return eng_fail(&k, ST_EOVERFLOW, "output %u would have too many elements", o);
-            t->count = count;
-            t->data = bytes ? st_arena_alloc(arena, bytes, 64) : empty_data;
-            if (!t->data)
-                return eng_fail(&k, ST_ENOMEM, "out of memory for a %zu-byte output", bytes);
-        }
-        if ((rc = n->op->run(&k)) != ST_OK)
-            return rc;
-        if (!k.is_post_done && (n->post.bias >= 0 || n->post.act != ENG_ACT_NONE) &&
-            (rc = eng_apply_post_op(&k, g)) != ST_OK)
             return rc;
     }
     for (size_t i = 0; i < n_outputs; i++)
