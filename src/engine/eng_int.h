@@ -146,14 +146,10 @@ bool eng_attr_has(const eng_node *n, const char *name);
 
 /* --- tensors and shapes ---------------------------------------------------- */
 
-/* Non-tensor values share eng_tensor's header.  A sequence has rank 1,
- * shape[0] = count = number of elements, shape[1] = the elements' st_dtype,
- * and data = an array of eng_tensor.  An optional has count 0 (empty) or 1
- * and data = one eng_tensor (a tensor or a sequence).  Ops that create them
- * copy element data into k->scratch, which lives for the whole run, so an
- * element never points into memory the plan reuses. */
-#define ENG_DT_SEQUENCE ((st_dtype)100)
-#define ENG_DT_OPTIONAL ((st_dtype)101)
+/* Non-tensor values (ENG_DT_SEQUENCE, ENG_DT_OPTIONAL, ENG_DT_MAP) are
+ * described in engine.h.  Ops that create them copy element data into
+ * k->scratch, which lives for the whole run, so an element never points
+ * into memory the plan reuses. */
 
 /* Bytes of one element of dtype: st_str for strings, eng_tensor headers
  * for sequences and optionals. */

@@ -43,6 +43,19 @@ typedef struct eng_tensor {
     size_t count; /* number of elements (product of shape; 1 for rank 0) */
 } eng_tensor;
 
+/* Non-tensor values share eng_tensor's header (ONNX sequences, optionals
+ * and the maps of ONNX-ML, as ZipMap and DictVectorizer use them):
+ *  - ENG_DT_SEQUENCE: rank 1, shape[0] = count = elements, shape[1] = the
+ *    elements' st_dtype, data = an array of count eng_tensor;
+ *  - ENG_DT_OPTIONAL: count 0 (empty) or 1, data = one eng_tensor (a
+ *    tensor or a sequence);
+ *  - ENG_DT_MAP: rank 1, shape[0] = count = entries, shape[1] = the key
+ *    st_dtype (INT64 or STRING), shape[2] = the value st_dtype, data = two
+ *    eng_tensor, keys then values, each 1-D of count elements. */
+#define ENG_DT_SEQUENCE ((st_dtype)100)
+#define ENG_DT_OPTIONAL ((st_dtype)101)
+#define ENG_DT_MAP ((st_dtype)102)
+
 /* A graph input or output as the model declares it.  dims[i] is -1 when
  * dynamic (dim_names[i] then holds the symbolic name or NULL); rank is -1
  * when the model gives no shape at all. */
