@@ -157,14 +157,125 @@ size_t st_cpu_describe(char *buf, size_t n)
     return st_cpu_format(st_cpu_features(), buf, n);
 }
 
+/* Reads a small sysfs file as text; false when absent or unreadable. */
+static bool cpu_read_small(const char *path, char *buf, size_t n)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t got = fread(buf, 1, n - 1, f);
+    fclose(f);
+    buf[got] = '\0';
+    return got > 0;
+}
+
+static int cpu_quota_ratio(long long quota, long long period)
+{
+    if (quota <= 0 || period <= 0)
+        return 0;
+    long long cpus = (quota + period - 1) / period;
+    return cpus > 4096 ? 4096 : (int)cpus;
+}
+
+/* v2: "<quota|max> <period>" in <root><path>/cpu.max. */
+static int cpu_quota_v2(const char *root, st_str path)
+{
+    char file[512], text[64];
+    if (snprintf(file, sizeof file, "%s%.*s/cpu.max", root, (int)path.len, path.ptr) >= (int)sizeof file ||
+        !cpu_read_small(file, text, sizeof text))
+        return 0;
+    long long quota, period;
+    if (sscanf(text, "%lld %lld", &quota, &period) != 2)
+        return 0; /* "max 100000": no limit */
+    return cpu_quota_ratio(quota, period);
+}
+
+/* v1: cpu.cfs_quota_us (-1 = none) and cpu.cfs_period_us under the cpu
+ * controller's mount, which distributions name "cpu" or "cpu,cpuacct". */
+static int cpu_quota_v1(const char *root, st_str path)
+{
+    static const char *const mounts[] = {"cpu", "cpu,cpuacct", "cpuacct,cpu"};
+    for (size_t i = 0; i < sizeof mounts / sizeof mounts[0]; i++) {
+        char file[512], text[64];
+        long long quota, period;
+        int n = snprintf(file, sizeof file, "%s/%s%.*s/cpu.cfs_quota_us", root, mounts[i], (int)path.len,
+                         path.ptr);
+        if (n >= (int)sizeof file || !cpu_read_small(file, text, sizeof text) || sscanf(text, "%lld", &quota) != 1)
+            continue;
+        snprintf(file, sizeof file, "%s/%s%.*s/cpu.cfs_period_us", root, mounts[i], (int)path.len, path.ptr);
+        if (!cpu_read_small(file, text, sizeof text) || sscanf(text, "%lld", &period) != 1)
+            continue;
+        return cpu_quota_ratio(quota, period);
+    }
+    return 0;
+}
+
+int st_cpu_quota_from(const char *cgroup_root, st_str self_cgroup)
+{
+    /* Lines are "id:controllers:path"; v2 is "0::path", v1's cpu
+     * controller is listed among comma-separated controllers. */
+    int best = 0;
+    st_str rest = self_cgroup;
+    while (rest.len > 0) {
+        const char *nl = memchr(rest.ptr, '\n', rest.len);
+        size_t line_len = nl ? (size_t)(nl - rest.ptr) : rest.len;
+        st_str line = st_str_make(rest.ptr, line_len);
+        rest = nl ? st_str_make(nl + 1, rest.len - line_len - 1) : st_str_make(rest.ptr + line_len, 0);
+        const char *c1 = memchr(line.ptr, ':', line.len);
+        if (!c1)
+            continue;
+        size_t after1 = (size_t)(c1 - line.ptr) + 1;
+        const char *c2 = memchr(c1 + 1, ':', line.len - after1);
+        if (!c2)
+            continue;
+        st_str controllers = st_str_make(c1 + 1, (size_t)(c2 - c1 - 1));
+        size_t path_at = (size_t)(c2 - line.ptr) + 1;
+        st_str path = st_str_make(line.ptr + path_at, line.len - path_at);
+        if (path.len == 1 && path.ptr[0] == '/')
+            path.len = 0;
+        int q = 0;
+        if (controllers.len == 0 && line.len >= 2 && line.ptr[0] == '0') {
+            q = cpu_quota_v2(cgroup_root, path);
+        } else {
+            for (size_t i = 0; i < controllers.len;) {
+                size_t j = i;
+                while (j < controllers.len && controllers.ptr[j] != ',')
+                    j++;
+                if (j - i == 3 && memcmp(controllers.ptr + i, "cpu", 3) == 0)
+                    q = cpu_quota_v1(cgroup_root, path);
+                i = j + 1;
+            }
+        }
+        if (q > 0 && (best == 0 || q < best))
+            best = q;
+    }
+    return best;
+}
+
+static int cpu_count_cached;
+static pthread_once_t cpu_count_once = PTHREAD_ONCE_INIT;
+
+static void cpu_count_init(void)
+{
+    int count = 0;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        count = CPU_COUNT(&set);
+    if (count <= 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        count = online > 0 ? (int)online : 1;
+    }
+    char self[4096];
+    if (cpu_read_small("/proc/self/cgroup", self, sizeof self)) {
+        int quota = st_cpu_quota_from("/sys/fs/cgroup", st_str_make(self, strlen(self)));
+        if (quota > 0 && quota < count)
+            count = quota;
+    }
+    cpu_count_cached = count;
+}
+
 int st_cpu_count_online(void)
 {
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) {
-        int count = CPU_COUNT(&set);
-        if (count > 0)
-            return count;
-    }
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    return online > 0 ? (int)online : 1;
+    pthread_once(&cpu_count_once, cpu_count_init);
+    return cpu_count_cached;
 }

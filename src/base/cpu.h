@@ -45,7 +45,13 @@ st_status st_cpu_cap(st_cpu_feature_set *fs, st_str level, st_error *err);
 size_t st_cpu_describe(char *buf, size_t n);
 /* st_cpu_describe for a given feature set. */
 size_t st_cpu_format(const st_cpu_feature_set *fs, char *buf, size_t n);
-/* CPUs this process may run on (its affinity mask), at least 1. */
+/* CPUs this process may use, at least 1: its affinity mask, capped by a
+ * cgroup CPU quota (v2 cpu.max, v1 cpu.cfs_quota_us / cfs_period_us,
+ * rounded up), as containers under Kubernetes get.  Read once. */
 int st_cpu_count_online(void);
+/* The cgroup CPU quota in whole CPUs (rounded up), 0 when there is none.
+ * `cgroup_root` is normally "/sys/fs/cgroup", `self_cgroup` the text of
+ * /proc/self/cgroup; both are parameters so tests can fake them. */
+int st_cpu_quota_from(const char *cgroup_root, st_str self_cgroup);
 
 #endif

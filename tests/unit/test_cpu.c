@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -212,6 +213,54 @@ static void test_count_online(void **state)
         assert_true(n <= configured);
 }
 
+static void write_text(const char *dir, const char *rel, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    for (char *p = path + strlen(dir) + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static st_str cstr(const char *s) { return st_str_make(s, strlen(s)); }
+
+/* Quotas read from a fake cgroup tree: v2, v1 under either mount name,
+ * rounding up, "max" and -1 meaning none, and lines that do not parse. */
+static void test_cgroup_quota(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/st_cgroup_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    write_text(dir, "pod/a/cpu.max", "150000 100000\n");
+    write_text(dir, "pod/b/cpu.max", "max 100000\n");
+    write_text(dir, "cpu,cpuacct/k8s/cpu.cfs_quota_us", "300000\n");
+    write_text(dir, "cpu,cpuacct/k8s/cpu.cfs_period_us", "100000\n");
+    write_text(dir, "cpu/none/cpu.cfs_quota_us", "-1\n");
+    write_text(dir, "cpu/none/cpu.cfs_period_us", "100000\n");
+
+    assert_int_equal(st_cpu_quota_from(dir, cstr("0::/pod/a\n")), 2);
+    assert_int_equal(st_cpu_quota_from(dir, cstr("0::/pod/b\n")), 0);
+    assert_int_equal(st_cpu_quota_from(dir, cstr("0::/missing\n")), 0);
+    assert_int_equal(st_cpu_quota_from(dir, cstr("4:memory:/x\n2:cpu,cpuacct:/k8s\n")), 3);
+    assert_int_equal(st_cpu_quota_from(dir, cstr("2:cpuacct,cpu:/none\n")), 0);
+    assert_int_equal(st_cpu_quota_from(dir, cstr("2:cpuset:/k8s\n")), 0);
+    assert_int_equal(st_cpu_quota_from(dir, cstr("garbage\n::\n:\n")), 0);
+    /* The tightest of several limits wins. */
+    assert_int_equal(st_cpu_quota_from(dir, cstr("2:cpu,cpuacct:/k8s\n0::/pod/a")), 2);
+
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* Runs this program as "--cpu-child" with STRATUS_CPU=level and returns
  * what it printed on stdout (its description) and stderr. */
 static void run_child(const char *level, char *out, size_t out_cap, char *err, size_t err_cap)
@@ -311,6 +360,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cap),
         cmocka_unit_test(test_describe),
         cmocka_unit_test(test_count_online),
+        cmocka_unit_test(test_cgroup_quota),
         cmocka_unit_test(test_env_override),
     };
     return cmocka_run_group_tests_name("cpu", tests, NULL, NULL);
