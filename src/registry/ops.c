@@ -382,8 +382,10 @@ st_status reg_set_alias(reg_store *r, st_str name, int64_t version, st_str alias
 }
 
 /* The aliases pointing at a version, as "a, b" into `out`. */
-static st_status aliases_of(reg_store *r, int64_t version_id, st_buf *out, st_error *err)
+static st_status aliases_of(reg_store *r, int64_t version_id, st_buf *out, size_t *count,
+                            st_error *err)
 {
+    *count = 0;
     sqlite3_stmt *st;
     st_status s = reg_db_prepare(r, "SELECT alias FROM aliases WHERE version_id = ? ORDER BY alias",
                                  &st, err);
@@ -391,10 +393,14 @@ static st_status aliases_of(reg_store *r, int64_t version_id, st_buf *out, st_er
         return s;
     sqlite3_bind_int64(st, 1, version_id);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        (*count)++;
         if (st_buf_printf(out, "%s'%s'", out->len ? ", " : "",
-                          (const char *)sqlite3_column_text(st, 0)) != ST_OK)
+                          (const char *)sqlite3_column_text(st, 0)) != ST_OK) {
             rc = SQLITE_NOMEM;
+            break;
+        }
+    }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return reg_db_fail(r, rc, "aliases", err);
@@ -408,6 +414,7 @@ st_status reg_remove_version(reg_store *r, st_str name, int64_t version, bool fo
     if (s != ST_OK)
         return s;
     int64_t model_id = 0, version_id = 0;
+    size_t n_aliases = 0;
     char blob[65] = "";
     st_buf aliases = { 0 }, before = { 0 }, target = { 0 };
     sqlite3_stmt *st;
@@ -415,14 +422,15 @@ st_status reg_remove_version(reg_store *r, st_str name, int64_t version, bool fo
         return s;
     if ((s = reg_model_id(r, name, &model_id, err)) != ST_OK ||
         (s = reg_version_id(r, model_id, name, version, &version_id, err)) != ST_OK ||
-        (s = aliases_of(r, version_id, &aliases, err)) != ST_OK)
+        (s = aliases_of(r, version_id, &aliases, &n_aliases, err)) != ST_OK)
         goto fail;
     if (aliases.len && !force) {
         s = st_fail(err, ST_EINVAL,
-                    "%.*s@%lld is what alias %s points to; move the alias first "
-                    "('stratus alias %.*s@OTHER ALIAS') or remove both with --force",
-                    ST_STR_FMT(name), (long long)version, (const char *)aliases.data,
-                    ST_STR_FMT(name));
+                    "alias%s %s point%s to %.*s@%lld; move %s first "
+                    "('stratus alias %.*s@OTHER ALIAS') or remove the version and %s with --force",
+                    n_aliases > 1 ? "es" : "", (const char *)aliases.data, n_aliases > 1 ? "" : "s",
+                    ST_STR_FMT(name), (long long)version, n_aliases > 1 ? "them" : "it",
+                    ST_STR_FMT(name), n_aliases > 1 ? "them" : "it");
         goto fail;
     }
     if ((s = reg_db_prepare(r, "SELECT blob, size_bytes, format FROM versions WHERE id = ?", &st, err)) != ST_OK)
