@@ -58,7 +58,10 @@ static const cli_verb verbs[] = {
         "(types and shapes, symbolic dimensions by name), the opsets it imports,\n"
         "an operator histogram, the parameter count, and every operator this\n"
         "engine cannot run yet.\n"
+        "\n"        "MODEL is a file, or a registered model: NAME@VERSION, NAME@ALIAS or NAME\n"
+        "(the latest), whose file is checked against its hash first.\n"
         "\n"
+
         "Flags:\n"
         "  --json    one JSON object: path, format, ir_version, producer, opsets,\n"
         "            inputs, outputs (name, dtype, shape), parameters,\n"
@@ -79,7 +82,10 @@ static const cli_verb verbs[] = {
         "batches of --batch-size and the outputs are streamed to disk, so files\n"
         "larger than memory work; a progress bar shows on a terminal.  Outputs\n"
         "appear only when the whole run succeeded.\n"
+        "\n"        "MODEL is a file, or a registered model: NAME@VERSION, NAME@ALIAS or NAME\n"
+        "(the latest), whose file is checked against its hash first.\n"
         "\n"
+
         "Flags:\n"
         "  --input NAME=FILE   an input tensor; NAME may be left out when the\n"
         "                      model has one input (repeat for several)\n"
@@ -99,7 +105,10 @@ static const cli_verb verbs[] = {
         "latency percentiles and throughput.  Inputs not given with --input are\n"
         "random values of the declared type and shape; a dynamic first\n"
         "dimension is --batch, other symbolic dimensions come from --dim or are 1.\n"
+        "\n"        "MODEL is a file, or a registered model: NAME@VERSION, NAME@ALIAS or NAME\n"
+        "(the latest), whose file is checked against its hash first.\n"
         "\n"
+
         "Flags:\n"
         "  --batch N          rows per inference for random inputs (default 1)\n"
         "  --threads N        threads per operator (default 1)\n"

@@ -397,10 +397,19 @@ int cli_rm_run(const cli_verb *verb, int argc, char **argv)
     int rc = open_registry(verb, &reg);
     if (rc != CLI_EXIT_OK)
         return rc;
-    if (reg_remove_version(reg, ref.name, ref.version, force, &err) != ST_OK)
+    st_arena arena;
+    st_arena_init(&arena, 0);
+    reg_version v;
+    bool had = reg_get(reg, st_str_c(pos[0]), &arena, &v, NULL) == ST_OK;
+    if (reg_remove_version(reg, ref.name, ref.version, force, &err) != ST_OK) {
         rc = cli_fail(verb, "%s", st_error_msg(&err));
-    else
-        printf("removed %s\n", pos[0]);
+    } else {
+        printf("removed %s", pos[0]);
+        for (size_t i = 0; had && i < v.n_aliases; i++)
+            printf("%s%s", i ? ", " : " (and its alias ", v.aliases[i]);
+        printf("%s\n", had && v.n_aliases ? ")" : "");
+    }
+    st_arena_free(&arena);
     reg_close(reg);
     return rc;
 }
@@ -483,8 +492,9 @@ int cli_fsck_run(const cli_verb *verb, int argc, char **argv)
         rc = print_json_buf(verb, &out, &w);
     } else {
         st_buf_free(&out);
-        printf("checked %zu versions, %zu blobs (%llu bytes hashed): %s\n", report.versions,
-               report.blobs_verified, (unsigned long long)report.bytes_hashed,
+        printf("checked %zu version%s, %zu blob%s (%llu bytes hashed): %s\n", report.versions,
+               report.versions == 1 ? "" : "s", report.blobs_verified,
+               report.blobs_verified == 1 ? "" : "s", (unsigned long long)report.bytes_hashed,
                report.damaged ? "DAMAGED" : "ok");
         if (report.damaged)
             printf("%zu problem%s; versions with a damaged or missing blob cannot be served: push "
