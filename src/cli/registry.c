@@ -288,6 +288,24 @@ int cli_models_run(const cli_verb *verb, int argc, char **argv)
     return rc;
 }
 
+/* Parses flags and exactly one reference argument (`need` says what is
+ * expected when it is missing).  CLI_EXIT_OK, or the usage error's code. */
+static int parse_ref_arg(const cli_verb *verb, const cli_flag *flags, int argc, char **argv,
+                         const char *need, const char **text, reg_ref *ref)
+{
+    const char *pos[1];
+    size_t npos;
+    if (!cli_parse_flags(verb, flags, argc, argv, pos, 1, &npos))
+        return CLI_EXIT_USAGE;
+    if (npos != 1)
+        return cli_usage_error(verb, "needs %s", need);
+    st_error err = { 0 };
+    if (reg_parse_ref(st_str_c(pos[0]), ref, &err) != ST_OK)
+        return cli_usage_error(verb, "%s", st_error_msg(&err));
+    *text = pos[0];
+    return CLI_EXIT_OK;
+}
+
 /* ---- show ------------------------------------------------------------------ */
 
 int cli_show_run(const cli_verb *verb, int argc, char **argv)
@@ -297,24 +315,20 @@ int cli_show_run(const cli_verb *verb, int argc, char **argv)
         { "--json", CLI_BOOL, &as_json, 0, 0 },
         { NULL, CLI_BOOL, NULL, 0, 0 },
     };
-    const char *pos[1];
-    size_t npos;
-    if (!cli_parse_flags(verb, flags, argc, argv, pos, 1, &npos))
-        return CLI_EXIT_USAGE;
-    if (npos != 1)
-        return cli_usage_error(verb, "needs NAME, NAME@VERSION or NAME@ALIAS");
-    st_error err = { 0 };
+    const char *text;
     reg_ref ref;
-    if (reg_parse_ref(st_str_c(pos[0]), &ref, &err) != ST_OK)
-        return cli_usage_error(verb, "%s", st_error_msg(&err));
+    int rc = parse_ref_arg(verb, flags, argc, argv, "NAME, NAME@VERSION or NAME@ALIAS", &text, &ref);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    st_error err = { 0 };
     reg_store *reg;
-    int rc = open_registry(verb, &reg);
+    rc = open_registry(verb, &reg);
     if (rc != CLI_EXIT_OK)
         return rc;
     st_arena arena;
     st_arena_init(&arena, 0);
     reg_version v;
-    if (reg_get(reg, st_str_c(pos[0]), &arena, &v, &err) != ST_OK) {
+    if (reg_get(reg, st_str_c(text), &arena, &v, &err) != ST_OK) {
         rc = cli_fail(verb, "%s", st_error_msg(&err));
     } else if (as_json) {
         st_buf out = { 0 };
@@ -380,31 +394,27 @@ int cli_rm_run(const cli_verb *verb, int argc, char **argv)
         { "--force", CLI_BOOL, &force, 0, 0 },
         { NULL, CLI_BOOL, NULL, 0, 0 },
     };
-    const char *pos[1];
-    size_t npos;
-    if (!cli_parse_flags(verb, flags, argc, argv, pos, 1, &npos))
-        return CLI_EXIT_USAGE;
-    if (npos != 1)
-        return cli_usage_error(verb, "needs NAME@VERSION");
-    st_error err = { 0 };
+    const char *text;
     reg_ref ref;
-    if (reg_parse_ref(st_str_c(pos[0]), &ref, &err) != ST_OK)
-        return cli_usage_error(verb, "%s", st_error_msg(&err));
+    int rc = parse_ref_arg(verb, flags, argc, argv, "NAME@VERSION", &text, &ref);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     if (!ref.version)
         return cli_usage_error(verb, "'%s' has no version number; rm takes NAME@VERSION so that "
-                                     "nothing is removed by mistake", pos[0]);
+                                     "nothing is removed by mistake", text);
+    st_error err = { 0 };
     reg_store *reg;
-    int rc = open_registry(verb, &reg);
+    rc = open_registry(verb, &reg);
     if (rc != CLI_EXIT_OK)
         return rc;
     st_arena arena;
     st_arena_init(&arena, 0);
     reg_version v;
-    bool had = reg_get(reg, st_str_c(pos[0]), &arena, &v, NULL) == ST_OK;
+    bool had = reg_get(reg, st_str_c(text), &arena, &v, NULL) == ST_OK;
     if (reg_remove_version(reg, ref.name, ref.version, force, &err) != ST_OK) {
         rc = cli_fail(verb, "%s", st_error_msg(&err));
     } else {
-        printf("removed %s", pos[0]);
+        printf("removed %s", text);
         for (size_t i = 0; had && i < v.n_aliases; i++)
             printf("%s%s", i ? ", " : " (and its alias ", v.aliases[i]);
         printf("%s\n", had && v.n_aliases ? ")" : "");

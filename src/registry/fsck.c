@@ -97,7 +97,7 @@ static st_status check_blobs(fsck_ctx *c, st_error *err)
     if (s != ST_OK)
         return s;
     int rc;
-    char last[65] = "";
+    char last[65] = "", last_msg[sizeof(((st_error *)0)->msg)] = "";
     st_status last_status = ST_OK;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *hex = (const char *)sqlite3_column_text(st, 0);
@@ -119,10 +119,11 @@ static st_status check_blobs(fsck_ctx *c, st_error *err)
             c->report->bytes_hashed += hashed;
             c->report->blobs_verified++;
             memcpy(last, hex, 65);
-            if (last_status != ST_OK && last_status != ST_ENOTFOUND && last_status != ST_ECORRUPT) {
+            if (last_status == ST_ENOMEM) {
                 sqlite3_finalize(st);
                 return st_fail(err, last_status, "%s", verr.msg);
             }
+            memcpy(last_msg, verr.msg, sizeof last_msg);
         }
         if (last_status == ST_ENOTFOUND)
             issue(c, REG_FSCK_MISSING_BLOB, false, path, "%s@%lld: blob %.12s... is missing", model,
@@ -132,6 +133,8 @@ static st_status check_blobs(fsck_ctx *c, st_error *err)
                   "%s@%lld: blob %.12s... is damaged (content does not match its hash or size); "
                   "push the model again",
                   model, version, hex);
+        else if (last_status != ST_OK) /* unreadable: a folder, no permission, I/O error */
+            issue(c, REG_FSCK_BAD_BLOB, false, path, "%s@%lld: %s", model, version, last_msg);
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? ST_OK : reg_db_fail(c->r, rc, "fsck", err);

@@ -92,8 +92,9 @@ st_status reg_db_fail(reg_store *r, int rc, const char *what, st_error *err)
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
         return st_fail(err, ST_ECORRUPT,
-                       "%s: the registry database is damaged (%s); run 'stratus fsck'", what,
-                       detail);
+                       "%s: the registry database is damaged (%s); restore registry.db from a "
+                       "backup",
+                       what, detail);
     case SQLITE_CONSTRAINT:
         return st_fail(err, ST_EINVAL, "%s: %s", what, detail);
     case SQLITE_FULL:
