@@ -5,6 +5,24 @@
 
 #include "registry/registry.h"
 
+/* Length of the UTF-8 sequence at p (1..4), or 0 when it is not valid
+ * (overlong forms, surrogates and code points above U+10FFFF included). */
+static size_t utf8_len(const unsigned char *p, size_t left)
+{
+    if (p[0] < 0x80)
+        return 1;
+    size_t n = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    if (n == 0 || n > left || p[0] > 0xf4)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+        return 0;
+    return n;
+}
+
 st_status reg_check_name(st_str name, bool is_alias, st_error *err)
 {
     const char *what = is_alias ? "alias" : "model name";
@@ -26,6 +44,12 @@ st_status reg_check_name(st_str name, bool is_alias, st_error *err)
                            ST_STR_FMT(name));
         if (c == '.' && i + 1 < name.len && name.ptr[i + 1] == '.')
             return st_fail(err, ST_EINVAL, "%s '%.*s' contains '..'", what, ST_STR_FMT(name));
+    }
+    for (size_t i = 0; i < name.len;) {
+        size_t n = utf8_len((const unsigned char *)name.ptr + i, name.len - i);
+        if (n == 0)
+            return st_fail(err, ST_EINVAL, "%s is not valid UTF-8 (byte %zu)", what, i);
+        i += n;
     }
     if (name.ptr[0] == ' ' || name.ptr[name.len - 1] == ' ')
         return st_fail(err, ST_EINVAL, "%s '%.*s' starts or ends with a space", what,

@@ -116,7 +116,7 @@ static void test_names(void **state)
     char long_name[REG_NAME_MAX + 2];
     memset(long_name, 'a', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = '\0';
-    const char *bad[] = { "", "a/b", "a\\b", "..", "a..b", "a@b", "tab\there", "nl\n", " lead", long_name };
+    const char *bad[] = { "", "a/b", "a\\b", "..", "a..b", "a@b", "tab\there", "nl\n", " lead", "\xff\xfe", "\xc0\xaf", "\xed\xa0\x80", long_name };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         st_error err = { 0 };
         assert_int_equal(reg_check_name(st_str_c(bad[i]), false, &err), ST_EINVAL);
