@@ -103,6 +103,7 @@ static st_status check_blobs(fsck_ctx *c, st_error *err)
         const char *hex = (const char *)sqlite3_column_text(st, 0);
         int64_t size = sqlite3_column_int64(st, 1);
         const char *model = (const char *)sqlite3_column_text(st, 2);
+        model = model ? model : "?";
         long long version = (long long)sqlite3_column_int64(st, 3);
         c->report->versions++;
         if (!hex || !reg_is_hex64(hex, strlen(hex))) {

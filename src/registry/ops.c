@@ -395,8 +395,8 @@ static st_status aliases_of(reg_store *r, int64_t version_id, st_buf *out, size_
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         (*count)++;
-        if (st_buf_printf(out, "%s'%s'", out->len ? ", " : "",
-                          (const char *)sqlite3_column_text(st, 0)) != ST_OK) {
+        const char *alias = (const char *)sqlite3_column_text(st, 0);
+        if (!alias || st_buf_printf(out, "%s'%s'", out->len ? ", " : "", alias) != ST_OK) {
             rc = SQLITE_NOMEM;
             break;
         }
@@ -437,8 +437,11 @@ st_status reg_remove_version(reg_store *r, st_str name, int64_t version, bool fo
         goto fail;
     sqlite3_bind_int64(st, 1, version_id);
     int rc = sqlite3_step(st);
+    const char *blob_text = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    if (rc == SQLITE_ROW && !blob_text)
+        rc = SQLITE_NOMEM;
     if (rc == SQLITE_ROW) {
-        snprintf(blob, sizeof blob, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(blob, sizeof blob, "%s", blob_text);
         json_writer w;
         json_writer_init(&w, &before, NULL);
         json_write_object_begin(&w);

@@ -415,8 +415,8 @@ static st_status set_wal(reg_store *r, st_error *err)
         if (s != ST_OK)
             return s;
         int rc = sqlite3_step(st);
-        bool is_wal = rc == SQLITE_ROW &&
-                      strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+        const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+        bool is_wal = mode && strcmp(mode, "wal") == 0;
         sqlite3_finalize(st);
         if (is_wal)
             return ST_OK;
