@@ -20,7 +20,7 @@ WARN     := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
             -Wno-type-limits
 CFLAGS   += -std=c11 $(OPT) -g -D_GNU_SOURCE -Isrc -I$(OUT)/gen $(WARN) -Werror \
             -fno-strict-aliasing -pthread -MMD -MP
-LDLIBS   += -lm -lpthread
+LDLIBS   += -lm -lpthread -lsqlite3 -lcrypto
 ifneq ($(SANITIZE),)
 CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS  += -fsanitize=$(SANITIZE)
@@ -142,7 +142,7 @@ FUZZ_CFLAGS  := -std=c11 -O1 -g -D_GNU_SOURCE -Isrc -I$(OUT)/gen -pthread \
 FUZZ_LIB_SRC := $(filter-out src/cli/%,$(LIB_SRC))
 build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRC) -lm -o $@
+	clang $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRC) $(LDLIBS) -o $@
 
 fuzz: deps $(FUZZ_TARGETS:%=build/fuzz/%)
 	@for t in $(FUZZ_TARGETS); do \

@@ -104,6 +104,10 @@ int cli_bench_run(const cli_verb *verb, int argc, char **argv)
         return CLI_EXIT_USAGE;
     if (npos != 1)
         return cli_usage_error(verb, "needs a model file");
+    char model_path[4096];
+    int ref_rc = cli_model_path(verb, pos[0], model_path, sizeof model_path);
+    if (ref_rc != CLI_EXIT_OK)
+        return ref_rc;
     st_error err = { 0 };
     eng_options opt = { .threads = (int)threads };
     eng_model *model = NULL;
@@ -113,7 +117,7 @@ int cli_bench_run(const cli_verb *verb, int argc, char **argv)
     uint64_t *lat = NULL;
     int rc = CLI_EXIT_OK;
     uint64_t t_load = st_now_ns();
-    if (eng_load_file(pos[0], &opt, &model, &err) != ST_OK) {
+    if (eng_load_file(model_path, &opt, &model, &err) != ST_OK) {
         rc = cli_fail(verb, "%s", st_error_msg(&err));
         goto done;
     }

@@ -58,7 +58,10 @@ static const cli_verb verbs[] = {
         "(types and shapes, symbolic dimensions by name), the opsets it imports,\n"
         "an operator histogram, the parameter count, and every operator this\n"
         "engine cannot run yet.\n"
+        "\n"        "MODEL is a file, or a registered model: NAME@VERSION, NAME@ALIAS or NAME\n"
+        "(the latest), whose file is checked against its hash first.\n"
         "\n"
+
         "Flags:\n"
         "  --json    one JSON object: path, format, ir_version, producer, opsets,\n"
         "            inputs, outputs (name, dtype, shape), parameters,\n"
@@ -79,7 +82,10 @@ static const cli_verb verbs[] = {
         "batches of --batch-size and the outputs are streamed to disk, so files\n"
         "larger than memory work; a progress bar shows on a terminal.  Outputs\n"
         "appear only when the whole run succeeded.\n"
+        "\n"        "MODEL is a file, or a registered model: NAME@VERSION, NAME@ALIAS or NAME\n"
+        "(the latest), whose file is checked against its hash first.\n"
         "\n"
+
         "Flags:\n"
         "  --input NAME=FILE   an input tensor; NAME may be left out when the\n"
         "                      model has one input (repeat for several)\n"
@@ -99,7 +105,10 @@ static const cli_verb verbs[] = {
         "latency percentiles and throughput.  Inputs not given with --input are\n"
         "random values of the declared type and shape; a dynamic first\n"
         "dimension is --batch, other symbolic dimensions come from --dim or are 1.\n"
+        "\n"        "MODEL is a file, or a registered model: NAME@VERSION, NAME@ALIAS or NAME\n"
+        "(the latest), whose file is checked against its hash first.\n"
         "\n"
+
         "Flags:\n"
         "  --batch N          rows per inference for random inputs (default 1)\n"
         "  --threads N        threads per operator (default 1)\n"
@@ -112,6 +121,122 @@ static const cli_verb verbs[] = {
         "Example:\n"
         "  stratus bench cnn.onnx --batch 64 --seconds 5 --json\n",
         cli_bench_run,
+    },
+    {
+        "push",
+        "register a new version of a model in the registry",
+        "stratus push PATH --name NAME [--alias A] [--metric K=V]... [--param K=V]... [--tag K=V]... [--data FILE] [--json]",
+        "Loads the model at PATH once to check it, then registers it as the next\n"
+        "version of NAME (1, 2, 3, ...; a number is never reused) in the registry\n"
+        "in STRATUS_HOME (default ./.stratus).  The file is stored once per\n"
+        "content (SHA-256) under blobs/sha256/; the version records its metrics,\n"
+        "params, tags and lineage: who pushed it and when, the git commit of\n"
+        "PATH's folder when it is in a git work tree, and with --data the hash\n"
+        "and schema (CSV columns and rows, .npy dtype and shape) of the training\n"
+        "data.  Every change is one transaction: a failed or killed push leaves\n"
+        "the registry as it was.  Several pushes may run at once.\n"
+        "\n"
+        "PATH is an ONNX model, an XGBoost or LightGBM model file when the engine\n"
+        "loads that format, or an MLflow model folder (an MLmodel file with an\n"
+        "onnx, xgboost or lightgbm flavour; its run_id becomes the tag\n"
+        "mlflow.run_id).\n"
+        "\n"
+        "Names and aliases: 1 to 128 bytes, no '/', '\\', '@', '..' or control\n"
+        "characters; an alias is not a number and not 'latest'.\n"
+        "\n"
+        "Flags:\n"
+        "  --name NAME     the model this is a version of (created on first push)\n"
+        "  --alias A       point alias A (staging, production, ...) at the new version\n"
+        "  --metric K=V    a numeric metric, e.g. --metric auc=0.91 (repeatable)\n"
+        "  --param K=V     a training parameter (repeatable)\n"
+        "  --tag K=V       a free-form tag (repeatable)\n"
+        "  --data FILE     the training data, recorded by hash and schema\n"
+        "  --json          print {name, version, sha256, size_bytes, format, alias}\n"
+        "\n"
+        "Examples:\n"
+        "  stratus push churn.onnx --name churn --alias staging --metric auc=0.91 --data train.csv\n"
+        "  stratus push mlruns/0/abc/artifacts/model --name churn\n",
+        cli_push_run,
+    },
+    {
+        "models",
+        "list registered models, or the versions of one",
+        "stratus models [NAME] [--json]",
+        "Without NAME lists every model with its number of versions, latest\n"
+        "version and aliases.  With NAME lists that model's versions: number,\n"
+        "creation time, size, format, aliases and metrics.\n"
+        "\n"
+        "Flags:\n"
+        "  --json    {\"models\": [{name, versions, latest, created_at, aliases}]}, or\n"
+        "            with NAME {\"name\", \"versions\": [as 'stratus show --json']}\n",
+        cli_models_run,
+    },
+    {
+        "show",
+        "everything recorded about one model version",
+        "stratus show NAME[@VERSION|@ALIAS] [--json]",
+        "Prints a version's blob hash and size, format, who pushed it and when,\n"
+        "its aliases, metrics, params, tags and lineage (source path and git\n"
+        "commit, training data hash and schema).  NAME alone (or NAME@latest)\n"
+        "is the newest version.\n"
+        "\n"
+        "Flags:\n"
+        "  --json    one object: name, version, sha256, size_bytes, format,\n"
+        "            file_name, created_at, created_by, aliases, metrics, params,\n"
+        "            tags, lineage {source_path, source_commit, user, created_at,\n"
+        "            data {path, sha256, size_bytes, schema} or null}\n"
+        "\n"
+        "Example:\n"
+        "  stratus show churn@production\n",
+        cli_show_run,
+    },
+    {
+        "alias",
+        "point an alias (staging, production, ...) at a model version",
+        "stratus alias NAME@VERSION ALIAS",
+        "Points ALIAS of model NAME at VERSION, moving it when it pointed\n"
+        "elsewhere; the move is recorded in the audit log.  NAME@OTHER_ALIAS\n"
+        "works too: 'stratus alias churn@staging production' promotes whatever\n"
+        "staging points to.  Everywhere a model is accepted, NAME@ALIAS then\n"
+        "names that version.\n"
+        "\n"
+        "Examples:\n"
+        "  stratus alias churn@3 production\n"
+        "  stratus alias churn@staging production\n",
+        cli_alias_run,
+    },
+    {
+        "rm",
+        "remove a model version",
+        "stratus rm NAME@VERSION [--force]",
+        "Removes one version with its metrics, params, tags and lineage; its\n"
+        "blob is deleted when no other version has the same content.  A version\n"
+        "an alias points to is refused unless --force, which removes those\n"
+        "aliases too.  Version numbers are not reused by later pushes.\n"
+        "\n"
+        "Flags:\n"
+        "  --force   also remove the aliases that point to the version\n"
+        "\n"
+        "Example:\n"
+        "  stratus rm churn@2\n",
+        cli_rm_run,
+    },
+    {
+        "fsck",
+        "check the registry: database, every blob's hash, every reference",
+        "stratus fsck [--gc] [--json]",
+        "Checks the registry database (SQLite integrity and foreign keys), that\n"
+        "every version's blob exists with the registered size and SHA-256, and\n"
+        "that every alias points at a version of its own model.  Lists files in\n"
+        "the blob folder that no version names: orphans left by an interrupted\n"
+        "push are harmless, and --gc removes them.  Exits 1 when anything is\n"
+        "damaged, 0 when the registry is consistent.\n"
+        "\n"
+        "Flags:\n"
+        "  --gc      remove orphan blobs and temporary files of finished processes\n"
+        "  --json    {issues: [{kind, damage, removed, path, message}], ok,\n"
+        "            versions, blobs_verified, bytes_hashed, damaged, removed}\n",
+        cli_fsck_run,
     },
 };
 

@@ -67,6 +67,19 @@ int cli_convert_run(const cli_verb *verb, int argc, char **argv);
 int cli_inspect_run(const cli_verb *verb, int argc, char **argv);
 int cli_predict_run(const cli_verb *verb, int argc, char **argv);
 int cli_bench_run(const cli_verb *verb, int argc, char **argv);
+int cli_push_run(const cli_verb *verb, int argc, char **argv);
+int cli_models_run(const cli_verb *verb, int argc, char **argv);
+int cli_show_run(const cli_verb *verb, int argc, char **argv);
+int cli_alias_run(const cli_verb *verb, int argc, char **argv);
+int cli_rm_run(const cli_verb *verb, int argc, char **argv);
+int cli_fsck_run(const cli_verb *verb, int argc, char **argv);
+
+/* The MODEL argument of predict, bench and inspect: an existing file (or
+ * anything with a '/') is used as is; otherwise it is a registry reference
+ * NAME[@VERSION|@ALIAS], resolved to its blob after checking the blob's
+ * hash.  Returns CLI_EXIT_OK with the path in out, else prints the error
+ * and returns CLI_EXIT_FAIL. */
+int cli_model_path(const cli_verb *verb, const char *arg, char *out, size_t cap);
 
 struct eng_io;
 /* "[batch, 3, 224, 224]" for a declared input or output. */

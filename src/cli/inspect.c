@@ -168,12 +168,16 @@ int cli_inspect_run(const cli_verb *verb, int argc, char **argv)
         return CLI_EXIT_USAGE;
     if (npos != 1)
         return cli_usage_error(verb, "needs a model file");
+    char model_path[4096];
+    int ref_rc = cli_model_path(verb, pos[0], model_path, sizeof model_path);
+    if (ref_rc != CLI_EXIT_OK)
+        return ref_rc;
     st_arena arena;
     st_arena_init(&arena, 0);
     eng_model_info info;
     st_error err = { 0 };
     int rc;
-    if (eng_inspect_file(pos[0], &arena, &info, &err) != ST_OK)
+    if (eng_inspect_file(model_path, &arena, &info, &err) != ST_OK)
         rc = cli_fail(verb, "%s", st_error_msg(&err));
     else if (as_json)
         rc = print_json(verb, pos[0], &info);

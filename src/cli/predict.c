@@ -110,6 +110,10 @@ int cli_predict_run(const cli_verb *verb, int argc, char **argv)
         return cli_usage_error(verb, "needs --output-dir DIR");
     if (specs.count == 0)
         return cli_usage_error(verb, "needs at least one --input NAME=FILE");
+    char model_path[4096];
+    int ref_rc = cli_model_path(verb, pos[0], model_path, sizeof model_path);
+    if (ref_rc != CLI_EXIT_OK)
+        return ref_rc;
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
         return cli_fail(verb, "cannot create %s: %s", out_dir, strerror(errno));
 
@@ -122,7 +126,7 @@ int cli_predict_run(const cli_verb *verb, int argc, char **argv)
     eng_tensor *results = NULL, *batch_in = NULL;
     size_t n_out = 0;
     int rc = CLI_EXIT_OK;
-    if (eng_load_file(pos[0], &opt, &model, &err) != ST_OK) {
+    if (eng_load_file(model_path, &opt, &model, &err) != ST_OK) {
         rc = cli_fail(verb, "%s", st_error_msg(&err));
         goto done;
     }

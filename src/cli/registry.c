@@ -1,0 +1,517 @@
+/* registry.c - the registry verbs besides push: `models`, `show`, `alias`,
+ * `rm`, `fsck`, and model references (NAME@VERSION, NAME@ALIAS) wherever
+ * a verb takes a MODEL argument. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "cli/cli.h"
+#include "json/json.h"
+#include "registry/registry.h"
+
+int cli_model_path(const cli_verb *verb, const char *arg, char *out, size_t cap)
+{
+    st_error err = { 0 };
+    reg_ref ref;
+    /* A file wins; a name with '/' can only be a path (names refuse '/'). */
+    if (access(arg, F_OK) == 0 || strchr(arg, '/') ||
+        reg_parse_ref(st_str_c(arg), &ref, &err) != ST_OK) {
+        if ((size_t)snprintf(out, cap, "%s", arg) >= cap)
+            return cli_fail(verb, "path too long: %s", arg);
+        return CLI_EXIT_OK;
+    }
+    reg_store *reg = NULL;
+    if (reg_open(NULL, REG_OPEN_EXISTING, &reg, &err) == ST_OK &&
+        reg_resolve(reg, st_str_c(arg), out, cap, &err) == ST_OK) {
+        reg_close(reg);
+        return CLI_EXIT_OK;
+    }
+    reg_close(reg);
+    return cli_fail(verb, "%s: no such file, and %s", arg, st_error_msg(&err));
+}
+
+static int open_registry(const cli_verb *verb, reg_store **reg)
+{
+    st_error err = { 0 };
+    if (reg_open(NULL, REG_OPEN_EXISTING, reg, &err) != ST_OK)
+        return cli_fail(verb, "%s", st_error_msg(&err));
+    return CLI_EXIT_OK;
+}
+
+static int print_json_buf(const cli_verb *verb, st_buf *out, json_writer *w)
+{
+    int rc = CLI_EXIT_OK;
+    if (json_writer_finish(w) == ST_OK)
+        printf("%.*s\n", (int)out->len, (const char *)out->data);
+    else
+        rc = cli_fail(verb, "out of memory");
+    st_buf_free(out);
+    return rc;
+}
+
+/* ---- JSON and text of one version ------------------------------------------ */
+
+static void write_version(json_writer *w, const reg_version *v)
+{
+    json_write_object_begin(w);
+    json_write_key(w, ST_STR("name"));
+    json_write_string(w, st_str_c(v->model));
+    json_write_key(w, ST_STR("version"));
+    json_write_int64(w, v->version);
+    json_write_key(w, ST_STR("sha256"));
+    json_write_string(w, st_str_c(v->sha256));
+    json_write_key(w, ST_STR("size_bytes"));
+    json_write_int64(w, v->size_bytes);
+    json_write_key(w, ST_STR("format"));
+    json_write_string(w, st_str_c(v->format));
+    json_write_key(w, ST_STR("file_name"));
+    json_write_string(w, st_str_c(v->file_name));
+    json_write_key(w, ST_STR("created_at"));
+    json_write_string(w, st_str_c(v->created_at));
+    json_write_key(w, ST_STR("created_by"));
+    json_write_string(w, st_str_c(v->created_by));
+    json_write_key(w, ST_STR("aliases"));
+    json_write_array_begin(w);
+    for (size_t i = 0; i < v->n_aliases; i++)
+        json_write_string(w, st_str_c(v->aliases[i]));
+    json_write_array_end(w);
+    json_write_key(w, ST_STR("metrics"));
+    json_write_object_begin(w);
+    for (size_t i = 0; i < v->n_metrics; i++) {
+        json_write_key(w, st_str_c(v->metrics[i].key));
+        json_write_double(w, v->metrics[i].value);
+    }
+    json_write_object_end(w);
+    const reg_kv *sets[2] = { v->params, v->tags };
+    size_t counts[2] = { v->n_params, v->n_tags };
+    for (int k = 0; k < 2; k++) {
+        json_write_key(w, k ? ST_STR("tags") : ST_STR("params"));
+        json_write_object_begin(w);
+        for (size_t i = 0; i < counts[k]; i++) {
+            json_write_key(w, st_str_c(sets[k][i].key));
+            json_write_string(w, st_str_c(sets[k][i].value));
+        }
+        json_write_object_end(w);
+    }
+    const reg_lineage *l = &v->lineage;
+    json_write_key(w, ST_STR("lineage"));
+    json_write_object_begin(w);
+    json_write_key(w, ST_STR("source_path"));
+    json_write_string(w, st_str_c(l->source_path));
+    json_write_key(w, ST_STR("source_commit"));
+    if (l->source_commit[0])
+        json_write_string(w, st_str_c(l->source_commit));
+    else
+        json_write_null(w);
+    json_write_key(w, ST_STR("user"));
+    json_write_string(w, st_str_c(l->user));
+    json_write_key(w, ST_STR("created_at"));
+    json_write_string(w, st_str_c(l->created_at));
+    json_write_key(w, ST_STR("data"));
+    if (l->has_data) {
+        json_write_object_begin(w);
+        json_write_key(w, ST_STR("path"));
+        json_write_string(w, st_str_c(l->data_path));
+        json_write_key(w, ST_STR("sha256"));
+        json_write_string(w, st_str_c(l->data_sha256));
+        json_write_key(w, ST_STR("size_bytes"));
+        json_write_int64(w, l->data_bytes);
+        json_write_key(w, ST_STR("schema"));
+        json_value *schema = NULL;
+        st_arena scratch;
+        st_arena_init(&scratch, 0);
+        if (json_parse(l->data_schema, strlen(l->data_schema), NULL, &scratch, &schema, NULL) == ST_OK)
+            json_write_value(w, schema);
+        else
+            json_write_null(w);
+        st_arena_free(&scratch);
+        json_write_object_end(w);
+    } else {
+        json_write_null(w);
+    }
+    json_write_object_end(w);
+    json_write_object_end(w);
+}
+
+static void print_version(const reg_version *v)
+{
+    printf("%s@%lld\n", v->model, (long long)v->version);
+    printf("  sha256     %s\n", v->sha256);
+    printf("  size       %lld bytes\n", (long long)v->size_bytes);
+    printf("  format     %s (%s)\n", v->format, v->file_name);
+    printf("  created    %s by %s\n", v->created_at, v->created_by);
+    printf("  aliases   ");
+    for (size_t i = 0; i < v->n_aliases; i++)
+        printf(" %s", v->aliases[i]);
+    printf("%s\n", v->n_aliases ? "" : " -");
+    printf("  metrics   ");
+    for (size_t i = 0; i < v->n_metrics; i++) {
+        char num[JSON_NUMBER_MAX_CHARS];
+        size_t len = json_format_double(v->metrics[i].value, num);
+        printf(" %s=%.*s", v->metrics[i].key, (int)len, num);
+    }
+    printf("%s\n", v->n_metrics ? "" : " -");
+    printf("  params    ");
+    for (size_t i = 0; i < v->n_params; i++)
+        printf(" %s=%s", v->params[i].key, v->params[i].value);
+    printf("%s\n", v->n_params ? "" : " -");
+    printf("  tags      ");
+    for (size_t i = 0; i < v->n_tags; i++)
+        printf(" %s=%s", v->tags[i].key, v->tags[i].value);
+    printf("%s\n", v->n_tags ? "" : " -");
+    const reg_lineage *l = &v->lineage;
+    printf("  source     %s", l->source_path);
+    if (l->source_commit[0])
+        printf(" (git %s)", l->source_commit);
+    printf("\n");
+    if (l->has_data) {
+        printf("  data       %s (%lld bytes, sha256 %s)\n", l->data_path, (long long)l->data_bytes,
+               l->data_sha256);
+        printf("  schema     %s\n", l->data_schema);
+    }
+}
+
+/* ---- models ---------------------------------------------------------------- */
+
+int cli_models_run(const cli_verb *verb, int argc, char **argv)
+{
+    bool as_json = false;
+    const cli_flag flags[] = {
+        { "--json", CLI_BOOL, &as_json, 0, 0 },
+        { NULL, CLI_BOOL, NULL, 0, 0 },
+    };
+    const char *pos[1];
+    size_t npos;
+    if (!cli_parse_flags(verb, flags, argc, argv, pos, 1, &npos))
+        return CLI_EXIT_USAGE;
+    st_error err = { 0 };
+    if (npos && reg_check_name(st_str_c(pos[0]), false, &err) != ST_OK)
+        return cli_usage_error(verb, "%s", st_error_msg(&err));
+    reg_store *reg;
+    int rc = open_registry(verb, &reg);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    st_arena arena;
+    st_arena_init(&arena, 0);
+    st_buf out = { 0 };
+    json_writer w;
+    json_writer_init(&w, &out, NULL);
+    if (npos) {
+        reg_version *versions;
+        size_t n;
+        if (reg_list_versions(reg, st_str_c(pos[0]), &arena, &versions, &n, &err) != ST_OK) {
+            rc = cli_fail(verb, "%s", st_error_msg(&err));
+        } else if (as_json) {
+            json_write_object_begin(&w);
+            json_write_key(&w, ST_STR("name"));
+            json_write_string(&w, st_str_c(pos[0]));
+            json_write_key(&w, ST_STR("versions"));
+            json_write_array_begin(&w);
+            for (size_t i = 0; i < n; i++)
+                write_version(&w, &versions[i]);
+            json_write_array_end(&w);
+            json_write_object_end(&w);
+            rc = print_json_buf(verb, &out, &w);
+        } else if (n == 0) {
+            printf("%s has no versions left\n", pos[0]);
+        } else {
+            printf("%-8s %-24s %12s  %-9s %-20s %s\n", "VERSION", "CREATED", "BYTES", "FORMAT", "ALIASES",
+                   "METRICS");
+            for (size_t i = 0; i < n; i++) {
+                const reg_version *v = &versions[i];
+                char aliases[256] = "-", metrics[256] = "-";
+                size_t len = 0;
+                for (size_t a = 0; a < v->n_aliases && len < sizeof aliases; a++)
+                    len += (size_t)snprintf(aliases + len, sizeof aliases - len, "%s%s", a ? "," : "",
+                                            v->aliases[a]);
+                len = 0;
+                for (size_t m = 0; m < v->n_metrics && len < sizeof metrics; m++) {
+                    char num[JSON_NUMBER_MAX_CHARS];
+                    size_t nlen = json_format_double(v->metrics[m].value, num);
+                    len += (size_t)snprintf(metrics + len, sizeof metrics - len, "%s%s=%.*s", m ? " " : "",
+                                            v->metrics[m].key, (int)nlen, num);
+                }
+                printf("%-8lld %-24s %12lld  %-9s %-20s %s\n", (long long)v->version, v->created_at,
+                       (long long)v->size_bytes, v->format, aliases, metrics);
+            }
+        }
+    } else {
+        reg_model *models;
+        size_t n;
+        if (reg_list_models(reg, &arena, &models, &n, &err) != ST_OK) {
+            rc = cli_fail(verb, "%s", st_error_msg(&err));
+        } else if (as_json) {
+            json_write_object_begin(&w);
+            json_write_key(&w, ST_STR("models"));
+            json_write_array_begin(&w);
+            for (size_t i = 0; i < n; i++) {
+                json_write_object_begin(&w);
+                json_write_key(&w, ST_STR("name"));
+                json_write_string(&w, st_str_c(models[i].name));
+                json_write_key(&w, ST_STR("versions"));
+                json_write_int64(&w, models[i].n_versions);
+                json_write_key(&w, ST_STR("latest"));
+                json_write_int64(&w, models[i].latest_version);
+                json_write_key(&w, ST_STR("created_at"));
+                json_write_string(&w, st_str_c(models[i].created_at));
+                json_write_key(&w, ST_STR("aliases"));
+                json_write_object_begin(&w);
+                for (size_t a = 0; a < models[i].n_aliases; a++) {
+                    json_write_key(&w, st_str_c(models[i].aliases[a].alias));
+                    json_write_int64(&w, models[i].aliases[a].version);
+                }
+                json_write_object_end(&w);
+                json_write_object_end(&w);
+            }
+            json_write_array_end(&w);
+            json_write_object_end(&w);
+            rc = print_json_buf(verb, &out, &w);
+        } else if (n == 0) {
+            printf("no models yet; register one with 'stratus push MODEL --name NAME'\n");
+        } else {
+            printf("%-24s %8s %7s  %s\n", "NAME", "VERSIONS", "LATEST", "ALIASES");
+            for (size_t i = 0; i < n; i++) {
+                printf("%-24s %8lld %7lld  ", models[i].name, (long long)models[i].n_versions,
+                       (long long)models[i].latest_version);
+                for (size_t a = 0; a < models[i].n_aliases; a++)
+                    printf("%s%s->%lld", a ? ", " : "", models[i].aliases[a].alias,
+                           (long long)models[i].aliases[a].version);
+                printf("%s\n", models[i].n_aliases ? "" : "-");
+            }
+        }
+    }
+    st_buf_free(&out);
+    st_arena_free(&arena);
+    reg_close(reg);
+    return rc;
+}
+
+/* Parses flags and exactly one reference argument (`need` says what is
+ * expected when it is missing).  CLI_EXIT_OK, or the usage error's code. */
+static int parse_ref_arg(const cli_verb *verb, const cli_flag *flags, int argc, char **argv,
+                         const char *need, const char **text, reg_ref *ref)
+{
+    const char *pos[1];
+    size_t npos;
+    if (!cli_parse_flags(verb, flags, argc, argv, pos, 1, &npos))
+        return CLI_EXIT_USAGE;
+    if (npos != 1)
+        return cli_usage_error(verb, "needs %s", need);
+    st_error err = { 0 };
+    if (reg_parse_ref(st_str_c(pos[0]), ref, &err) != ST_OK)
+        return cli_usage_error(verb, "%s", st_error_msg(&err));
+    *text = pos[0];
+    return CLI_EXIT_OK;
+}
+
+/* ---- show ------------------------------------------------------------------ */
+
+int cli_show_run(const cli_verb *verb, int argc, char **argv)
+{
+    bool as_json = false;
+    const cli_flag flags[] = {
+        { "--json", CLI_BOOL, &as_json, 0, 0 },
+        { NULL, CLI_BOOL, NULL, 0, 0 },
+    };
+    const char *text;
+    reg_ref ref;
+    int rc = parse_ref_arg(verb, flags, argc, argv, "NAME, NAME@VERSION or NAME@ALIAS", &text, &ref);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    st_error err = { 0 };
+    reg_store *reg;
+    rc = open_registry(verb, &reg);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    st_arena arena;
+    st_arena_init(&arena, 0);
+    reg_version v;
+    if (reg_get(reg, st_str_c(text), &arena, &v, &err) != ST_OK) {
+        rc = cli_fail(verb, "%s", st_error_msg(&err));
+    } else if (as_json) {
+        st_buf out = { 0 };
+        json_writer w;
+        json_writer_init(&w, &out, NULL);
+        write_version(&w, &v);
+        rc = print_json_buf(verb, &out, &w);
+    } else {
+        print_version(&v);
+    }
+    st_arena_free(&arena);
+    reg_close(reg);
+    return rc;
+}
+
+/* ---- alias ----------------------------------------------------------------- */
+
+int cli_alias_run(const cli_verb *verb, int argc, char **argv)
+{
+    const cli_flag flags[] = { { NULL, CLI_BOOL, NULL, 0, 0 } };
+    const char *pos[2];
+    size_t npos;
+    if (!cli_parse_flags(verb, flags, argc, argv, pos, 2, &npos))
+        return CLI_EXIT_USAGE;
+    if (npos != 2)
+        return cli_usage_error(verb, "needs NAME@VERSION and an alias");
+    st_error err = { 0 };
+    reg_ref ref;
+    if (reg_parse_ref(st_str_c(pos[0]), &ref, &err) != ST_OK ||
+        reg_check_name(st_str_c(pos[1]), true, &err) != ST_OK)
+        return cli_usage_error(verb, "%s", st_error_msg(&err));
+    if (!ref.version && !ref.alias.len)
+        return cli_usage_error(verb, "'%s' names no version; write NAME@VERSION (or NAME@ALIAS)", pos[0]);
+    reg_store *reg;
+    int rc = open_registry(verb, &reg);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    st_arena arena;
+    st_arena_init(&arena, 0);
+    reg_version target, before;
+    char old[REG_NAME_MAX * 2 + 8];
+    snprintf(old, sizeof old, "%.*s@%s", ST_STR_FMT(ref.name), pos[1]);
+    bool had_before = reg_get(reg, st_str_c(old), &arena, &before, NULL) == ST_OK;
+    if (reg_get(reg, st_str_c(pos[0]), &arena, &target, &err) != ST_OK ||
+        reg_set_alias(reg, ref.name, target.version, st_str_c(pos[1]), &err) != ST_OK) {
+        rc = cli_fail(verb, "%s", st_error_msg(&err));
+    } else if (had_before && before.version != target.version) {
+        printf("alias %s -> %lld (was %lld)\n", old, (long long)target.version, (long long)before.version);
+    } else {
+        printf("alias %s -> %lld\n", old, (long long)target.version);
+    }
+    st_arena_free(&arena);
+    reg_close(reg);
+    return rc;
+}
+
+/* ---- rm -------------------------------------------------------------------- */
+
+int cli_rm_run(const cli_verb *verb, int argc, char **argv)
+{
+    bool force = false;
+    const cli_flag flags[] = {
+        { "--force", CLI_BOOL, &force, 0, 0 },
+        { NULL, CLI_BOOL, NULL, 0, 0 },
+    };
+    const char *text;
+    reg_ref ref;
+    int rc = parse_ref_arg(verb, flags, argc, argv, "NAME@VERSION", &text, &ref);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    if (!ref.version)
+        return cli_usage_error(verb, "'%s' has no version number; rm takes NAME@VERSION so that "
+                                     "nothing is removed by mistake", text);
+    st_error err = { 0 };
+    reg_store *reg;
+    rc = open_registry(verb, &reg);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    st_arena arena;
+    st_arena_init(&arena, 0);
+    reg_version v;
+    bool had = reg_get(reg, st_str_c(text), &arena, &v, NULL) == ST_OK;
+    if (reg_remove_version(reg, ref.name, ref.version, force, &err) != ST_OK) {
+        rc = cli_fail(verb, "%s", st_error_msg(&err));
+    } else {
+        printf("removed %s", text);
+        for (size_t i = 0; had && i < v.n_aliases; i++)
+            printf("%s%s", i ? ", " : " (and its alias ", v.aliases[i]);
+        printf("%s\n", had && v.n_aliases ? ")" : "");
+    }
+    st_arena_free(&arena);
+    reg_close(reg);
+    return rc;
+}
+
+/* ---- fsck ------------------------------------------------------------------ */
+
+typedef struct fsck_out {
+    bool as_json;
+    json_writer *w;
+} fsck_out;
+
+static void on_issue(void *ctx, const reg_fsck_issue *i)
+{
+    fsck_out *o = ctx;
+    if (!o->as_json) {
+        printf("%-7s %s\n", i->is_damage ? "DAMAGE" : i->was_removed ? "removed" : "note", i->message);
+        return;
+    }
+    json_writer *w = o->w;
+    json_write_object_begin(w);
+    json_write_key(w, ST_STR("kind"));
+    json_write_string(w, st_str_c(reg_fsck_kind_name(i->kind)));
+    json_write_key(w, ST_STR("damage"));
+    json_write_bool(w, i->is_damage);
+    json_write_key(w, ST_STR("removed"));
+    json_write_bool(w, i->was_removed);
+    json_write_key(w, ST_STR("path"));
+    json_write_string(w, st_str_c(i->path));
+    json_write_key(w, ST_STR("message"));
+    json_write_string(w, st_str_c(i->message));
+    json_write_object_end(w);
+}
+
+int cli_fsck_run(const cli_verb *verb, int argc, char **argv)
+{
+    bool gc = false, as_json = false;
+    const cli_flag flags[] = {
+        { "--gc", CLI_BOOL, &gc, 0, 0 },
+        { "--json", CLI_BOOL, &as_json, 0, 0 },
+        { NULL, CLI_BOOL, NULL, 0, 0 },
+    };
+    const char *pos[1];
+    size_t npos;
+    if (!cli_parse_flags(verb, flags, argc, argv, pos, 0, &npos))
+        return CLI_EXIT_USAGE;
+    reg_store *reg;
+    int rc = open_registry(verb, &reg);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    st_buf out = { 0 };
+    json_writer w;
+    json_writer_init(&w, &out, NULL);
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("issues"));
+    json_write_array_begin(&w);
+    fsck_out ctx = { as_json, &w };
+    reg_fsck_report report;
+    st_error err = { 0 };
+    st_status s = reg_fsck(reg, gc, on_issue, &ctx, &report, &err);
+    reg_close(reg);
+    if (s != ST_OK) {
+        st_buf_free(&out);
+        return cli_fail(verb, "%s", st_error_msg(&err));
+    }
+    if (as_json) {
+        json_write_array_end(&w);
+        json_write_key(&w, ST_STR("ok"));
+        json_write_bool(&w, report.damaged == 0);
+        json_write_key(&w, ST_STR("versions"));
+        json_write_uint64(&w, report.versions);
+        json_write_key(&w, ST_STR("blobs_verified"));
+        json_write_uint64(&w, report.blobs_verified);
+        json_write_key(&w, ST_STR("bytes_hashed"));
+        json_write_uint64(&w, report.bytes_hashed);
+        json_write_key(&w, ST_STR("damaged"));
+        json_write_uint64(&w, report.damaged);
+        json_write_key(&w, ST_STR("removed"));
+        json_write_uint64(&w, report.removed);
+        json_write_object_end(&w);
+        rc = print_json_buf(verb, &out, &w);
+    } else {
+        st_buf_free(&out);
+        printf("checked %zu version%s, %zu blob%s (%llu bytes hashed): %s\n", report.versions,
+               report.versions == 1 ? "" : "s", report.blobs_verified,
+               report.blobs_verified == 1 ? "" : "s", (unsigned long long)report.bytes_hashed,
+               report.damaged ? "DAMAGED" : "ok");
+        if (report.damaged)
+            printf("%zu problem%s; versions with a damaged or missing blob cannot be served: push "
+                   "them again, or remove them with 'stratus rm NAME@VERSION --force'\n",
+                   report.damaged, report.damaged == 1 ? "" : "s");
+    }
+    if (rc == CLI_EXIT_OK && report.damaged)
+        rc = CLI_EXIT_FAIL;
+    return rc;
+}

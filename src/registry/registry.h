@@ -1,0 +1,288 @@
+/* registry.h - the model registry: versions, aliases, metrics, lineage and
+ * an audit log in SQLite, artifacts as content-addressed blobs.
+ *
+ * Everything lives in a Stratus home (STRATUS_HOME, default ./.stratus):
+ * registry.db (SQLite, WAL mode) and blobs/sha256/<hex>.  Several processes
+ * may use one home at once: every change is one BEGIN IMMEDIATE transaction,
+ * and a blob is written (temp file, fsync, rename, directory fsync) before
+ * the row that names it commits, so a crash at any instant leaves at worst
+ * an orphan blob, never a row naming a missing one.  Blobs are verified
+ * (SHA-256 recomputed) whenever they are resolved for use.
+ *
+ * Worked example:
+ *
+ *     reg_store *reg;
+ *     st_error err = {0};
+ *     if (reg_open(NULL, REG_OPEN_CREATE, &reg, &err) != ST_OK)
+ *         die(err.msg);
+ *     reg_kv metrics[] = { { "auc", "0.91" } };
+ *     reg_push_request req = {
+ *         .name = "churn", .model_path = "model.onnx", .format = "onnx",
+ *         .alias = "staging", .metrics = metrics, .n_metrics = 1,
+ *     };
+ *     int64_t version;
+ *     reg_push(reg, &req, &version, &err);            // 1, then 2, ...
+ *     char path[REG_PATH_MAX];
+ *     reg_resolve(reg, st_str_c("churn@staging"), path, sizeof path, &err);
+ *     // path: ".stratus/blobs/sha256/9f86d0...", its hash just checked
+ *     reg_close(reg);
+ *
+ * A reg_store belongs to one thread at a time.  Errors: ST_EINVAL for a bad
+ * name or value, ST_ENOTFOUND for a missing model/version/alias/registry,
+ * ST_ECORRUPT for a damaged blob or database, ST_EBUSY when another process
+ * held the registry past the busy timeout, ST_EIO, ST_ENOMEM; each with a
+ * message that says what to do. */
+#ifndef ST_REGISTRY_H
+#define ST_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "base/status.h"
+#include "base/str.h"
+
+/* Longest model name, alias, or metric/param/tag key, in bytes. */
+#define REG_NAME_MAX 128
+/* Longest param or tag value, in bytes. */
+#define REG_VALUE_MAX 4096
+/* Room for any path the registry hands out. */
+#define REG_PATH_MAX 4096
+/* How long a process waits for another's write transaction (ms). */
+#define REG_BUSY_TIMEOUT_MS 30000
+
+typedef struct reg_store reg_store;
+
+typedef enum reg_open_mode {
+    REG_OPEN_EXISTING = 0, /* ST_ENOTFOUND when the home has no registry */
+    REG_OPEN_CREATE = 1,   /* create the home, blob folders and database */
+} reg_open_mode;
+
+/* The home used when none is given: $STRATUS_HOME when set and not empty,
+ * else ".stratus" (relative to the working directory). */
+const char *reg_home_default(void);
+
+/* Opens (or creates) the registry in `home` (NULL: reg_home_default()),
+ * upgrading its schema when it is older than this binary's; a newer schema
+ * is ST_EUNSUPPORTED.  On success the caller owns *out (reg_close). */
+st_status reg_open(const char *home, reg_open_mode mode, reg_store **out, st_error *err);
+/* Closes the database; NULL is fine. */
+void reg_close(reg_store *r);
+/* The home folder this store was opened in. */
+const char *reg_home(const reg_store *r);
+
+/* ---- names and references ---------------------------------------------- */
+
+/* Checks a model name or alias: 1..REG_NAME_MAX bytes, no '/', '\\', '@',
+ * "..", control characters or spaces at either end.  Aliases also may not
+ * be all digits (they would read as versions) nor "latest".  The message
+ * names the thing ("model name" or "alias") and the rule broken. */
+st_status reg_check_name(st_str name, bool is_alias, st_error *err);
+
+/* A parsed reference "NAME", "NAME@VERSION", "NAME@ALIAS" or "NAME@latest".
+ * Both strings point into the parsed text. */
+typedef struct reg_ref {
+    st_str name;
+    int64_t version; /* > 0 when given by number, else 0 */
+    st_str alias;    /* an alias when given, else empty (latest) */
+} reg_ref;
+
+/* Parses and checks a reference; ST_EINVAL with a message when malformed. */
+st_status reg_parse_ref(st_str text, reg_ref *out, st_error *err);
+
+/* ---- changes ----------------------------------------------------------- */
+
+/* A key and a value (metric, param, tag). */
+typedef struct reg_kv {
+    const char *key;
+    const char *value;
+} reg_kv;
+
+/* Called while a big file is hashed or copied (may be NULL). */
+typedef void (*reg_progress_fn)(void *ctx, uint64_t done_bytes, uint64_t total_bytes);
+
+typedef struct reg_push_request {
+    const char *name;        /* model name (reg_check_name) */
+    const char *model_path;  /* the file to store (already checked loadable) */
+    const char *format;      /* "onnx", "xgboost", "lightgbm" */
+    const char *source_path; /* what lineage names and looks up git in;
+                                NULL: model_path (an MLflow folder, say) */
+    const char *alias;       /* NULL, or an alias to point at the new version */
+    const reg_kv *metrics;   /* values are decimal numbers */
+    size_t n_metrics;
+    const reg_kv *params;
+    size_t n_params;
+    const reg_kv *tags;
+    size_t n_tags;
+    const char *data_path;   /* training data: hash and schema in lineage */
+    reg_progress_fn progress;
+    void *progress_ctx;
+} reg_push_request;
+
+/* Registers a new version of req->name (created on first push): stores the
+ * blob, then in one transaction numbers the version (last + 1, never
+ * reused), writes its metrics, params, tags, lineage (data hash and schema,
+ * source commit from git, user, time), moves the alias, appends the audit
+ * log.  *version receives the number.  On failure nothing is registered
+ * (the blob may remain as an orphan that `fsck --gc` removes). */
+st_status reg_push(reg_store *r, const reg_push_request *req, int64_t *version, st_error *err);
+
+/* Points `alias` of model `name` at `version` (moving it if it pointed
+ * elsewhere); ST_ENOTFOUND when the version does not exist. */
+st_status reg_set_alias(reg_store *r, st_str name, int64_t version, st_str alias, st_error *err);
+
+/* Removes a version with its metrics, params, tags and lineage.  When an
+ * alias points to it: ST_EINVAL unless `force`, which removes those aliases
+ * too.  The blob is deleted when no other version uses it.  The model and
+ * its numbering stay (a later push does not reuse the number). */
+st_status reg_remove_version(reg_store *r, st_str name, int64_t version, bool force,
+                             st_error *err);
+
+/* ---- queries ----------------------------------------------------------- */
+
+typedef struct reg_metric {
+    const char *key;
+    double value;
+} reg_metric;
+
+typedef struct reg_alias {
+    const char *alias;
+    int64_t version;
+} reg_alias;
+
+/* Where a version came from. */
+typedef struct reg_lineage {
+    const char *source_path;   /* the pushed path, absolute */
+    const char *source_commit; /* `git rev-parse HEAD` there, or "" */
+    const char *user;          /* who pushed */
+    const char *created_at;    /* ISO 8601 UTC */
+    bool has_data;             /* --data was given: */
+    const char *data_path;     /*   absolute path */
+    const char *data_sha256;   /*   64 hex digits */
+    int64_t data_bytes;
+    const char *data_schema;   /*   JSON: {"format":"csv","columns":[..],"rows":N} */
+} reg_lineage;
+
+/* One version with everything recorded about it. */
+typedef struct reg_version {
+    const char *model;
+    int64_t version;
+    const char *sha256;      /* of the blob */
+    int64_t size_bytes;
+    const char *format;
+    const char *file_name;   /* base name of the pushed file */
+    const char *created_at;
+    const char *created_by;
+    const char **aliases;    /* aliases pointing here, sorted */
+    size_t n_aliases;
+    reg_metric *metrics;     /* sorted by key */
+    size_t n_metrics;
+    reg_kv *params;
+    size_t n_params;
+    reg_kv *tags;
+    size_t n_tags;
+    reg_lineage lineage;
+} reg_version;
+
+/* One model with a summary of its versions. */
+typedef struct reg_model {
+    const char *name;
+    const char *created_at;
+    int64_t n_versions;
+    int64_t latest_version;  /* 0 when every version was removed */
+    reg_alias *aliases;      /* sorted by alias */
+    size_t n_aliases;
+} reg_model;
+
+/* Every model, sorted by name; memory in `arena`. */
+st_status reg_list_models(reg_store *r, st_arena *arena, reg_model **out, size_t *n,
+                          st_error *err);
+/* Every version of `name`, oldest first; memory in `arena`. */
+st_status reg_list_versions(reg_store *r, st_str name, st_arena *arena, reg_version **out,
+                            size_t *n, st_error *err);
+/* The version a reference names (no alias or version: the latest). */
+st_status reg_get(reg_store *r, st_str ref, st_arena *arena, reg_version *out, st_error *err);
+
+/* The blob path of the version `ref` names, after checking that the blob
+ * hashes to what was registered (ST_ECORRUPT, naming the reference and
+ * suggesting `stratus fsck`, when not). */
+st_status reg_resolve(reg_store *r, st_str ref, char *path, size_t cap, st_error *err);
+
+/* One audit record (every change: push, alias, rm, gc). */
+typedef struct reg_audit_entry {
+    int64_t id;
+    const char *at;
+    const char *who;
+    const char *action;  /* "push", "alias", "rm", "gc" */
+    const char *target;  /* "churn@3" */
+    const char *before;  /* JSON or NULL */
+    const char *after;   /* JSON or NULL */
+} reg_audit_entry;
+
+/* The last `limit` audit records (0: all), oldest first. */
+st_status reg_list_audit(reg_store *r, size_t limit, st_arena *arena, reg_audit_entry **out,
+                         size_t *n, st_error *err);
+
+/* ---- consistency ------------------------------------------------------- */
+
+typedef enum reg_fsck_kind {
+    REG_FSCK_DATABASE,     /* SQLite integrity or foreign-key check failed */
+    REG_FSCK_MISSING_BLOB, /* a version names a blob that is not there */
+    REG_FSCK_BAD_BLOB,     /* a blob's content or size is not what was registered */
+    REG_FSCK_DANGLING,     /* an alias or row points at nothing valid */
+    REG_FSCK_ORPHAN_BLOB,  /* a blob no version names (crash between write and commit) */
+    REG_FSCK_TEMP_FILE,    /* a temporary file of an interrupted (or running) push */
+    REG_FSCK_STRAY_FILE,   /* something else in the blob folder */
+} reg_fsck_kind;
+
+typedef struct reg_fsck_issue {
+    reg_fsck_kind kind;
+    bool is_damage;        /* orphans, temp and stray files are not damage */
+    bool was_removed;      /* gc removed it */
+    const char *path;      /* file concerned, or "" */
+    const char *message;
+} reg_fsck_issue;
+
+typedef void (*reg_fsck_fn)(void *ctx, const reg_fsck_issue *issue);
+
+typedef struct reg_fsck_report {
+    size_t versions;       /* versions checked */
+    size_t blobs_verified; /* distinct blobs hashed */
+    uint64_t bytes_hashed;
+    size_t damaged;        /* issues that are damage */
+    size_t other;          /* orphans, temp and stray files */
+    size_t removed;        /* by gc */
+} reg_fsck_report;
+
+/* Checks the database (integrity, foreign keys), every blob's hash and
+ * size, every alias; lists files no version names.  With `gc`, orphan
+ * blobs and temp files of processes that are gone are removed (under the
+ * write lock, so a concurrent push is never robbed).  Each finding goes to
+ * `on_issue` (may be NULL).  Returns ST_OK when the check ran (damage is
+ * counted in report->damaged), else the error that stopped it. */
+st_status reg_fsck(reg_store *r, bool gc, reg_fsck_fn on_issue, void *ctx,
+                   reg_fsck_report *report, st_error *err);
+
+/* Name for a kind, "missing_blob", for --json. */
+const char *reg_fsck_kind_name(reg_fsck_kind kind);
+
+/* ---- MLflow model folders ---------------------------------------------- */
+
+/* What Stratus needs from an MLflow MLmodel file. */
+typedef struct reg_mlmodel {
+    char flavor[16];      /* "onnx", "xgboost" or "lightgbm" */
+    char data[1024];      /* the model file, relative to the folder */
+    char run_id[128];     /* "" when absent */
+} reg_mlmodel;
+
+/* Parses the YAML subset MLflow writes in MLmodel (block mappings,
+ * scalars, quoted scalars, comments; flow and list values skipped) and
+ * picks the first servable flavour (onnx, then xgboost, then lightgbm)
+ * with its `data` file.  The path is checked: relative, no "..", no
+ * control characters.  ST_ECORRUPT when malformed, ST_EUNSUPPORTED when no
+ * flavour is servable (the message lists the ones present).  Never
+ * allocates; the input is (ptr, len), not NUL-terminated. */
+st_status reg_mlmodel_parse(const uint8_t *data, size_t len, reg_mlmodel *out, st_error *err);
+
+#endif
