@@ -137,12 +137,24 @@ bench: deps $(STRATUS) $(BENCH_BIN)
 # --- fuzzing (clang + libFuzzer) ---------------------------------------------
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= $(FUZZ_NAMES)
-FUZZ_CFLAGS  := -std=c11 -O1 -g -D_GNU_SOURCE -Isrc -I$(OUT)/gen -pthread \
-                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_SAN     := address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS  := -std=c11 -O1 -g -D_GNU_SOURCE -Isrc -I$(OUT)/gen -pthread
 FUZZ_LIB_SRC := $(filter-out src/cli/%,$(LIB_SRC))
-build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC)
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=build/fuzz/obj/%.o)
+FUZZ_LIB     := build/fuzz/libstratus.a
+# The library is compiled once (instrumented for coverage, not linked with
+# the fuzzer's main), so each target costs one small compile and a link.
+build/fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRC) $(LDLIBS) -o $@
+	$(call say,CLANG,$<)
+	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -MMD -MP -c $< -o $@
+$(FUZZ_LIB): $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+build/fuzz/%: fuzz/%.c $(FUZZ_LIB)
+	@mkdir -p $(@D)
+	$(call say,LINK,$@)
+	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) $< $(FUZZ_LIB) $(LDLIBS) -o $@
 
 fuzz: deps $(FUZZ_TARGETS:%=build/fuzz/%)
 	@for t in $(FUZZ_TARGETS); do \
@@ -160,4 +172,4 @@ deps:
 clean:
 	rm -rf build bin
 
--include $(shell find $(OUT) -name '*.d' 2>/dev/null)
+-include $(shell find $(OUT) build/fuzz/obj -name '*.d' 2>/dev/null)
