@@ -61,4 +61,45 @@ size_t eng_sgemm_packed_b_n(const eng_sgemm_packed_b *b);
 void eng_sgemm_packed(size_t m, float alpha, const float *a, size_t lda, bool trans_a, const eng_sgemm_packed_b *b,
                       float beta, float *c, size_t ldc, st_pool *pool);
 
+/* --- direct convolution tile (sconv.c) --------------------------------------
+ * A stride-1 convolution seen on "flat" input planes: with the input
+ * zero-padded to rows of Wp floats, output (oh, ow) sits at flat position
+ * p = oh * Wp + ow and tap (i, j) reads plane[p + i * dh * Wp + j * dw], so a
+ * run of consecutive positions reads consecutive floats for every tap (the
+ * positions with ow >= OW in between are computed and thrown away).  One
+ * call computes ENG_SCONV_MR output channels (`rows` of them stored) over
+ * np consecutive positions:
+ *     y[r * ldy + j] = relu?(bias[r] + sum_{c, k} w[(c * n_taps + k) * MR + r]
+ *                                               * x[c * x_cs + taps[k] + j])
+ * reading x only at those indices.  Weights come from eng_sconv_pack. */
+enum { ENG_SCONV_MR = 8 };
+
+typedef struct eng_sconv_tile {
+    const float *x;       /* channel 0 at the tile's first position */
+    size_t x_cs;          /* floats from one input channel to the next */
+    size_t c_in;
+    const size_t *taps;   /* n_taps offsets from a position to its taps */
+    size_t n_taps;
+    const float *w;       /* c_in * n_taps groups of ENG_SCONV_MR floats */
+    const float *bias;    /* ENG_SCONV_MR floats */
+    float *y;             /* rows x np, row stride ldy */
+    size_t ldy, rows, np; /* rows <= ENG_SCONV_MR, np <= eng_sconv_max_np() */
+    bool relu;
+} eng_sconv_tile;
+
+/* The most positions one call of eng_sconv_tile_run takes (48 AVX-512,
+ * 24 AVX2, 64 portable). */
+size_t eng_sconv_max_np(void);
+/* The tile for this CPU (AVX-512, AVX2+FMA or portable C). */
+void eng_sconv_tile_run(const eng_sconv_tile *t);
+/* The scalar reference (any np). */
+void eng_sconv_tile_ref(const eng_sconv_tile *t);
+/* Floats eng_sconv_pack writes for weights [c_out, k_per_out] in `group`
+ * groups (c_out divisible by group); 0 on overflow. */
+size_t eng_sconv_pack_floats(size_t c_out, size_t group, size_t k_per_out);
+/* Reorders W [c_out, k_per_out] (k = input channel x taps of one output)
+ * into per group, per block of ENG_SCONV_MR outputs, k-major groups of
+ * ENG_SCONV_MR floats, zero for the outputs past a group's last. */
+void eng_sconv_pack(const float *w, size_t c_out, size_t group, size_t k_per_out, float *dst);
+
 #endif
