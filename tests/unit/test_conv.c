@@ -414,40 +414,46 @@ static void test_direct_large_images(void **state)
 
 /* The dispatched direct tile (AVX-512 or AVX2 where available) against
  * the scalar one: every position count up to the tile's width, every row
- * count, odd channel and tap counts, with and without ReLU, reading x
- * only where the contract says (exact-size buffers catch overreads under
- * ASan). */
+ * count, odd channel and tap counts, flat rows wider than the output rows
+ * (narrow ones too: a vector spanning several rows), with and without
+ * ReLU, reading x only where the contract says (exact-size buffers catch
+ * overreads under ASan). */
 static void test_direct_tile_matches_scalar(void **state)
 {
     (void)state;
     size_t max_np = eng_sconv_max_np();
-    for (int it = 0; it < 400; it++) {
-        size_t np = (size_t)rnd_int(1, (int64_t)max_np), rows = (size_t)rnd_int(1, ENG_SCONV_MR);
+    for (int it = 0; it < 600; it++) {
+        size_t np = (size_t)rnd_int(1, (int64_t)max_np), rows = (size_t)rnd_int(1, 3 * ENG_SCONV_MR);
         size_t c_in = (size_t)rnd_int(1, 7), n_taps = (size_t)rnd_int(1, 10);
+        size_t wp = (size_t)rnd_int(1, it % 2 ? 12 : 70), ow = it % 5 == 0 ? wp : (size_t)rnd_int(1, (int64_t)wp);
+        size_t p0 = (size_t)rnd_int(0, 100);
         size_t taps[10], max_tap = 0;
         for (size_t k = 0; k < n_taps; k++) {
             taps[k] = (size_t)rnd_int(0, 40);
             max_tap = taps[k] > max_tap ? taps[k] : max_tap;
         }
-        size_t x_cs = max_tap + np + (size_t)rnd_int(0, 5);
-        size_t nx = (c_in - 1) * x_cs + max_tap + np; /* the last read is x[nx - 1] */
-        size_t nw = c_in * n_taps * ENG_SCONV_MR, ldy = np + (size_t)rnd_int(0, 3);
-        float *x = malloc(nx * 4), *w = malloc(nw * 4), *a = malloc(rows * ldy * 4), *b = malloc(rows * ldy * 4);
-        float bias[ENG_SCONV_MR];
+        size_t x_cs = max_tap + p0 + np + (size_t)rnd_int(0, 5);
+        size_t nx = (c_in - 1) * x_cs + max_tap + p0 + np; /* the last read is x[nx - 1] */
+        size_t last = p0 + np - 1, ldy = last - last / wp * (wp - ow) + 1 + (size_t)rnd_int(0, 3);
+        size_t blocks = (rows + ENG_SCONV_MR - 1) / ENG_SCONV_MR;
+        size_t nw = blocks * c_in * n_taps * ENG_SCONV_MR, ny = (rows - 1) * ldy + ldy;
+        float *x = malloc(nx * 4), *w = malloc(nw * 4), *a = malloc(ny * 4), *b = malloc(ny * 4);
+        float bias[3 * ENG_SCONV_MR];
         fill(x, nx);
         fill(w, nw);
-        fill(bias, ENG_SCONV_MR);
+        fill(bias, rows);
         eng_sconv_tile t = { .x = x, .x_cs = x_cs, .c_in = c_in, .taps = taps, .n_taps = n_taps, .w = w,
-                             .bias = bias, .y = a, .ldy = ldy, .rows = rows, .np = np, .relu = it % 2 };
-        for (size_t i = 0; i < rows * ldy; i++)
+                             .bias = it % 3 ? bias : NULL, .y = a, .ldy = ldy, .rows = rows, .p0 = p0, .np = np, .wp = wp,
+                             .ow = ow, .relu = it % 2 };
+        for (size_t i = 0; i < ny; i++)
             a[i] = b[i] = -7.0f;
         eng_sconv_tile_run(&t);
         t.y = b;
         eng_sconv_tile_ref(&t);
-        for (size_t i = 0; i < rows * ldy; i++)
+        for (size_t i = 0; i < ny; i++)
             if (!(fabs((double)a[i] - (double)b[i]) <= 1e-5 * fmax(1.0, fabs((double)b[i]))))
-                fail_msg("np %zu rows %zu c_in %zu taps %zu: [%zu] %g vs %g", np, rows, c_in, n_taps, i,
-                         (double)a[i], (double)b[i]);
+                fail_msg("np %zu rows %zu c_in %zu taps %zu p0 %zu wp %zu ow %zu: [%zu] %g vs %g", np, rows, c_in,
+                         n_taps, p0, wp, ow, i, (double)a[i], (double)b[i]);
         free(x);
         free(w);
         free(a);

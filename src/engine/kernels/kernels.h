@@ -67,23 +67,27 @@ void eng_sgemm_packed(size_t m, float alpha, const float *a, size_t lda, bool tr
  * p = oh * Wp + ow and tap (i, j) reads plane[p + i * dh * Wp + j * dw], so a
  * run of consecutive positions reads consecutive floats for every tap (the
  * positions with ow >= OW in between are computed and thrown away).  One
- * call computes ENG_SCONV_MR output channels (`rows` of them stored) over
- * np consecutive positions:
- *     y[r * ldy + j] = relu?(bias[r] + sum_{c, k} w[(c * n_taps + k) * MR + r]
- *                                               * x[c * x_cs + taps[k] + j])
- * reading x only at those indices.  Weights come from eng_sconv_pack. */
+ * call computes `rows` output channels over the np consecutive positions
+ * p = p0 + j:
+ *     out(m, p) = relu?(bias[m] + sum_{c, k} W(m, c, k) x[c * x_cs + taps[k] + p])
+ * reading x only at those indices, and stores each position that is an
+ * output (p % wp < ow) at y[m * ldy + p - (p / wp) * (wp - ow)]: the
+ * compact NCHW plane.  W comes from eng_sconv_pack (blocks of
+ * ENG_SCONV_MR outputs, each held in registers for the whole depth). */
 enum { ENG_SCONV_MR = 8 };
 
 typedef struct eng_sconv_tile {
-    const float *x;       /* channel 0 at the tile's first position */
+    const float *x;       /* channel 0, flat position 0 */
     size_t x_cs;          /* floats from one input channel to the next */
     size_t c_in;
     const size_t *taps;   /* n_taps offsets from a position to its taps */
     size_t n_taps;
-    const float *w;       /* c_in * n_taps groups of ENG_SCONV_MR floats */
-    const float *bias;    /* ENG_SCONV_MR floats */
-    float *y;             /* rows x np, row stride ldy */
-    size_t ldy, rows, np; /* rows <= ENG_SCONV_MR, np <= eng_sconv_max_np() */
+    const float *w;       /* packed: one group's ceil(rows / MR) blocks */
+    const float *bias;    /* rows floats, or NULL for 0 */
+    float *y;             /* output plane of channel 0 */
+    size_t ldy, rows;     /* plane stride; output channels */
+    size_t p0, np;        /* positions; np <= eng_sconv_max_np() */
+    size_t wp, ow;        /* flat row length, outputs per row (<= wp) */
     bool relu;
 } eng_sconv_tile;
 
@@ -92,7 +96,7 @@ typedef struct eng_sconv_tile {
 size_t eng_sconv_max_np(void);
 /* The tile for this CPU (AVX-512, AVX2+FMA or portable C). */
 void eng_sconv_tile_run(const eng_sconv_tile *t);
-/* The scalar reference (any np). */
+/* The scalar reference (np <= 64). */
 void eng_sconv_tile_ref(const eng_sconv_tile *t);
 /* Floats eng_sconv_pack writes for weights [c_out, k_per_out] in `group`
  * groups (c_out divisible by group); 0 on overflow. */

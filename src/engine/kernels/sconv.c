@@ -12,20 +12,66 @@
 
 enum { MR = ENG_SCONV_MR };
 
+/* Where the tile's outputs go: runs of lanes [lane, lane + n) of vector
+ * vec (of vec_len lanes) that land at y[dst + i] for i < n, grouped by
+ * vector (first[v] .. first[v + 1]).  Positions in a flat row's last
+ * wp - ow columns are not outputs and get no piece. */
+typedef struct sconv_piece {
+    unsigned vec, lane, n;
+    size_t dst;
+} sconv_piece;
+
+enum { MAX_PIECES = 64 + 4 }; /* np <= 64 lanes, one piece at least each */
+
+static size_t sconv_pieces(const eng_sconv_tile *t, size_t vec_len, sconv_piece *out, size_t *first, size_t nv)
+{
+    size_t count = 0, gap = t->wp - t->ow;
+    for (size_t j = 0; j < t->np;) {
+        size_t p = t->p0 + j, oh = p / t->wp, col = p % t->wp;
+        if (col >= t->ow) {
+            j += t->wp - col;
+            continue;
+        }
+        size_t run = t->ow - col < t->np - j ? t->ow - col : t->np - j;
+        while (run) {
+            size_t lane = j % vec_len, n = vec_len - lane < run ? vec_len - lane : run;
+            out[count++] = (sconv_piece){ (unsigned)(j / vec_len), (unsigned)lane, (unsigned)n, p - oh * gap };
+            j += n;
+            p += n;
+            run -= n;
+        }
+    }
+    /* first[v]: the first piece of vector v (pieces come in lane order). */
+    size_t i = 0;
+    for (size_t v = 0; v <= nv; v++) {
+        while (i < count && out[i].vec < v)
+            i++;
+        first[v] = i;
+    }
+    return count;
+}
+
 void eng_sconv_tile_ref(const eng_sconv_tile *t)
 {
-    for (size_t r = 0; r < t->rows; r++) {
-        float *y = t->y + r * t->ldy;
+    float acc[64];
+    sconv_piece pieces[MAX_PIECES];
+    size_t first[2];
+    size_t count = sconv_pieces(t, 64, pieces, first, 1), k_rows = t->c_in * t->n_taps;
+    for (size_t m = 0; m < t->rows; m++) {
+        const float *wb = t->w + m / MR * MR * k_rows + m % MR;
         for (size_t j = 0; j < t->np; j++) {
-            float acc = t->bias[r];
-            const float *w = t->w + r;
+            float a = t->bias ? t->bias[m] : 0.0f;
+            const float *w = wb;
             for (size_t c = 0; c < t->c_in; c++) {
-                const float *xc = t->x + c * t->x_cs + j;
+                const float *xc = t->x + c * t->x_cs + t->p0 + j;
                 for (size_t k = 0; k < t->n_taps; k++, w += MR)
-                    acc += *w * xc[t->taps[k]];
+                    a += *w * xc[t->taps[k]];
             }
-            y[j] = t->relu && !(acc > 0.0f) ? 0.0f : acc;
+            acc[j] = t->relu && !(a > 0.0f) ? 0.0f : a;
         }
+        for (size_t i = 0; i < count; i++)
+            for (size_t l = 0; l < pieces[i].n; l++)
+                t->y[m * t->ldy + pieces[i].dst + l] = acc[pieces[i].lane + l];
     }
 }
 
@@ -38,24 +84,32 @@ void eng_sconv_tile_ref(const eng_sconv_tile *t)
 #define T256 __attribute__((target("avx2,fma")))
 #define INLINE256 static inline __attribute__((always_inline)) T256
 
+/* One block's outputs: rows (1..MR) of w, bias (NULL: 0) and y. */
+typedef struct sconv_block {
+    const float *w, *bias;
+    float *y;
+    size_t rows;
+} sconv_block;
+
 /* --- AVX-512: 8 rows x nv vectors of 16 ------------------------------------ */
 
-INLINE512 void tile512(const eng_sconv_tile *t, const int nv)
+INLINE512 void block512(const eng_sconv_tile *t, const sconv_block *bk, const sconv_piece *pieces,
+                        const size_t *first, const int nv)
 {
     __m512 acc[MR][3];
     const unsigned tail = (unsigned)(t->np - (size_t)(nv - 1) * 16);
     const __mmask16 lm = _cvtu32_mask16(tail >= 16 ? 0xffffu : (1u << tail) - 1u);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
-        __m512 b = _mm512_set1_ps(t->bias[r]);
+        __m512 b = _mm512_set1_ps(bk->bias && (size_t)r < bk->rows ? bk->bias[r] : 0.0f);
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++)
             acc[r][v] = b;
     }
-    const float *w = t->w;
+    const float *w = bk->w;
     const size_t *taps = t->taps, n_taps = t->n_taps;
     for (size_t c = 0; c < t->c_in; c++) {
-        const float *xc = t->x + c * t->x_cs;
+        const float *xc = t->x + c * t->x_cs + t->p0;
         for (size_t k = 0; k < n_taps; k++, w += MR) {
             const float *xp = xc + taps[k];
             __m512 xv[3];
@@ -72,38 +126,55 @@ INLINE512 void tile512(const eng_sconv_tile *t, const int nv)
         }
     }
     const __m512 zero = _mm512_setzero_ps();
-    /* Fixed trip count: a runtime index into acc would put it in memory. */
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    /* Fixed trip counts: a runtime index into acc would put it in memory. */
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
-        if ((size_t)r >= t->rows)
+        if ((size_t)r >= bk->rows)
             break;
-        float *y = t->y + (size_t)r * t->ldy;
+        float *y = bk->y + (size_t)r * t->ldy;
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++) {
             __m512 o = t->relu ? _mm512_max_ps(acc[r][v], zero) : acc[r][v];
-            if (v == nv - 1)
-                _mm512_mask_storeu_ps(y + 16 * v, lm, o);
-            else
-                _mm512_storeu_ps(y + 16 * v, o);
+            for (size_t i = first[v]; i < first[v + 1]; i++) {
+                const sconv_piece *pc = &pieces[i];
+                if (pc->n == 16) {
+                    _mm512_storeu_ps(y + pc->dst, o);
+                    continue;
+                }
+                __m512 sh = pc->lane ? _mm512_permutexvar_ps(_mm512_add_epi32(iota, _mm512_set1_epi32((int)pc->lane)), o)
+                                     : o;
+                _mm512_mask_storeu_ps(y + pc->dst, _cvtu32_mask16((1u << pc->n) - 1u), sh);
+            }
         }
     }
 }
 
 static T512 void sconv_avx512(const eng_sconv_tile *t)
 {
-    if (t->np > 32)
-        tile512(t, 3);
-    else if (t->np > 16)
-        tile512(t, 2);
-    else
-        tile512(t, 1);
+    sconv_piece pieces[MAX_PIECES];
+    size_t first[4];
+    const int nv = t->np > 32 ? 3 : t->np > 16 ? 2 : 1;
+    sconv_pieces(t, 16, pieces, first, (size_t)nv);
+    size_t k_rows = t->c_in * t->n_taps;
+    for (size_t m0 = 0; m0 < t->rows; m0 += MR) {
+        sconv_block bk = { t->w + m0 * k_rows, t->bias ? t->bias + m0 : NULL, t->y + m0 * t->ldy,
+                           t->rows - m0 < MR ? t->rows - m0 : MR };
+        if (nv == 3)
+            block512(t, &bk, pieces, first, 3);
+        else if (nv == 2)
+            block512(t, &bk, pieces, first, 2);
+        else
+            block512(t, &bk, pieces, first, 1);
+    }
 }
 
-/* --- AVX2: rows [r0, r0 + 4) x nv vectors of 8 ------------------------------ */
+/* --- AVX2: rows [r0, r0 + 4) of a block x nv vectors of 8 ------------------ */
 
 static const int32_t mask_table[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0 };
 
-INLINE256 void tile256(const eng_sconv_tile *t, const int r0, const int nv)
+INLINE256 void half256(const eng_sconv_tile *t, const sconv_block *bk, const sconv_piece *pieces,
+                       const size_t *first, const int r0, const int nv)
 {
     enum { HR = MR / 2 };
     __m256 acc[HR][3];
@@ -111,15 +182,15 @@ INLINE256 void tile256(const eng_sconv_tile *t, const int r0, const int nv)
     const __m256i lm = _mm256_loadu_si256((const __m256i *)(mask_table + 8 - (tail > 8 ? 8 : tail)));
 #pragma GCC unroll 4
     for (int r = 0; r < HR; r++) {
-        __m256 b = _mm256_set1_ps(t->bias[r0 + r]);
+        __m256 b = _mm256_set1_ps(bk->bias && (size_t)(r0 + r) < bk->rows ? bk->bias[r0 + r] : 0.0f);
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++)
             acc[r][v] = b;
     }
-    const float *w = t->w + r0;
+    const float *w = bk->w + r0;
     const size_t *taps = t->taps, n_taps = t->n_taps;
     for (size_t c = 0; c < t->c_in; c++) {
-        const float *xc = t->x + c * t->x_cs;
+        const float *xc = t->x + c * t->x_cs + t->p0;
         for (size_t k = 0; k < n_taps; k++, w += MR) {
             const float *xp = xc + taps[k];
             __m256 xv[3];
@@ -136,37 +207,48 @@ INLINE256 void tile256(const eng_sconv_tile *t, const int r0, const int nv)
         }
     }
     const __m256 zero = _mm256_setzero_ps();
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
 #pragma GCC unroll 4
     for (int r = 0; r < HR; r++) {
-        if ((size_t)(r0 + r) >= t->rows)
+        if ((size_t)(r0 + r) >= bk->rows)
             break;
-        float *y = t->y + (size_t)(r0 + r) * t->ldy;
+        float *y = bk->y + (size_t)(r0 + r) * t->ldy;
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++) {
             __m256 o = t->relu ? _mm256_max_ps(acc[r][v], zero) : acc[r][v];
-            if (v == nv - 1)
-                _mm256_maskstore_ps(y + 8 * v, lm, o);
-            else
-                _mm256_storeu_ps(y + 8 * v, o);
+            for (size_t i = first[v]; i < first[v + 1]; i++) {
+                const sconv_piece *pc = &pieces[i];
+                if (pc->n == 8) {
+                    _mm256_storeu_ps(y + pc->dst, o);
+                    continue;
+                }
+                __m256 sh = pc->lane ? _mm256_permutevar8x32_ps(o, _mm256_add_epi32(iota, _mm256_set1_epi32((int)pc->lane)))
+                                     : o;
+                _mm256_maskstore_ps(y + pc->dst, _mm256_loadu_si256((const __m256i *)(mask_table + 8 - pc->n)), sh);
+            }
         }
     }
 }
 
-static T256 void sconv_avx2_half(const eng_sconv_tile *t, int r0)
-{
-    if (t->np > 16)
-        tile256(t, r0, 3);
-    else if (t->np > 8)
-        tile256(t, r0, 2);
-    else
-        tile256(t, r0, 1);
-}
-
 static T256 void sconv_avx2(const eng_sconv_tile *t)
 {
-    sconv_avx2_half(t, 0);
-    if (t->rows > MR / 2)
-        sconv_avx2_half(t, MR / 2);
+    sconv_piece pieces[MAX_PIECES];
+    size_t first[4];
+    const int nv = t->np > 16 ? 3 : t->np > 8 ? 2 : 1;
+    sconv_pieces(t, 8, pieces, first, (size_t)nv);
+    size_t k_rows = t->c_in * t->n_taps;
+    for (size_t m0 = 0; m0 < t->rows; m0 += MR) {
+        sconv_block bk = { t->w + m0 * k_rows, t->bias ? t->bias + m0 : NULL, t->y + m0 * t->ldy,
+                           t->rows - m0 < MR ? t->rows - m0 : MR };
+        for (int r0 = 0; r0 < MR && (size_t)r0 < bk.rows; r0 += MR / 2) {
+            if (nv == 3)
+                half256(t, &bk, pieces, first, r0, 3);
+            else if (nv == 2)
+                half256(t, &bk, pieces, first, r0, 2);
+            else
+                half256(t, &bk, pieces, first, r0, 1);
+        }
+    }
 }
 
 #endif

@@ -541,58 +541,29 @@ static void direct_pad(const conv_job *j, const float *x, float *buf)
         float *d = buf + c * j->x_cs;
         memset(d, 0, top * wp * sizeof *d);
         d += top * wp;
+        /* Plain loops: rows are short, library calls per piece cost more
+         * than the copy. */
         for (size_t r = 0; r < ih_n; r++, d += wp, src += iw_n) {
-            memset(d, 0, left * sizeof *d);
-            memcpy(d + left, src, iw_n * sizeof *d);
-            memset(d + left + iw_n, 0, right * sizeof *d);
+            for (size_t i = 0; i < left; i++)
+                d[i] = 0.0f;
+            for (size_t i = 0; i < iw_n; i++)
+                d[left + i] = src[i];
+            for (size_t i = 0; i < right; i++)
+                d[left + iw_n + i] = 0.0f;
         }
         memset(d, 0, (j->hp - top - ih_n) * wp * sizeof *d);
     }
 }
 
-/* Positions [p0, p0 + np) of one (n, group) for every block of output
- * channels: x is the group's first (padded) plane, y its first output
- * plane. */
+/* Positions [p0, p0 + np) of one (n, group), every output channel: x is
+ * the group's first (padded) plane, y its first output plane. */
 static void direct_chunk(const conv_job *j, const float *x, const float *w, const float *bias, float *y, size_t p0)
 {
-    const conv_geom *g = j->g;
     size_t np = j->n_pos - p0 < j->chunk ? j->n_pos - p0 : j->chunk;
-    size_t ow_n = (size_t)g->out[2], wp = j->wp;
-    bool is_direct_out = wp == ow_n; /* flat positions are output positions */
-    float tile_buf[ENG_SCONV_MR * 64] __attribute__((aligned(64)));
-    float bb[ENG_SCONV_MR];
-    eng_sconv_tile t = { .x = x + p0, .x_cs = j->x_cs, .c_in = j->c_g, .taps = j->taps,
-                         .n_taps = j->k_rows / j->c_g, .bias = bb, .np = np, .relu = j->is_relu_fused };
-    for (size_t b = 0; b < j->n_blocks; b++) {
-        size_t m0 = b * ENG_SCONV_MR, rows = j->m_g - m0 < ENG_SCONV_MR ? j->m_g - m0 : ENG_SCONV_MR;
-        for (size_t r = 0; r < ENG_SCONV_MR; r++)
-            bb[r] = bias && r < rows ? bias[m0 + r] : 0.0f;
-        t.w = w + b * ENG_SCONV_MR * j->k_rows;
-        t.rows = rows;
-        if (is_direct_out) {
-            t.y = y + m0 * j->out_plane + p0;
-            t.ldy = j->out_plane;
-            eng_sconv_tile_run(&t);
-            continue;
-        }
-        t.y = tile_buf;
-        t.ldy = 64;
-        eng_sconv_tile_run(&t);
-        /* Keep the columns that are outputs (ow < OW of each flat row). */
-        for (size_t p = p0; p < p0 + np;) {
-            size_t oh = p / wp, ow = p % wp;
-            if (ow >= ow_n) {
-                p += wp - ow;
-                continue;
-            }
-            size_t run = ow_n - ow < p0 + np - p ? ow_n - ow : p0 + np - p;
-            const float *src = tile_buf + (p - p0);
-            float *dst = y + m0 * j->out_plane + oh * ow_n + ow;
-            for (size_t r = 0; r < rows; r++)
-                memcpy(dst + r * j->out_plane, src + r * 64, run * sizeof *dst);
-            p += run;
-        }
-    }
+    eng_sconv_tile t = { .x = x, .x_cs = j->x_cs, .c_in = j->c_g, .taps = j->taps, .n_taps = j->k_rows / j->c_g,
+                         .w = w, .bias = bias, .y = y, .ldy = j->out_plane, .rows = j->m_g, .p0 = p0, .np = np,
+                         .wp = j->wp, .ow = (size_t)j->g->out[2], .relu = j->is_relu_fused };
+    eng_sconv_tile_run(&t);
 }
 
 /* The fused work the tiles did not do: the sum and activations other
