@@ -413,11 +413,11 @@ static void test_direct_large_images(void **state)
 }
 
 /* The dispatched direct tile (AVX-512 or AVX2 where available) against
- * the scalar one: every position count up to the tile's width, every row
- * count, odd channel and tap counts, flat rows wider than the output rows
- * (narrow ones too: a vector spanning several rows), with and without
- * ReLU, reading x only where the contract says (exact-size buffers catch
- * overreads under ASan). */
+ * the scalar one: every position count up to the tile's width, row counts
+ * over several channel blocks, odd channel and tap counts, flat rows wider
+ * than the output rows (narrow ones too: a vector spanning several rows),
+ * masked taps, with and without bias and ReLU, reading x only where the
+ * contract says (exact-size buffers catch overreads under ASan). */
 static void test_direct_tile_matches_scalar(void **state)
 {
     (void)state;
@@ -425,7 +425,9 @@ static void test_direct_tile_matches_scalar(void **state)
     for (int it = 0; it < 600; it++) {
         size_t np = (size_t)rnd_int(1, (int64_t)max_np), rows = (size_t)rnd_int(1, 3 * ENG_SCONV_MR);
         size_t c_in = (size_t)rnd_int(1, 7), n_taps = (size_t)rnd_int(1, 10);
-        size_t wp = (size_t)rnd_int(1, it % 2 ? 12 : 70), ow = it % 5 == 0 ? wp : (size_t)rnd_int(1, (int64_t)wp);
+        bool is_masked = it % 3 == 0; /* masked taps, on "same"-width rows */
+        size_t wp = (size_t)rnd_int(1, it % 2 ? 12 : 70);
+        size_t ow = is_masked || it % 5 == 0 ? wp : (size_t)rnd_int(1, (int64_t)wp);
         size_t p0 = (size_t)rnd_int(0, 100);
         size_t taps[10], max_tap = 0;
         for (size_t k = 0; k < n_taps; k++) {
@@ -445,6 +447,13 @@ static void test_direct_tile_matches_scalar(void **state)
         eng_sconv_tile t = { .x = x, .x_cs = x_cs, .c_in = c_in, .taps = taps, .n_taps = n_taps, .w = w,
                              .bias = it % 3 ? bias : NULL, .y = a, .ldy = ldy, .rows = rows, .p0 = p0, .np = np, .wp = wp,
                              .ow = ow, .relu = it % 2 };
+        ptrdiff_t shifts[ENG_SCONV_MAX_COLS];
+        if (is_masked) {
+            t.n_cols = (size_t)rnd_int(1, n_taps < ENG_SCONV_MAX_COLS ? (int64_t)n_taps : ENG_SCONV_MAX_COLS);
+            for (size_t k = 0; k < t.n_cols; k++)
+                shifts[k] = (ptrdiff_t)rnd_int(-3, 3);
+            t.col_shift = shifts;
+        }
         for (size_t i = 0; i < ny; i++)
             a[i] = b[i] = -7.0f;
         eng_sconv_tile_run(&t);

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/pool.h"
 
@@ -88,8 +89,16 @@ typedef struct eng_sconv_tile {
     size_t ldy, rows;     /* plane stride; output channels */
     size_t p0, np;        /* positions; np <= eng_sconv_max_np() */
     size_t wp, ow;        /* flat row length, outputs per row (<= wp) */
+    /* Masked taps (NULL: none): tap k reads, and adds, only for positions
+     * whose column p % wp plus col_shift[k % n_cols] stays in [0, wp); the
+     * others add 0.  This lets "same"-width convs (ow == wp) run on planes
+     * padded with zero rows only, with no thrown-away columns. */
+    const ptrdiff_t *col_shift;
+    size_t n_cols;        /* <= ENG_SCONV_MAX_COLS */
     bool relu;
 } eng_sconv_tile;
+
+enum { ENG_SCONV_MAX_COLS = 16 };
 
 /* The most positions one call of eng_sconv_tile_run takes (48 AVX-512,
  * 24 AVX2, 64 portable). */

@@ -5,6 +5,7 @@
  * (two passes of 4 x 24) and the portable reference, chosen once from
  * st_cpu_features().  Target attributes keep the build baseline x86-64. */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/cpu.h"
@@ -51,6 +52,32 @@ static size_t sconv_pieces(const eng_sconv_tile *t, size_t vec_len, sconv_piece 
     return count;
 }
 
+/* Whether tap k of a position in column col reads x (masked taps: the
+ * shifted column stays inside the row). */
+static inline bool sconv_tap_reads(const eng_sconv_tile *t, size_t col, size_t k)
+{
+    if (!t->col_shift)
+        return true;
+    ptrdiff_t c = (ptrdiff_t)col + t->col_shift[k % t->n_cols];
+    return c >= 0 && c < (ptrdiff_t)t->wp;
+}
+
+/* The lanes of vector v (of vec_len) that tap column j reads, as bits:
+ * positions below np whose shifted column stays in the row. */
+static uint32_t sconv_lane_bits(const eng_sconv_tile *t, size_t vec_len, size_t v, size_t j)
+{
+    uint32_t bits = 0;
+    size_t p = t->p0 + v * vec_len, col = p % t->wp;
+    for (size_t i = 0; i < vec_len && v * vec_len + i < t->np; i++) {
+        ptrdiff_t c = (ptrdiff_t)col + t->col_shift[j];
+        if (c >= 0 && c < (ptrdiff_t)t->wp)
+            bits |= 1u << i;
+        if (++col == t->wp)
+            col = 0;
+    }
+    return bits;
+}
+
 void eng_sconv_tile_ref(const eng_sconv_tile *t)
 {
     float acc[64];
@@ -62,10 +89,12 @@ void eng_sconv_tile_ref(const eng_sconv_tile *t)
         for (size_t j = 0; j < t->np; j++) {
             float a = t->bias ? t->bias[m] : 0.0f;
             const float *w = wb;
+            size_t col = (t->p0 + j) % t->wp;
             for (size_t c = 0; c < t->c_in; c++) {
                 const float *xc = t->x + c * t->x_cs + t->p0 + j;
                 for (size_t k = 0; k < t->n_taps; k++, w += MR)
-                    a += *w * xc[t->taps[k]];
+                    if (sconv_tap_reads(t, col, k))
+                        a += *w * xc[t->taps[k]];
             }
             acc[j] = t->relu && !(a > 0.0f) ? 0.0f : a;
         }
@@ -94,7 +123,7 @@ typedef struct sconv_block {
 /* --- AVX-512: 8 rows x nv vectors of 16 ------------------------------------ */
 
 INLINE512 void block512(const eng_sconv_tile *t, const sconv_block *bk, const sconv_piece *pieces,
-                        const size_t *first, const int nv)
+                        const size_t *first, const __mmask16 (*mk)[3], const int nv, const int masked)
 {
     __m512 acc[MR][3];
     const unsigned tail = (unsigned)(t->np - (size_t)(nv - 1) * 16);
@@ -110,12 +139,17 @@ INLINE512 void block512(const eng_sconv_tile *t, const sconv_block *bk, const sc
     const size_t *taps = t->taps, n_taps = t->n_taps;
     for (size_t c = 0; c < t->c_in; c++) {
         const float *xc = t->x + c * t->x_cs + t->p0;
+        size_t j = 0; /* tap column */
         for (size_t k = 0; k < n_taps; k++, w += MR) {
             const float *xp = xc + taps[k];
             __m512 xv[3];
 #pragma GCC unroll 3
             for (int v = 0; v < nv; v++)
-                xv[v] = v == nv - 1 ? _mm512_maskz_loadu_ps(lm, xp + 16 * v) : _mm512_loadu_ps(xp + 16 * v);
+                xv[v] = masked        ? _mm512_maskz_loadu_ps(mk[j][v], xp + 16 * v)
+                        : v == nv - 1 ? _mm512_maskz_loadu_ps(lm, xp + 16 * v)
+                                      : _mm512_loadu_ps(xp + 16 * v);
+            if (masked && ++j == t->n_cols)
+                j = 0;
 #pragma GCC unroll 8
             for (int r = 0; r < MR; r++) {
                 __m512 wv = _mm512_set1_ps(w[r]);
@@ -156,16 +190,28 @@ static T512 void sconv_avx512(const eng_sconv_tile *t)
     size_t first[4];
     const int nv = t->np > 32 ? 3 : t->np > 16 ? 2 : 1;
     sconv_pieces(t, 16, pieces, first, (size_t)nv);
+    __mmask16 mk[ENG_SCONV_MAX_COLS][3];
+    if (t->col_shift)
+        for (size_t j = 0; j < t->n_cols; j++)
+            for (int v = 0; v < nv; v++)
+                mk[j][v] = _cvtu32_mask16(sconv_lane_bits(t, 16, (size_t)v, j));
     size_t k_rows = t->c_in * t->n_taps;
     for (size_t m0 = 0; m0 < t->rows; m0 += MR) {
         sconv_block bk = { t->w + m0 * k_rows, t->bias ? t->bias + m0 : NULL, t->y + m0 * t->ldy,
                            t->rows - m0 < MR ? t->rows - m0 : MR };
-        if (nv == 3)
-            block512(t, &bk, pieces, first, 3);
+        const int masked = t->col_shift != NULL;
+        if (nv == 3 && masked)
+            block512(t, &bk, pieces, first, mk, 3, 1);
+        else if (nv == 3)
+            block512(t, &bk, pieces, first, mk, 3, 0);
+        else if (nv == 2 && masked)
+            block512(t, &bk, pieces, first, mk, 2, 1);
         else if (nv == 2)
-            block512(t, &bk, pieces, first, 2);
+            block512(t, &bk, pieces, first, mk, 2, 0);
+        else if (masked)
+            block512(t, &bk, pieces, first, mk, 1, 1);
         else
-            block512(t, &bk, pieces, first, 1);
+            block512(t, &bk, pieces, first, mk, 1, 0);
     }
 }
 
@@ -174,7 +220,7 @@ static T512 void sconv_avx512(const eng_sconv_tile *t)
 static const int32_t mask_table[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0 };
 
 INLINE256 void half256(const eng_sconv_tile *t, const sconv_block *bk, const sconv_piece *pieces,
-                       const size_t *first, const int r0, const int nv)
+                       const size_t *first, const __m256i (*mk)[3], const int r0, const int nv, const int masked)
 {
     enum { HR = MR / 2 };
     __m256 acc[HR][3];
@@ -191,12 +237,17 @@ INLINE256 void half256(const eng_sconv_tile *t, const sconv_block *bk, const sco
     const size_t *taps = t->taps, n_taps = t->n_taps;
     for (size_t c = 0; c < t->c_in; c++) {
         const float *xc = t->x + c * t->x_cs + t->p0;
+        size_t j = 0; /* tap column */
         for (size_t k = 0; k < n_taps; k++, w += MR) {
             const float *xp = xc + taps[k];
             __m256 xv[3];
 #pragma GCC unroll 3
             for (int v = 0; v < nv; v++)
-                xv[v] = v == nv - 1 ? _mm256_maskload_ps(xp + 8 * v, lm) : _mm256_loadu_ps(xp + 8 * v);
+                xv[v] = masked        ? _mm256_maskload_ps(xp + 8 * v, mk[j][v])
+                        : v == nv - 1 ? _mm256_maskload_ps(xp + 8 * v, lm)
+                                      : _mm256_loadu_ps(xp + 8 * v);
+            if (masked && ++j == t->n_cols)
+                j = 0;
 #pragma GCC unroll 4
             for (int r = 0; r < HR; r++) {
                 __m256 wv = _mm256_broadcast_ss(w + r);
@@ -236,17 +287,33 @@ static T256 void sconv_avx2(const eng_sconv_tile *t)
     size_t first[4];
     const int nv = t->np > 16 ? 3 : t->np > 8 ? 2 : 1;
     sconv_pieces(t, 8, pieces, first, (size_t)nv);
+    __m256i mk[ENG_SCONV_MAX_COLS][3];
+    if (t->col_shift)
+        for (size_t j = 0; j < t->n_cols; j++)
+            for (int v = 0; v < nv; v++) {
+                uint32_t bits = sconv_lane_bits(t, 8, (size_t)v, j);
+                mk[j][v] = _mm256_setr_epi32(-(int)(bits & 1), -(int)(bits >> 1 & 1), -(int)(bits >> 2 & 1),
+                                             -(int)(bits >> 3 & 1), -(int)(bits >> 4 & 1), -(int)(bits >> 5 & 1),
+                                             -(int)(bits >> 6 & 1), -(int)(bits >> 7 & 1));
+            }
     size_t k_rows = t->c_in * t->n_taps;
+    const int masked = t->col_shift != NULL;
     for (size_t m0 = 0; m0 < t->rows; m0 += MR) {
         sconv_block bk = { t->w + m0 * k_rows, t->bias ? t->bias + m0 : NULL, t->y + m0 * t->ldy,
                            t->rows - m0 < MR ? t->rows - m0 : MR };
         for (int r0 = 0; r0 < MR && (size_t)r0 < bk.rows; r0 += MR / 2) {
-            if (nv == 3)
-                half256(t, &bk, pieces, first, r0, 3);
+            if (nv == 3 && masked)
+                half256(t, &bk, pieces, first, mk, r0, 3, 1);
+            else if (nv == 3)
+                half256(t, &bk, pieces, first, mk, r0, 3, 0);
+            else if (nv == 2 && masked)
+                half256(t, &bk, pieces, first, mk, r0, 2, 1);
             else if (nv == 2)
-                half256(t, &bk, pieces, first, r0, 2);
+                half256(t, &bk, pieces, first, mk, r0, 2, 0);
+            else if (masked)
+                half256(t, &bk, pieces, first, mk, r0, 1, 1);
             else
-                half256(t, &bk, pieces, first, r0, 1);
+                half256(t, &bk, pieces, first, mk, r0, 1, 0);
         }
     }
 }

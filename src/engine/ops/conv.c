@@ -390,10 +390,13 @@ typedef struct conv_job {
     conv_dw_shape dw;              /* depthwise path */
     /* Direct path: padded planes of hp x wp floats (x_cs apart when
      * is_padded, else X's own planes), positions [0, n_pos) in chunks of
-     * chunk, taps of the flat layout, packed weights. */
+     * chunk, taps of the flat layout (and their column shifts when
+     * masked), packed weights. */
     size_t wp, hp, x_cs, n_pos, chunk, n_chunks, n_blocks;
     bool is_padded, is_relu_fused;
     size_t *taps;
+    const ptrdiff_t *col_shift;    /* masked taps ("same" width), or NULL */
+    size_t front;                  /* slack before each masked plane */
     const float *w_packed;
     atomic_size_t next_unit;
 } conv_job;
@@ -535,10 +538,21 @@ static void direct_pad(const conv_job *j, const float *x, float *buf)
 {
     const conv_geom *g = j->g;
     size_t ih_n = (size_t)g->in[1], iw_n = (size_t)g->in[2], wp = j->wp;
-    size_t top = (size_t)g->pad_begin[1], left = (size_t)g->pad_begin[2], right = wp - left - iw_n;
+    size_t top = (size_t)g->pad_begin[1], bottom = j->hp - top - ih_n;
     for (size_t c = 0; c < j->c_g; c++) {
         const float *src = x + c * j->in_plane;
         float *d = buf + c * j->x_cs;
+        if (j->col_shift) {
+            /* Rows as wide as the input: the plane in one copy between
+             * zero rows (and the slack masked taps never read). */
+            memset(d, 0, (j->front + top * wp) * sizeof *d);
+            d += j->front + top * wp;
+            memcpy(d, src, j->in_plane * sizeof *d);
+            d += j->in_plane;
+            memset(d, 0, (bottom * wp + j->front) * sizeof *d);
+            continue;
+        }
+        size_t left = (size_t)g->pad_begin[2], right = wp - left - iw_n;
         memset(d, 0, top * wp * sizeof *d);
         d += top * wp;
         /* Plain loops: rows are short, library calls per piece cost more
@@ -551,7 +565,7 @@ static void direct_pad(const conv_job *j, const float *x, float *buf)
             for (size_t i = 0; i < right; i++)
                 d[left + iw_n + i] = 0.0f;
         }
-        memset(d, 0, (j->hp - top - ih_n) * wp * sizeof *d);
+        memset(d, 0, bottom * wp * sizeof *d);
     }
 }
 
@@ -562,7 +576,8 @@ static void direct_chunk(const conv_job *j, const float *x, const float *w, cons
     size_t np = j->n_pos - p0 < j->chunk ? j->n_pos - p0 : j->chunk;
     eng_sconv_tile t = { .x = x, .x_cs = j->x_cs, .c_in = j->c_g, .taps = j->taps, .n_taps = j->k_rows / j->c_g,
                          .w = w, .bias = bias, .y = y, .ldy = j->out_plane, .rows = j->m_g, .p0 = p0, .np = np,
-                         .wp = j->wp, .ow = (size_t)j->g->out[2], .relu = j->is_relu_fused };
+                         .wp = j->wp, .ow = (size_t)j->g->out[2], .col_shift = j->col_shift,
+                         .n_cols = (size_t)j->g->kernel[2], .relu = j->is_relu_fused };
     eng_sconv_tile_run(&t);
 }
 
@@ -630,22 +645,36 @@ static void direct_split_task(void *ctx, int ith, int nth)
 static st_status direct_init(conv_job *j, const float *w_packed, st_arena *scratch)
 {
     const conv_geom *g = j->g;
-    j->wp = (size_t)(g->in[2] + g->pad_begin[2] + g->pad_end[2]);
-    j->hp = (size_t)(g->in[1] + g->pad_begin[1] + g->pad_end[1]);
+    size_t kh = (size_t)g->kernel[1], kw = (size_t)g->kernel[2];
     j->is_padded = g->pad_begin[1] || g->pad_begin[2] || g->pad_end[1] || g->pad_end[2];
-    j->x_cs = j->is_padded ? j->hp * j->wp : j->in_plane;
+    /* Output rows as wide as the input rows ("same" width): masked taps on
+     * planes padded with zero rows only, nothing computed to be thrown
+     * away.  Otherwise flat rows padded on both sides. */
+    bool is_masked = j->is_padded && g->out[2] == g->in[2] && kw <= ENG_SCONV_MAX_COLS;
+    j->front = is_masked ? (size_t)g->pad_begin[2] : 0;
+    j->wp = (size_t)(is_masked ? g->in[2] : g->in[2] + g->pad_begin[2] + g->pad_end[2]);
+    j->hp = (size_t)(g->in[1] + g->pad_begin[1] + g->pad_end[1]);
+    j->x_cs = j->is_padded ? j->hp * j->wp + 2 * j->front : j->in_plane;
     j->n_pos = (size_t)(g->out[1] - 1) * j->wp + (size_t)g->out[2];
     j->chunk = eng_sconv_max_np();
     j->n_chunks = (j->n_pos + j->chunk - 1) / j->chunk;
     j->n_blocks = (j->m_g + ENG_SCONV_MR - 1) / ENG_SCONV_MR;
     j->is_relu_fused = j->act && j->act->kind == CONV_ACT_RELU && !j->act->sum;
-    size_t kh = (size_t)g->kernel[1], kw = (size_t)g->kernel[2];
     j->taps = st_arena_alloc(scratch, kh * kw * sizeof *j->taps, 8);
     if (!j->taps)
         return ST_ENOMEM;
     for (size_t a = 0; a < kh; a++)
         for (size_t b = 0; b < kw; b++)
             j->taps[a * kw + b] = a * (size_t)g->dilation[1] * j->wp + b * (size_t)g->dilation[2];
+    j->col_shift = NULL;
+    if (is_masked) {
+        ptrdiff_t *cs = st_arena_alloc(scratch, kw * sizeof *cs, 8);
+        if (!cs)
+            return ST_ENOMEM;
+        for (size_t b = 0; b < kw; b++)
+            cs[b] = (ptrdiff_t)(b * (size_t)g->dilation[2]) - (ptrdiff_t)g->pad_begin[2];
+        j->col_shift = cs;
+    }
     j->w_packed = w_packed;
     if (!w_packed) {
         size_t floats = eng_sconv_pack_floats((size_t)g->c_out, (size_t)g->group, j->k_rows);
