@@ -64,16 +64,26 @@ static inline bool sconv_tap_reads(const eng_sconv_tile *t, size_t col, size_t k
 
 /* The lanes of vector v (of vec_len) that tap column j reads, as bits:
  * positions below np whose shifted column stays in the row. */
-static uint32_t sconv_lane_bits(const eng_sconv_tile *t, size_t vec_len, size_t v, size_t j)
+static inline uint32_t sconv_lane_bits(const eng_sconv_tile *t, size_t vec_len, size_t v, size_t j)
 {
+    /* Walk the vector's lanes one row segment at a time: in each, the
+     * lanes that read are one contiguous range. */
     uint32_t bits = 0;
-    size_t p = t->p0 + v * vec_len, col = p % t->wp;
-    for (size_t i = 0; i < vec_len && v * vec_len + i < t->np; i++) {
-        ptrdiff_t c = (ptrdiff_t)col + t->col_shift[j];
-        if (c >= 0 && c < (ptrdiff_t)t->wp)
-            bits |= 1u << i;
-        if (++col == t->wp)
-            col = 0;
+    size_t lanes = t->np - v * vec_len < vec_len ? t->np - v * vec_len : vec_len;
+    size_t col = (t->p0 + v * vec_len) % t->wp;
+    ptrdiff_t shift = t->col_shift[j], wp = (ptrdiff_t)t->wp;
+    /* Columns [lo, hi) read inside the row. */
+    ptrdiff_t lo = shift < 0 ? -shift : 0, hi = shift > 0 ? wp - shift : wp;
+    for (size_t i = 0; i < lanes;) {
+        size_t seg = t->wp - col < lanes - i ? t->wp - col : lanes - i;
+        ptrdiff_t a = (ptrdiff_t)col > lo ? (ptrdiff_t)col : lo;
+        ptrdiff_t b = (ptrdiff_t)(col + seg) < hi ? (ptrdiff_t)(col + seg) : hi;
+        if (a < b) {
+            uint32_t n = (uint32_t)(b - a), first = (uint32_t)(i + (size_t)(a - (ptrdiff_t)col));
+            bits |= (n >= 32 ? 0xffffffffu : (1u << n) - 1u) << first;
+        }
+        i += seg;
+        col = 0;
     }
     return bits;
 }
