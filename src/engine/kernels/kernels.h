@@ -100,8 +100,8 @@ typedef struct eng_sconv_tile {
 
 enum { ENG_SCONV_MAX_COLS = 16 };
 
-/* The most positions one call of eng_sconv_tile_run takes (48 AVX-512,
- * 24 AVX2, 64 portable). */
+/* The most positions one call of eng_sconv_tile_run takes: three vectors
+ * (48 AVX-512 and portable, 24 AVX2). */
 size_t eng_sconv_max_np(void);
 /* The tile for this CPU (AVX-512, AVX2+FMA or portable C). */
 void eng_sconv_tile_run(const eng_sconv_tile *t);

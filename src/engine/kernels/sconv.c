@@ -333,7 +333,7 @@ static T256 void sconv_avx2(const eng_sconv_tile *t)
 /* --- choice ------------------------------------------------------------------ */
 
 static void (*best_tile)(const eng_sconv_tile *t) = eng_sconv_tile_ref;
-static size_t best_np = 64;
+static size_t best_np = 48;
 static pthread_once_t best_once = PTHREAD_ONCE_INIT;
 
 static void choose(void)

@@ -389,10 +389,10 @@ typedef struct conv_job {
     size_t buf_floats;
     conv_dw_shape dw;              /* depthwise path */
     /* Direct path: padded planes of hp x wp floats (x_cs apart when
-     * is_padded, else X's own planes), positions [0, n_pos) in chunks of
-     * chunk, taps of the flat layout (and their column shifts when
-     * masked), packed weights. */
-    size_t wp, hp, x_cs, n_pos, chunk, n_chunks, n_blocks;
+     * is_padded, else X's own planes), positions [0, n_pos) in n_chunks
+     * chunks of whole vectors (unit positions), taps of the flat layout
+     * (and their column shifts when masked), packed weights. */
+    size_t wp, hp, x_cs, n_pos, unit, n_units_pos, n_chunks, n_blocks;
     bool is_padded, is_relu_fused;
     size_t *taps;
     const ptrdiff_t *col_shift;    /* masked taps ("same" width), or NULL */
@@ -571,9 +571,15 @@ static void direct_pad(const conv_job *j, const float *x, float *buf)
 
 /* Positions [p0, p0 + np) of one (n, group), every output channel: x is
  * the group's first (padded) plane, y its first output plane. */
-static void direct_chunk(const conv_job *j, const float *x, const float *w, const float *bias, float *y, size_t p0)
+static void direct_chunk(const conv_job *j, const float *x, const float *w, const float *bias, float *y, size_t chunk)
 {
-    size_t np = j->n_pos - p0 < j->chunk ? j->n_pos - p0 : j->chunk;
+    /* Chunks share the vectors evenly (3 3 2 2, not 3 3 3 1): a tile of
+     * one vector streams 8 broadcasts per 8 FMAs and is load-bound. */
+    size_t base = j->n_units_pos / j->n_chunks, extra = j->n_units_pos % j->n_chunks;
+    size_t p0 = (chunk * base + (chunk < extra ? chunk : extra)) * j->unit;
+    size_t np = (base + (chunk < extra)) * j->unit;
+    if (np > j->n_pos - p0)
+        np = j->n_pos - p0;
     eng_sconv_tile t = { .x = x, .x_cs = j->x_cs, .c_in = j->c_g, .taps = j->taps, .n_taps = j->k_rows / j->c_g,
                          .w = w, .bias = bias, .y = y, .ldy = j->out_plane, .rows = j->m_g, .p0 = p0, .np = np,
                          .wp = j->wp, .ow = (size_t)j->g->out[2], .col_shift = j->col_shift,
@@ -615,7 +621,7 @@ static void direct_unit(const conv_job *j, size_t ng, float *buf)
         x = buf;
     }
     for (size_t c = 0; c < j->n_chunks; c++)
-        direct_chunk(j, x, w, bias, y, c * j->chunk);
+        direct_chunk(j, x, w, bias, y, c);
     direct_post(j, y);
 }
 
@@ -637,7 +643,7 @@ static void direct_split_task(void *ctx, int ith, int nth)
         size_t c = atomic_fetch_add_explicit(&d->j->next_unit, 1, memory_order_relaxed);
         if (c >= d->j->n_chunks)
             break;
-        direct_chunk(d->j, d->x, d->w, d->bias, d->y, c * d->j->chunk);
+        direct_chunk(d->j, d->x, d->w, d->bias, d->y, c);
     }
 }
 
@@ -656,8 +662,9 @@ static st_status direct_init(conv_job *j, const float *w_packed, st_arena *scrat
     j->hp = (size_t)(g->in[1] + g->pad_begin[1] + g->pad_end[1]);
     j->x_cs = j->is_padded ? j->hp * j->wp + 2 * j->front : j->in_plane;
     j->n_pos = (size_t)(g->out[1] - 1) * j->wp + (size_t)g->out[2];
-    j->chunk = eng_sconv_max_np();
-    j->n_chunks = (j->n_pos + j->chunk - 1) / j->chunk;
+    j->unit = eng_sconv_max_np() / 3; /* a vector */
+    j->n_units_pos = (j->n_pos + j->unit - 1) / j->unit;
+    j->n_chunks = (j->n_units_pos + 2) / 3;
     j->n_blocks = (j->m_g + ENG_SCONV_MR - 1) / ENG_SCONV_MR;
     j->is_relu_fused = j->act && j->act->kind == CONV_ACT_RELU && !j->act->sum;
     j->taps = st_arena_alloc(scratch, kh * kw * sizeof *j->taps, 8);
