@@ -1,15 +1,19 @@
 /* conv.c - convolutions: Conv, ConvTranspose, ConvInteger, FusedConv
  * (com.microsoft), and the table of the conv family (the pools live in
- * conv_pool.c, SIMD kernels in conv_kern.c).
+ * conv_pool.c, SIMD kernels in conv_kern.c and kernels/sconv.c).
  *
- * Float32 Conv takes one of three paths: a 1x1 stride-1 unpadded conv is
- * a GEMM on X itself; a conv with one input channel per group (depthwise)
- * runs a direct SIMD kernel over a zero-padded copy of each plane; any
- * other conv copies tiles of output positions into a column buffer
- * (im2col) and multiplies it with eng_sgemm.  Bias (and a fused sum) is
- * written into the output before the GEMM accumulates onto it, a fused
- * activation is applied to each tile right after.  Other types take a
- * direct loop (float64, integers) or are widened to float32 (float16). */
+ * Float32 Conv takes one of four paths: a conv with one input channel per
+ * group (depthwise) runs a direct SIMD kernel over a zero-padded copy of
+ * each plane; a stride-1 conv with at least DIRECT_MIN_OUT outputs per
+ * group runs eng_sconv register tiles straight on the input planes (or a
+ * copy padded with zero rows), bias and ReLU applied in registers, its
+ * weights packed once at load; a 1x1 stride-1 unpadded conv is otherwise a
+ * GEMM on X itself; any other conv copies tiles of output positions into a
+ * column buffer (im2col) and multiplies it with eng_sgemm.  On the GEMM
+ * paths bias (and a fused sum) is written into the output before the GEMM
+ * accumulates onto it, a fused activation is applied to each tile right
+ * after.  Other types take a direct loop (float64, integers) or are
+ * widened to float32 (float16). */
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -159,6 +163,11 @@ st_status conv_attrs_check(eng_node *n, st_arena *arena, st_error *err)
     return conv_attrs_parse(n, a, err);
 }
 
+/* Output channels per group from which AUTO takes the direct path: its
+ * tiles compute 8 channels at a time, fewer leave FMAs idle that im2col's
+ * GEMM (small-M kernels) would not. */
+enum { DIRECT_MIN_OUT = 4 };
+
 /* Conv and FusedConv: the attributes, and a constant float32 W packed
  * for the direct path when the strides allow it (per-call packing costs
  * a pass over W at every run, most of a batch-1 run for small images). */
@@ -173,7 +182,7 @@ static st_status conv_check(eng_node *n, st_arena *arena, st_error *err)
         return ST_OK;
     const eng_tensor *w = &n->graph->values[v].constant;
     if (w->dtype != ST_DT_FLOAT32 || w->rank < 3 || w->rank > 4 || w->count == 0 || w->shape[0] % a->group ||
-        w->shape[1] == 1)
+        w->shape[1] == 1 || w->shape[0] / a->group < DIRECT_MIN_OUT)
         return ST_OK; /* not for the direct path (depthwise has its own) */
     for (size_t i = 0; i < a->n_strides; i++)
         if (a->strides[i] != 1)
@@ -731,7 +740,7 @@ st_status conv_f32_packed(const conv_geom *g, conv_path path, const float *x, co
     if (path == CONV_PATH_AUTO) {
         if (conv_path_applies(g, CONV_PATH_DEPTHWISE))
             path = CONV_PATH_DEPTHWISE;
-        else if (conv_path_applies(g, CONV_PATH_DIRECT))
+        else if (conv_path_applies(g, CONV_PATH_DIRECT) && g->c_out / g->group >= DIRECT_MIN_OUT)
             path = CONV_PATH_DIRECT;
         else if (conv_path_applies(g, CONV_PATH_POINTWISE))
             path = CONV_PATH_POINTWISE;
