@@ -400,6 +400,10 @@ static st_status fuse(eng_graph *g, bool *keep, st_error *err)
                  * the consumer counts from the last sort still hold. */
                 keep[next - g->nodes] = false;
                 next = sole_reader(g, n->outputs[0]);
+                /* Again, so load-time state (Conv's packed W) sees the
+                 * folded weights. */
+                if (n->op->check && (s = n->op->check(n, g->arena, err)) != ST_OK)
+                    return s;
             }
         }
         if (next && op_is(n, "MatMul") && op_is(next, "Add") && n->post.bias < 0 && next->n_inputs == 2) {

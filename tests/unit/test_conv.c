@@ -14,6 +14,7 @@
 #include "base/arena.h"
 #include "base/dtype.h"
 #include "base/pool.h"
+#include "engine/kernels/kernels.h"
 #include "engine/ops/conv_int.h"
 
 /* --- helpers ---------------------------------------------------------------- */
@@ -111,10 +112,12 @@ static problem random_problem(conv_path path)
 {
     problem p;
     memset(&p, 0, sizeof p);
-    p.nsp = path == CONV_PATH_DEPTHWISE ? (int)rnd_int(1, 2) : (int)rnd_int(1, 3);
+    bool is_direct = path == CONV_PATH_DIRECT;
+    p.nsp = path == CONV_PATH_DEPTHWISE || is_direct ? (int)rnd_int(1, 2) : (int)rnd_int(1, 3);
     int64_t group = rnd_int(1, 3);
-    int64_t c_g = path == CONV_PATH_DEPTHWISE ? 1 : rnd_int(1, 5);
-    int64_t m_g = rnd_int(1, 4);
+    int64_t c_g = path == CONV_PATH_DEPTHWISE ? 1 : rnd_int(1, is_direct ? 9 : 5);
+    /* The direct path's tiles are 8 output channels: cross a block edge. */
+    int64_t m_g = rnd_int(1, is_direct ? 20 : 4);
     if (path == CONV_PATH_DEPTHWISE)
         group = rnd_int(1, 12);
     p.x_shape[0] = rnd_int(1, 2);
@@ -128,7 +131,7 @@ static problem random_problem(conv_path path)
     int64_t max_in = p.nsp == 3 ? 7 : p.nsp == 2 ? 19 : 40;
     for (int i = 0; i < p.nsp; i++) {
         int64_t k = path == CONV_PATH_POINTWISE ? 1 : rnd_int(1, 5);
-        int64_t s = path == CONV_PATH_POINTWISE ? 1 : rnd_int(1, 3);
+        int64_t s = path == CONV_PATH_POINTWISE || is_direct ? 1 : rnd_int(1, 3);
         int64_t d = path == CONV_PATH_POINTWISE ? 1 : rnd_int(1, 2);
         int64_t pb = path == CONV_PATH_POINTWISE ? 0 : rnd_int(0, 2);
         int64_t pe = path == CONV_PATH_POINTWISE ? 0 : rnd_int(0, 2);
@@ -264,6 +267,18 @@ static void test_pointwise_matches_reference(void **state)
     run_many(CONV_PATH_POINTWISE, false, 1, 200);
 }
 
+static void test_direct_matches_reference(void **state)
+{
+    (void)state;
+    run_many(CONV_PATH_DIRECT, false, 1, 300);
+}
+
+static void test_direct_same_padding(void **state)
+{
+    (void)state;
+    run_many(CONV_PATH_DIRECT, true, 1, 200);
+}
+
 static void test_depthwise_matches_reference(void **state)
 {
     (void)state;
@@ -283,6 +298,9 @@ static void test_paths_on_thread_pool(void **state)
     run_many(CONV_PATH_POINTWISE, false, 3, 100);
     run_many(CONV_PATH_DEPTHWISE, false, 3, 100);
     run_many(CONV_PATH_IM2COL, true, 3, 50);
+    run_many(CONV_PATH_DIRECT, false, 3, 100);
+    run_many(CONV_PATH_DIRECT, true, 3, 50);
+    run_many(CONV_PATH_DIRECT, true, 2, 50);
 }
 
 /* Large enough for several im2col tiles per image (tiles split the output
@@ -322,6 +340,133 @@ static void test_im2col_many_tiles(void **state)
         free(w);
         free(y);
         free(ref);
+    }
+}
+
+/* The direct path on images wide and tall enough for many position chunks
+ * and several channel blocks, with the weights packed ahead (as at load)
+ * and per call, on one thread, a pool splitting one image's chunks and a
+ * pool splitting images. */
+static void test_direct_large_images(void **state)
+{
+    (void)state;
+    static const int64_t shapes[][8] = {
+        /* N, C, H, W, M, kh, kw, pad */
+        { 1, 3, 32, 32, 32, 3, 3, 1 },   { 2, 32, 16, 16, 64, 3, 3, 1 }, { 1, 64, 8, 8, 128, 3, 3, 1 },
+        { 3, 16, 16, 16, 24, 1, 1, 0 },  { 1, 7, 23, 41, 13, 5, 3, 2 },  { 1, 5, 9, 50, 17, 3, 5, 0 },
+        { 2, 12, 1, 97, 9, 1, 7, 3 },
+    };
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int threads = 1; threads <= 4; threads += 3) {
+            const int64_t *sh = shapes[si];
+            problem p;
+            memset(&p, 0, sizeof p);
+            p.nsp = 2;
+            int64_t xs[4] = { sh[0], sh[1], sh[2], sh[3] }, ws[4] = { sh[4], sh[1], sh[5], sh[6] };
+            memcpy(p.x_shape, xs, sizeof xs);
+            memcpy(p.w_shape, ws, sizeof ws);
+            p.attrs.group = 1;
+            p.attrs.n_pads = 4;
+            p.attrs.pads[0] = p.attrs.pads[2] = sh[5] > 1 ? sh[7] : 0;
+            p.attrs.pads[1] = p.attrs.pads[3] = sh[7];
+            conv_geom g = geometry_of(&p);
+            assert_true(conv_path_applies(&g, CONV_PATH_DIRECT));
+            size_t nx = count_of(xs, 4), nw = count_of(ws, 4), ny = (size_t)(g.batch * g.c_out) * conv_out_plane(&g);
+            float *x = malloc(nx * 4), *w = malloc(nw * 4), *y = malloc(ny * 4), *ref = malloc(ny * 4);
+            float *bias = malloc((size_t)g.c_out * 4);
+            size_t k_rows = nw / (size_t)g.c_out;
+            float *packed = malloc(eng_sconv_pack_floats((size_t)g.c_out, 1, k_rows) * 4);
+            fill(x, nx);
+            fill(w, nw);
+            fill(bias, (size_t)g.c_out);
+            eng_sconv_pack(w, (size_t)g.c_out, 1, k_rows, packed);
+            reference_conv(&g, x, w, bias, ref);
+            conv_act relu = { .kind = CONV_ACT_RELU };
+            for (size_t i = 0; i < ny; i++)
+                ref[i] = ref[i] > 0 ? ref[i] : 0;
+            st_pool *pool = NULL;
+            st_error err = { 0 };
+            if (threads > 1)
+                assert_int_equal(st_pool_create(threads, &pool, &err), ST_OK);
+            st_arena arena;
+            st_arena_init(&arena, 0);
+            for (int pre = 0; pre < 2; pre++) {
+                for (size_t i = 0; i < ny; i++)
+                    y[i] = NAN;
+                assert_int_equal(conv_f32_packed(&g, CONV_PATH_DIRECT, x, w, pre ? packed : NULL, bias, &relu, y,
+                                                 &arena, pool),
+                                 ST_OK);
+                for (size_t i = 0; i < ny; i++)
+                    if (!(fabs((double)y[i] - (double)ref[i]) <= 1e-4 * fmax(1.0, fabs((double)ref[i]))))
+                        fail_msg("shape %zu, %d threads, packed %d: y[%zu] = %g, expected %g", si, threads, pre, i,
+                                 (double)y[i], (double)ref[i]);
+            }
+            st_arena_free(&arena);
+            st_pool_destroy(pool);
+            free(x);
+            free(w);
+            free(y);
+            free(ref);
+            free(bias);
+            free(packed);
+        }
+}
+
+/* The dispatched direct tile (AVX-512 or AVX2 where available) against
+ * the scalar one: every position count up to the tile's width, row counts
+ * over several channel blocks, odd channel and tap counts, flat rows wider
+ * than the output rows (narrow ones too: a vector spanning several rows),
+ * masked taps, with and without bias and ReLU, reading x only where the
+ * contract says (exact-size buffers catch overreads under ASan). */
+static void test_direct_tile_matches_scalar(void **state)
+{
+    (void)state;
+    size_t max_np = eng_sconv_max_np();
+    for (int it = 0; it < 600; it++) {
+        size_t np = (size_t)rnd_int(1, (int64_t)max_np), rows = (size_t)rnd_int(1, 3 * ENG_SCONV_MR);
+        size_t c_in = (size_t)rnd_int(1, 7), n_taps = (size_t)rnd_int(1, 10);
+        bool is_masked = it % 3 == 0; /* masked taps, on "same"-width rows */
+        size_t wp = (size_t)rnd_int(1, it % 2 ? 12 : 70);
+        size_t ow = is_masked || it % 5 == 0 ? wp : (size_t)rnd_int(1, (int64_t)wp);
+        size_t p0 = (size_t)rnd_int(0, 100);
+        size_t taps[10], max_tap = 0;
+        for (size_t k = 0; k < n_taps; k++) {
+            taps[k] = (size_t)rnd_int(0, 40);
+            max_tap = taps[k] > max_tap ? taps[k] : max_tap;
+        }
+        size_t x_cs = max_tap + p0 + np + (size_t)rnd_int(0, 5);
+        size_t nx = (c_in - 1) * x_cs + max_tap + p0 + np; /* the last read is x[nx - 1] */
+        size_t last = p0 + np - 1, ldy = last - last / wp * (wp - ow) + 1 + (size_t)rnd_int(0, 3);
+        size_t blocks = (rows + ENG_SCONV_MR - 1) / ENG_SCONV_MR;
+        size_t nw = blocks * c_in * n_taps * ENG_SCONV_MR, ny = (rows - 1) * ldy + ldy;
+        float *x = malloc(nx * 4), *w = malloc(nw * 4), *a = malloc(ny * 4), *b = malloc(ny * 4);
+        float bias[3 * ENG_SCONV_MR];
+        fill(x, nx);
+        fill(w, nw);
+        fill(bias, rows);
+        eng_sconv_tile t = { .x = x, .x_cs = x_cs, .c_in = c_in, .taps = taps, .n_taps = n_taps, .w = w,
+                             .bias = it % 3 ? bias : NULL, .y = a, .ldy = ldy, .rows = rows, .p0 = p0, .np = np, .wp = wp,
+                             .ow = ow, .relu = it % 2 };
+        ptrdiff_t shifts[ENG_SCONV_MAX_COLS];
+        if (is_masked) {
+            t.n_cols = (size_t)rnd_int(1, n_taps < ENG_SCONV_MAX_COLS ? (int64_t)n_taps : ENG_SCONV_MAX_COLS);
+            for (size_t k = 0; k < t.n_cols; k++)
+                shifts[k] = (ptrdiff_t)rnd_int(-3, 3);
+            t.col_shift = shifts;
+        }
+        for (size_t i = 0; i < ny; i++)
+            a[i] = b[i] = -7.0f;
+        eng_sconv_tile_run(&t);
+        t.y = b;
+        eng_sconv_tile_ref(&t);
+        for (size_t i = 0; i < ny; i++)
+            if (!(fabs((double)a[i] - (double)b[i]) <= 1e-5 * fmax(1.0, fabs((double)b[i]))))
+                fail_msg("np %zu rows %zu c_in %zu taps %zu p0 %zu wp %zu ow %zu: [%zu] %g vs %g", np, rows, c_in,
+                         n_taps, p0, wp, ow, i, (double)a[i], (double)b[i]);
+        free(x);
+        free(w);
+        free(a);
+        free(b);
     }
 }
 
@@ -980,6 +1125,10 @@ int main(void)
         cmocka_unit_test(test_im2col_matches_reference),
         cmocka_unit_test(test_im2col_same_padding),
         cmocka_unit_test(test_pointwise_matches_reference),
+        cmocka_unit_test(test_direct_matches_reference),
+        cmocka_unit_test(test_direct_same_padding),
+        cmocka_unit_test(test_direct_large_images),
+        cmocka_unit_test(test_direct_tile_matches_scalar),
         cmocka_unit_test(test_depthwise_matches_reference),
         cmocka_unit_test(test_auto_path_matches_reference),
         cmocka_unit_test(test_paths_on_thread_pool),

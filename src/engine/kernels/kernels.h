@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/pool.h"
 
@@ -60,5 +61,58 @@ size_t eng_sgemm_packed_b_n(const eng_sgemm_packed_b *b);
  * as eng_sgemm otherwise. */
 void eng_sgemm_packed(size_t m, float alpha, const float *a, size_t lda, bool trans_a, const eng_sgemm_packed_b *b,
                       float beta, float *c, size_t ldc, st_pool *pool);
+
+/* --- direct convolution tile (sconv.c) --------------------------------------
+ * A stride-1 convolution seen on "flat" input planes: with the input
+ * zero-padded to rows of Wp floats, output (oh, ow) sits at flat position
+ * p = oh * Wp + ow and tap (i, j) reads plane[p + i * dh * Wp + j * dw], so a
+ * run of consecutive positions reads consecutive floats for every tap (the
+ * positions with ow >= OW in between are computed and thrown away).  One
+ * call computes `rows` output channels over the np consecutive positions
+ * p = p0 + j:
+ *     out(m, p) = relu?(bias[m] + sum_{c, k} W(m, c, k) x[c * x_cs + taps[k] + p])
+ * reading x only at those indices, and stores each position that is an
+ * output (p % wp < ow) at y[m * ldy + p - (p / wp) * (wp - ow)]: the
+ * compact NCHW plane.  W comes from eng_sconv_pack (blocks of
+ * ENG_SCONV_MR outputs, each held in registers for the whole depth). */
+enum { ENG_SCONV_MR = 8 };
+
+typedef struct eng_sconv_tile {
+    const float *x;       /* channel 0, flat position 0 */
+    size_t x_cs;          /* floats from one input channel to the next */
+    size_t c_in;
+    const size_t *taps;   /* n_taps offsets from a position to its taps */
+    size_t n_taps;
+    const float *w;       /* packed: one group's ceil(rows / MR) blocks */
+    const float *bias;    /* rows floats, or NULL for 0 */
+    float *y;             /* output plane of channel 0 */
+    size_t ldy, rows;     /* plane stride; output channels */
+    size_t p0, np;        /* positions; np <= eng_sconv_max_np() */
+    size_t wp, ow;        /* flat row length, outputs per row (<= wp) */
+    /* Masked taps (NULL: none): tap k reads, and adds, only for positions
+     * whose column p % wp plus col_shift[k % n_cols] stays in [0, wp); the
+     * others add 0.  This lets "same"-width convs (ow == wp) run on planes
+     * padded with zero rows only, with no thrown-away columns. */
+    const ptrdiff_t *col_shift;
+    size_t n_cols;        /* <= ENG_SCONV_MAX_COLS */
+    bool relu;
+} eng_sconv_tile;
+
+enum { ENG_SCONV_MAX_COLS = 16 };
+
+/* The most positions one call of eng_sconv_tile_run takes: three vectors
+ * (48 AVX-512 and portable, 24 AVX2). */
+size_t eng_sconv_max_np(void);
+/* The tile for this CPU (AVX-512, AVX2+FMA or portable C). */
+void eng_sconv_tile_run(const eng_sconv_tile *t);
+/* The scalar reference (np <= 64). */
+void eng_sconv_tile_ref(const eng_sconv_tile *t);
+/* Floats eng_sconv_pack writes for weights [c_out, k_per_out] in `group`
+ * groups (c_out divisible by group); 0 on overflow. */
+size_t eng_sconv_pack_floats(size_t c_out, size_t group, size_t k_per_out);
+/* Reorders W [c_out, k_per_out] (k = input channel x taps of one output)
+ * into per group, per block of ENG_SCONV_MR outputs, k-major groups of
+ * ENG_SCONV_MR floats, zero for the outputs past a group's last. */
+void eng_sconv_pack(const float *w, size_t c_out, size_t group, size_t k_per_out, float *dst);
 
 #endif

@@ -1,15 +1,19 @@
 /* conv.c - convolutions: Conv, ConvTranspose, ConvInteger, FusedConv
  * (com.microsoft), and the table of the conv family (the pools live in
- * conv_pool.c, SIMD kernels in conv_kern.c).
+ * conv_pool.c, SIMD kernels in conv_kern.c and kernels/sconv.c).
  *
- * Float32 Conv takes one of three paths: a 1x1 stride-1 unpadded conv is
- * a GEMM on X itself; a conv with one input channel per group (depthwise)
- * runs a direct SIMD kernel over a zero-padded copy of each plane; any
- * other conv copies tiles of output positions into a column buffer
- * (im2col) and multiplies it with eng_sgemm.  Bias (and a fused sum) is
- * written into the output before the GEMM accumulates onto it, a fused
- * activation is applied to each tile right after.  Other types take a
- * direct loop (float64, integers) or are widened to float32 (float16). */
+ * Float32 Conv takes one of four paths: a conv with one input channel per
+ * group (depthwise) runs a direct SIMD kernel over a zero-padded copy of
+ * each plane; a stride-1 conv with at least DIRECT_MIN_OUT outputs per
+ * group runs eng_sconv register tiles straight on the input planes (or a
+ * copy padded with zero rows), bias and ReLU applied in registers, its
+ * weights packed once at load; a 1x1 stride-1 unpadded conv is otherwise a
+ * GEMM on X itself; any other conv copies tiles of output positions into a
+ * column buffer (im2col) and multiplies it with eng_sgemm.  On the GEMM
+ * paths bias (and a fused sum) is written into the output before the GEMM
+ * accumulates onto it, a fused activation is applied to each tile right
+ * after.  Other types take a direct loop (float64, integers) or are
+ * widened to float32 (float16). */
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -157,6 +161,48 @@ st_status conv_attrs_check(eng_node *n, st_arena *arena, st_error *err)
         return st_fail(err, ST_ENOMEM, "out of memory");
     n->state = a;
     return conv_attrs_parse(n, a, err);
+}
+
+/* Output channels per group from which AUTO takes the direct path: its
+ * tiles compute 8 channels at a time, fewer leave FMAs idle that im2col's
+ * GEMM (small-M kernels) would not. */
+enum { DIRECT_MIN_OUT = 4 };
+
+/* Conv and FusedConv: the attributes, and a constant float32 W packed
+ * for the direct path when the strides allow it (per-call packing costs
+ * a pass over W at every run, most of a batch-1 run for small images). */
+static st_status conv_check(eng_node *n, st_arena *arena, st_error *err)
+{
+    st_status s = conv_attrs_check(n, arena, err);
+    if (s != ST_OK)
+        return s;
+    conv_attrs *a = n->state;
+    int v = n->n_inputs > 1 ? n->inputs[1] : -1;
+    if (v < 0 || !n->graph->values[v].is_const)
+        return ST_OK;
+    const eng_tensor *w = &n->graph->values[v].constant;
+    if (w->dtype != ST_DT_FLOAT32 || w->rank < 3 || w->rank > 4 || w->count == 0 || w->shape[0] % a->group ||
+        w->shape[1] == 1 || w->shape[0] / a->group < DIRECT_MIN_OUT)
+        return ST_OK; /* not for the direct path (depthwise has its own) */
+    for (size_t i = 0; i < a->n_strides; i++)
+        if (a->strides[i] != 1)
+            return ST_OK;
+    size_t c_out = (size_t)w->shape[0], k_rows = w->count / c_out;
+    size_t floats = eng_sconv_pack_floats(c_out, (size_t)a->group, k_rows);
+    float *p = floats && floats <= SIZE_MAX / sizeof(float) ? st_arena_alloc(arena, floats * sizeof *p, 64) : NULL;
+    if (!p)
+        return ST_OK; /* fine: runs pack per call */
+    eng_sconv_pack(w->data, c_out, (size_t)a->group, k_rows, p);
+    a->w_packed = p;
+    a->w_packed_of = w->data;
+    return ST_OK;
+}
+
+/* The packed W when it was made from this call's W. */
+static const float *packed_w_of(const eng_kctx *k)
+{
+    const conv_attrs *a = k->node->state;
+    return a->w_packed && a->w_packed_of == k->in[1]->data ? a->w_packed : NULL;
 }
 
 /* --- geometry ------------------------------------------------------------- */
@@ -331,6 +377,9 @@ bool conv_path_applies(const conv_geom *g, conv_path path)
         /* Depth is a unit dim for 1-D and 2-D convs. */
         return g->c_in == g->group && g->in[0] == 1 && g->kernel[0] == 1 && g->pad_begin[0] == 0 &&
                g->pad_end[0] == 0;
+    case CONV_PATH_DIRECT:
+        return g->in[0] == 1 && g->kernel[0] == 1 && g->pad_begin[0] == 0 && g->pad_end[0] == 0 &&
+               g->stride[1] == 1 && g->stride[2] == 1;
     }
     return false;
 }
@@ -348,6 +397,16 @@ typedef struct conv_job {
     float *buf;                    /* per-task scratch, buf_floats each */
     size_t buf_floats;
     conv_dw_shape dw;              /* depthwise path */
+    /* Direct path: padded planes of hp x wp floats (x_cs apart when
+     * is_padded, else X's own planes), positions [0, n_pos) in n_chunks
+     * chunks of whole vectors (unit positions), taps of the flat layout
+     * (and their column shifts when masked), packed weights. */
+    size_t wp, hp, x_cs, n_pos, unit, n_units_pos, n_chunks, n_blocks;
+    bool is_padded, is_relu_fused;
+    size_t *taps;
+    const ptrdiff_t *col_shift;    /* masked taps ("same" width), or NULL */
+    size_t front;                  /* slack before each masked plane */
+    const float *w_packed;
     atomic_size_t next_unit;
 } conv_job;
 
@@ -478,6 +537,176 @@ static void depthwise_unit(const conv_job *j, size_t unit, float *buf)
     }
 }
 
+/* --- direct path ------------------------------------------------------------
+ * Stride-1 convs run eng_sconv tiles on the input planes themselves (when
+ * unpadded) or on a zero-padded copy (c_g planes of hp x wp floats per
+ * image and group, a fraction of im2col's copy: no tap duplication). */
+
+/* The padded copy of one (n, group)'s c_g input planes. */
+static void direct_pad(const conv_job *j, const float *x, float *buf)
+{
+    const conv_geom *g = j->g;
+    size_t ih_n = (size_t)g->in[1], iw_n = (size_t)g->in[2], wp = j->wp;
+    size_t top = (size_t)g->pad_begin[1], bottom = j->hp - top - ih_n;
+    for (size_t c = 0; c < j->c_g; c++) {
+        const float *src = x + c * j->in_plane;
+        float *d = buf + c * j->x_cs;
+        if (j->col_shift) {
+            /* Rows as wide as the input: the plane in one copy between
+             * zero rows (and the slack masked taps never read). */
+            memset(d, 0, (j->front + top * wp) * sizeof *d);
+            d += j->front + top * wp;
+            memcpy(d, src, j->in_plane * sizeof *d);
+            d += j->in_plane;
+            memset(d, 0, (bottom * wp + j->front) * sizeof *d);
+            continue;
+        }
+        size_t left = (size_t)g->pad_begin[2], right = wp - left - iw_n;
+        memset(d, 0, top * wp * sizeof *d);
+        d += top * wp;
+        /* Plain loops: rows are short, library calls per piece cost more
+         * than the copy. */
+        for (size_t r = 0; r < ih_n; r++, d += wp, src += iw_n) {
+            for (size_t i = 0; i < left; i++)
+                d[i] = 0.0f;
+            for (size_t i = 0; i < iw_n; i++)
+                d[left + i] = src[i];
+            for (size_t i = 0; i < right; i++)
+                d[left + iw_n + i] = 0.0f;
+        }
+        memset(d, 0, bottom * wp * sizeof *d);
+    }
+}
+
+/* Positions [p0, p0 + np) of one (n, group), every output channel: x is
+ * the group's first (padded) plane, y its first output plane. */
+static void direct_chunk(const conv_job *j, const float *x, const float *w, const float *bias, float *y, size_t chunk)
+{
+    /* Chunks share the vectors evenly (3 3 2 2, not 3 3 3 1): a tile of
+     * one vector streams 8 broadcasts per 8 FMAs and is load-bound. */
+    size_t base = j->n_units_pos / j->n_chunks, extra = j->n_units_pos % j->n_chunks;
+    size_t p0 = (chunk * base + (chunk < extra ? chunk : extra)) * j->unit;
+    size_t np = (base + (chunk < extra)) * j->unit;
+    if (np > j->n_pos - p0)
+        np = j->n_pos - p0;
+    eng_sconv_tile t = { .x = x, .x_cs = j->x_cs, .c_in = j->c_g, .taps = j->taps, .n_taps = j->k_rows / j->c_g,
+                         .w = w, .bias = bias, .y = y, .ldy = j->out_plane, .rows = j->m_g, .p0 = p0, .np = np,
+                         .wp = j->wp, .ow = (size_t)j->g->out[2], .col_shift = j->col_shift,
+                         .n_cols = (size_t)j->g->kernel[2], .relu = j->is_relu_fused };
+    eng_sconv_tile_run(&t);
+}
+
+/* The fused work the tiles did not do: the sum and activations other
+ * than a plain ReLU, on one (n, group)'s m_g output planes. */
+static void direct_post(const conv_job *j, float *y)
+{
+    if (!j->act || j->is_relu_fused)
+        return;
+    size_t count = j->m_g * j->out_plane;
+    if (j->act->sum)
+        conv_vadd_f32(y, j->act->sum + (y - j->y), count);
+    conv_act_rows_f32(y, j->m_g, j->out_plane, j->out_plane, j->act);
+}
+
+/* Pointers of one (n, group) of the direct path. */
+static void direct_at(const conv_job *j, size_t ng, const float **x, const float **w, const float **bias, float **y)
+{
+    const conv_geom *g = j->g;
+    size_t n = ng / (size_t)g->group, grp = ng % (size_t)g->group;
+    *x = j->x + (n * (size_t)g->c_in + grp * j->c_g) * j->in_plane;
+    *w = j->w_packed + grp * j->n_blocks * ENG_SCONV_MR * j->k_rows;
+    *bias = j->bias ? j->bias + grp * j->m_g : NULL;
+    *y = j->y + (n * (size_t)g->c_out + grp * j->m_g) * j->out_plane;
+}
+
+/* One unit of the direct path run whole on one thread: an (n, group). */
+static void direct_unit(const conv_job *j, size_t ng, float *buf)
+{
+    const float *x, *w, *bias;
+    float *y;
+    direct_at(j, ng, &x, &w, &bias, &y);
+    if (j->is_padded) {
+        direct_pad(j, x, buf);
+        x = buf;
+    }
+    for (size_t c = 0; c < j->n_chunks; c++)
+        direct_chunk(j, x, w, bias, y, c);
+    direct_post(j, y);
+}
+
+/* Chunks of one (n, group) split over a pool (few images, several
+ * threads): ctx is the job, its next_unit the next chunk, buf the padded
+ * input (or X). */
+typedef struct direct_split {
+    conv_job *j;
+    const float *x, *w, *bias;
+    float *y;
+} direct_split;
+
+static void direct_split_task(void *ctx, int ith, int nth)
+{
+    (void)ith;
+    (void)nth;
+    direct_split *d = ctx;
+    for (;;) {
+        size_t c = atomic_fetch_add_explicit(&d->j->next_unit, 1, memory_order_relaxed);
+        if (c >= d->j->n_chunks)
+            break;
+        direct_chunk(d->j, d->x, d->w, d->bias, d->y, c);
+    }
+}
+
+/* Sets up the direct path's geometry, taps and weights in j. */
+static st_status direct_init(conv_job *j, const float *w_packed, st_arena *scratch)
+{
+    const conv_geom *g = j->g;
+    size_t kh = (size_t)g->kernel[1], kw = (size_t)g->kernel[2];
+    j->is_padded = g->pad_begin[1] || g->pad_begin[2] || g->pad_end[1] || g->pad_end[2];
+    /* Output rows as wide as the input rows ("same" width): masked taps on
+     * planes padded with zero rows only, nothing computed to be thrown
+     * away.  Otherwise flat rows padded on both sides. */
+    bool is_masked = j->is_padded && g->out[2] == g->in[2] && kw <= ENG_SCONV_MAX_COLS;
+    j->front = is_masked ? (size_t)g->pad_begin[2] : 0;
+    j->wp = (size_t)(is_masked ? g->in[2] : g->in[2] + g->pad_begin[2] + g->pad_end[2]);
+    j->hp = (size_t)(g->in[1] + g->pad_begin[1] + g->pad_end[1]);
+    j->x_cs = j->is_padded ? j->hp * j->wp + 2 * j->front : j->in_plane;
+    j->n_pos = (size_t)(g->out[1] - 1) * j->wp + (size_t)g->out[2];
+    j->unit = eng_sconv_max_np() / 3; /* a vector */
+    j->n_units_pos = (j->n_pos + j->unit - 1) / j->unit;
+    j->n_chunks = (j->n_units_pos + 2) / 3;
+    j->n_blocks = (j->m_g + ENG_SCONV_MR - 1) / ENG_SCONV_MR;
+    j->is_relu_fused = j->act && j->act->kind == CONV_ACT_RELU && !j->act->sum;
+    j->taps = st_arena_alloc(scratch, kh * kw * sizeof *j->taps, 8);
+    if (!j->taps)
+        return ST_ENOMEM;
+    for (size_t a = 0; a < kh; a++)
+        for (size_t b = 0; b < kw; b++)
+            j->taps[a * kw + b] = a * (size_t)g->dilation[1] * j->wp + b * (size_t)g->dilation[2];
+    j->col_shift = NULL;
+    if (is_masked) {
+        ptrdiff_t *cs = st_arena_alloc(scratch, kw * sizeof *cs, 8);
+        if (!cs)
+            return ST_ENOMEM;
+        for (size_t b = 0; b < kw; b++)
+            cs[b] = (ptrdiff_t)(b * (size_t)g->dilation[2]) - (ptrdiff_t)g->pad_begin[2];
+        j->col_shift = cs;
+    }
+    j->w_packed = w_packed;
+    if (!w_packed) {
+        size_t floats = eng_sconv_pack_floats((size_t)g->c_out, (size_t)g->group, j->k_rows);
+        float *p = floats && floats <= SIZE_MAX / sizeof(float) ? st_arena_alloc(scratch, floats * sizeof *p, 64)
+                                                                 : NULL;
+        if (!p)
+            return ST_ENOMEM;
+        eng_sconv_pack(j->w, (size_t)g->c_out, (size_t)g->group, j->k_rows, p);
+        j->w_packed = p;
+    }
+    if (j->is_padded && (__builtin_mul_overflow(j->x_cs, j->c_g, &j->buf_floats) || j->buf_floats > SIZE_MAX / 8))
+        return ST_EOVERFLOW;
+    j->buf_floats = (j->buf_floats + 15) & ~(size_t)15;
+    return ST_OK;
+}
+
 static void conv_task(void *ctx, int ith, int nth)
 {
     (void)nth;
@@ -489,6 +718,8 @@ static void conv_task(void *ctx, int ith, int nth)
             break;
         if (j->path == CONV_PATH_DEPTHWISE)
             depthwise_unit(j, u, buf);
+        else if (j->path == CONV_PATH_DIRECT)
+            direct_unit(j, u, buf);
         else
             gemm_unit(j, u, buf, NULL);
     }
@@ -497,11 +728,20 @@ static void conv_task(void *ctx, int ith, int nth)
 st_status conv_f32(const conv_geom *g, conv_path path, const float *x, const float *w, const float *bias,
                    const conv_act *act, float *y, st_arena *scratch, st_pool *pool)
 {
+    return conv_f32_packed(g, path, x, w, NULL, bias, act, y, scratch, pool);
+}
+
+st_status conv_f32_packed(const conv_geom *g, conv_path path, const float *x, const float *w,
+                          const float *w_packed, const float *bias, const conv_act *act, float *y,
+                          st_arena *scratch, st_pool *pool)
+{
     if (act && act->kind == CONV_ACT_NONE && !act->sum)
         act = NULL;
     if (path == CONV_PATH_AUTO) {
         if (conv_path_applies(g, CONV_PATH_DEPTHWISE))
             path = CONV_PATH_DEPTHWISE;
+        else if (conv_path_applies(g, CONV_PATH_DIRECT) && g->c_out / g->group >= DIRECT_MIN_OUT)
+            path = CONV_PATH_DIRECT;
         else if (conv_path_applies(g, CONV_PATH_POINTWISE))
             path = CONV_PATH_POINTWISE;
         else
@@ -534,6 +774,11 @@ st_status conv_f32(const conv_geom *g, conv_path path, const float *x, const flo
             __builtin_add_overflow(j.buf_floats, (size_t)CONV_DW_SLACK + 16, &j.buf_floats))
             return ST_EOVERFLOW;
         j.buf_floats &= ~(size_t)15; /* keep each task's buffer 64-byte aligned */
+    } else if (path == CONV_PATH_DIRECT) {
+        st_status s = direct_init(&j, w_packed, scratch);
+        if (s != ST_OK)
+            return s;
+        j.n_units = (size_t)(g->batch * g->group);
     } else {
         /* Whole output lines per tile, at least GEMM_MIN_COLS columns. */
         size_t want_cols = IM2COL_TARGET_FLOATS / j.k_rows;
@@ -555,6 +800,8 @@ st_status conv_f32(const conv_geom *g, conv_path path, const float *x, const flo
      * otherwise run them in order and let eng_sgemm use the threads. */
     bool outer = threads > 1 && (path == CONV_PATH_DEPTHWISE || j.n_units >= 3 * threads ||
                                  (j.n_units >= threads && j.n_units % threads == 0));
+    if (path == CONV_PATH_DIRECT && threads > 1 && !outer && j.n_chunks < 2 * threads)
+        outer = j.n_units > 1; /* too few chunks to split an image */
     size_t tasks = outer ? (threads < j.n_units ? threads : j.n_units) : 1;
     if (j.buf_floats) {
         size_t bytes;
@@ -569,10 +816,23 @@ st_status conv_f32(const conv_geom *g, conv_path path, const float *x, const flo
         st_pool_run(pool, conv_task, &j, (int)tasks);
     } else {
         for (size_t u = 0; u < j.n_units; u++) {
-            if (path == CONV_PATH_DEPTHWISE)
+            if (path == CONV_PATH_DEPTHWISE) {
                 depthwise_unit(&j, u, j.buf);
-            else
+            } else if (path == CONV_PATH_DIRECT && threads > 1) {
+                direct_split d = { .j = &j };
+                direct_at(&j, u, &d.x, &d.w, &d.bias, &d.y);
+                if (j.is_padded) {
+                    direct_pad(&j, d.x, j.buf);
+                    d.x = j.buf;
+                }
+                atomic_store_explicit(&j.next_unit, 0, memory_order_relaxed);
+                st_pool_run(pool, direct_split_task, &d, (int)(threads < j.n_chunks ? threads : j.n_chunks));
+                direct_post(&j, d.y);
+            } else if (path == CONV_PATH_DIRECT) {
+                direct_unit(&j, u, j.buf);
+            } else {
                 gemm_unit(&j, u, j.buf, pool);
+            }
         }
     }
     return ST_OK;
@@ -777,8 +1037,8 @@ static st_status conv_run(eng_kctx *k)
     case ENG_ACT_NONE: break;
     }
     bool fuse = act.kind != CONV_ACT_NONE && post->bias < 0;
-    s = conv_f32(&g, CONV_PATH_AUTO, k->in[0]->data, k->in[1]->data, b ? b->data : NULL, fuse ? &act : NULL,
-                 k->out[0]->data, k->scratch, k->pool);
+    s = conv_f32_packed(&g, CONV_PATH_AUTO, k->in[0]->data, k->in[1]->data, packed_w_of(k), b ? b->data : NULL,
+                        fuse ? &act : NULL, k->out[0]->data, k->scratch, k->pool);
     if (s != ST_OK)
         return eng_fail(k, s, "out of scratch memory");
     k->is_post_done = fuse;
@@ -811,8 +1071,8 @@ static st_status fusedconv_run(eng_kctx *k)
     const conv_attrs *a = k->node->state;
     const eng_tensor *b = k->n_in > 2 ? k->in[2] : NULL, *z = k->n_in > 3 ? k->in[3] : NULL;
     conv_act act = { .kind = a->act, .alpha = a->act_alpha, .beta = a->act_beta, .sum = z ? z->data : NULL };
-    s = conv_f32(&g, CONV_PATH_AUTO, k->in[0]->data, k->in[1]->data, b ? b->data : NULL, &act, k->out[0]->data,
-                 k->scratch, k->pool);
+    s = conv_f32_packed(&g, CONV_PATH_AUTO, k->in[0]->data, k->in[1]->data, packed_w_of(k), b ? b->data : NULL,
+                        &act, k->out[0]->data, k->scratch, k->pool);
     if (s != ST_OK)
         return eng_fail(k, s, "out of scratch memory");
     return ST_OK;
@@ -1060,10 +1320,10 @@ static st_status convtranspose_run(eng_kctx *k)
 /* --- the family's table ------------------------------------------------------ */
 
 const eng_op eng_ops_conv[] = {
-    { "", "Conv", 1, conv_attrs_check, conv_infer, conv_run },
+    { "", "Conv", 1, conv_check, conv_infer, conv_run },
     { "", "ConvTranspose", 1, conv_attrs_check, convtranspose_infer, convtranspose_run },
     { "", "ConvInteger", 10, conv_attrs_check, convint_infer, convint_run },
-    { "com.microsoft", "FusedConv", 1, conv_attrs_check, fusedconv_infer, fusedconv_run },
+    { "com.microsoft", "FusedConv", 1, conv_check, fusedconv_infer, fusedconv_run },
     { "", "MaxPool", 1, conv_attrs_check, conv_maxpool_infer, conv_maxpool_run },
     { "", "AveragePool", 1, conv_attrs_check, conv_avgpool_infer, conv_avgpool_run },
     { "", "LpPool", 1, conv_attrs_check, conv_lppool_infer, conv_lppool_run },

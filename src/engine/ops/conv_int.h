@@ -57,6 +57,10 @@ typedef struct conv_attrs {
     /* FusedConv (com.microsoft): activation and activation_params. */
     conv_act_kind act;
     float act_alpha, act_beta;
+    /* Conv / FusedConv with a constant float32 W: W packed at load for the
+     * direct path (eng_sconv_pack), valid while W's data is w_packed_of. */
+    const float *w_packed;
+    const void *w_packed_of;
 } conv_attrs;
 
 /* One convolution or pooling problem.  Spatial arrays are indexed
@@ -106,6 +110,8 @@ typedef enum {
     CONV_PATH_IM2COL,     /* column buffer per tile + eng_sgemm (any shape) */
     CONV_PATH_POINTWISE,  /* 1x1, stride 1, no pads: eng_sgemm on X itself */
     CONV_PATH_DEPTHWISE,  /* C/group == 1, up to 2-D: direct SIMD kernel */
+    CONV_PATH_DIRECT,     /* stride 1, up to 2-D: eng_sconv tiles on the
+                             (zero-padded) input planes, no im2col */
 } conv_path;
 
 /* Whether `path` can compute g (AUTO and IM2COL always can). */
@@ -116,6 +122,11 @@ bool conv_path_applies(const conv_geom *g, conv_path path);
  * `scratch`; `pool` may be NULL.  ST_ENOMEM when scratch runs out. */
 st_status conv_f32(const conv_geom *g, conv_path path, const float *x, const float *w, const float *bias,
                    const conv_act *act, float *y, st_arena *scratch, st_pool *pool);
+/* conv_f32 with W also given as eng_sconv_pack made it (NULL: packed per
+ * call when the direct path needs it). */
+st_status conv_f32_packed(const conv_geom *g, conv_path path, const float *x, const float *w,
+                          const float *w_packed, const float *bias, const conv_act *act, float *y,
+                          st_arena *scratch, st_pool *pool);
 
 /* --- SIMD kernels (conv_kern.c) ------------------------------------------ */
 
