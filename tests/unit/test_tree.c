@@ -311,16 +311,16 @@ static void test_post_transforms(void **state)
 {
     (void)state;
     double s[3] = { 0.0, 1.0, 2.0 };
-    tree_post_row(TREE_POST_SOFTMAX_ZERO, s, 3);
+    tree_post_transform(TREE_POST_SOFTMAX_ZERO, s, 3);
     assert_true(s[0] == 0.0);
     assert_true(fabs(s[1] - 1.0 / (1.0 + exp(1.0))) < 1e-12);
     double p[3] = { 0.5, 0.975, 0.025 };
-    tree_post_row(TREE_POST_PROBIT, p, 3);
+    tree_post_transform(TREE_POST_PROBIT, p, 3);
     assert_true(fabs(p[0]) < 1e-12);
     assert_true(fabs(p[1] - 1.959963984540054) < 1e-9);
     assert_true(fabs(p[2] + 1.959963984540054) < 1e-9);
     double e[1] = { 1.0 };
-    tree_post_row(TREE_POST_EXP, e, 1);
+    tree_post_transform(TREE_POST_EXP, e, 1);
     assert_true(fabs(e[0] - exp(1.0)) < 1e-15);
 }
 

@@ -162,7 +162,7 @@ static double erfinv(double x)
     return y;
 }
 
-void tree_post_row(tree_post post, double *s, size_t n)
+void tree_post_transform(tree_post post, double *s, size_t n)
 {
     switch (post) {
     case TREE_POST_NONE: return;
@@ -248,7 +248,7 @@ void tree_predict_range(const tree_model *m, const float *x, size_t row_stride, 
                     a[k] = 0.0; /* MIN/MAX: no tree scored this target */
                 a[k] += m->base_values[k];
             }
-            tree_post_row(m->post, a, n_targets);
+            tree_post_transform(m->post, a, n_targets);
             float *out = scores + (b + r) * n_targets;
             for (size_t k = 0; k < n_targets; k++)
                 out[k] = (float)a[k];

@@ -118,4 +118,10 @@ size_t tree_n_targets(const tree_model *m);
 void tree_predict(const tree_model *m, const float *x, size_t n_rows, size_t row_stride,
                   float *scores, st_pool *pool);
 
+/* Added by the engine (not part of the first contract): applies a post
+ * transform to one row of n scores in place, as tree_predict does.  For
+ * front ends that must see the raw scores first (a classifier's label is
+ * the argmax before SOFTMAX_ZERO reorders zeros). */
+void tree_post_transform(tree_post post, double *scores, size_t n);
+
 #endif

@@ -79,8 +79,6 @@ void tree_predict_range(const tree_model *m, const float *x, size_t row_stride, 
                         size_t begin, size_t end, bool use_simd);
 /* The general test at a node: true when the row goes to true child. */
 bool tree_gnode_test(const tree_gnode *g, float xf);
-/* The post transform of one row's scores, in place. */
-void tree_post_row(tree_post post, double *s, size_t n);
 
 /* AVX-512 walker for blocks of TREE_BLOCK rows through a fixed-depth
  * tree: leaf node indexes of the rows into leaf[] (predict_avx.c).
