@@ -3,13 +3,18 @@
  * Rows go in blocks of up to TREE_BLOCK; each tree is walked by the whole
  * block before the next tree (tree-major), so the rows' walks are
  * independent chains the CPU overlaps, and the tree's nodes stay in cache.
- * A block without NaN features takes the plain "x <= thr" steps; one with
- * NaN also looks at each node's NaN direction.  Scores accumulate in
- * double and are rounded to float once, after the post transform. */
+ * A block without NaN features takes branch-free steps: arithmetic child
+ * indexes in complete trees, selects in the node array; a block with NaN
+ * also looks at each node's NaN direction.  Scores accumulate in double
+ * and are rounded to float once, after the post transform.
+ *
+ * Measured on the AMD EPYC (Zen 4) this was built on, 200 trees of depth
+ * 8: AVX-512 walkers (one lane per row, gathers for tests and features)
+ * took 2.4 us/row against 1.4 for the scalar complete-tree walk and 5.4
+ * against 3.5 for the node walk, so there is no SIMD path. */
 #include <math.h>
 #include <string.h>
 
-#include "base/cpu.h"
 #include "engine/tree/tree_int.h"
 
 /* float(1e-35): LightGBM's zero threshold, compared in double. */
@@ -60,7 +65,10 @@ bool tree_gnode_test(const tree_gnode *g, float xf)
 static inline uint32_t step_fast(const tree_node *nodes, uint32_t i, const float *xr)
 {
     const tree_node *nd = &nodes[i];
-    return xr[nd->feature] <= nd->thr ? i + 1 : nd->right;
+    /* a select by mask: compilers turn the plain ?: into a branch, which
+     * mispredicts half the time on real data */
+    uint32_t is_le = 0u - (uint32_t)(xr[nd->feature] <= nd->thr);
+    return ((i + 1) & is_le) | (nd->right & ~is_le);
 }
 
 /* The same where x may be NaN. */
@@ -70,6 +78,30 @@ static inline uint32_t step_nan(const tree_node *nodes, uint32_t i, const float 
     float v = xr[nd->feature];
     bool is_le = v <= nd->thr || (isnan(v) && (nd->aux & TREE_AUX_NAN_LE));
     return is_le ? i + 1 : nd->right;
+}
+
+/* Entry indexes of n rows through a complete tree of `depth` levels: the
+ * next node is arithmetic, so the rows' steps are branch-free and
+ * independent. */
+static void walk_perfect(const tree_test *tests, const uint32_t *leaf, unsigned depth,
+                         const float *const *xr, size_t n, uint32_t *entry)
+{
+    uint32_t first_leaf = (1u << depth) - 1;
+    if (n == TREE_BLOCK) {
+        uint32_t idx[TREE_BLOCK] = { 0 };
+        for (unsigned s = 0; s < depth; s++)
+            for (size_t r = 0; r < TREE_BLOCK; r++)
+                idx[r] = 2 * idx[r] + 1 + (uint32_t)(xr[r][tests[idx[r]].feature] > tests[idx[r]].thr);
+        for (size_t r = 0; r < TREE_BLOCK; r++)
+            entry[r] = leaf[idx[r] - first_leaf];
+        return;
+    }
+    for (size_t r = 0; r < n; r++) {
+        uint32_t i = 0;
+        for (unsigned s = 0; s < depth; s++)
+            i = 2 * i + 1 + (uint32_t)(xr[r][tests[i].feature] > tests[i].thr);
+        entry[r] = leaf[i - first_leaf];
+    }
 }
 
 /* Leaf indexes of n rows through a tree of fast nodes, `depth` steps. */
@@ -115,20 +147,25 @@ static uint32_t walk_row(const tree_model *m, uint32_t i, const float *xr, bool 
 }
 
 /* Adds the leaves' entries to acc (n rows of n_targets). */
-static void accumulate(const tree_model *m, const uint32_t *leaf, size_t n, double *acc)
+static void accumulate(const tree_model *m, const uint32_t *entry, size_t n, double *acc)
 {
     const size_t n_targets = m->n_targets;
     const tree_entry *entries = m->entries;
     if (m->is_single_entry && (m->agg == TREE_AGG_SUM || m->agg == TREE_AGG_AVERAGE)) {
+        if (n_targets == 1) {
+            for (size_t r = 0; r < n; r++)
+                acc[r] += entries[entry[r]].weight;
+            return;
+        }
         for (size_t r = 0; r < n; r++) {
-            const tree_entry *e = &entries[m->nodes[leaf[r]].aux];
+            const tree_entry *e = &entries[entry[r]];
             acc[r * n_targets + e->target] += e->weight;
         }
         return;
     }
     for (size_t r = 0; r < n; r++) {
         double *a = acc + r * n_targets;
-        for (const tree_entry *e = &entries[m->nodes[leaf[r]].aux];; e++) {
+        for (const tree_entry *e = &entries[entry[r]];; e++) {
             if (e->target != UINT32_MAX) {
                 double *p = &a[e->target];
                 switch (m->agg) {
@@ -206,7 +243,7 @@ void tree_post_transform(tree_post post, double *s, size_t n)
 #define TREE_ACC_DOUBLES 4096
 
 void tree_predict_range(const tree_model *m, const float *x, size_t row_stride, float *scores,
-                        size_t begin, size_t end, bool use_simd)
+                        size_t begin, size_t end)
 {
     const size_t n_targets = m->n_targets;
     size_t block = TREE_ACC_DOUBLES / n_targets;
@@ -227,16 +264,21 @@ void tree_predict_range(const tree_model *m, const float *x, size_t row_stride, 
             acc[i] = init;
         for (size_t t = 0; t < m->n_trees; t++) {
             uint32_t root = m->roots[t];
-            if (m->walk[t] == TREE_WALK_FIXED && !has_nan) {
-                if (use_simd && n == TREE_BLOCK)
-                    tree_walk_fixed_avx512(m->nodes, root, m->depth[t], x + b * row_stride, row_stride,
-                                           leaf);
-                else
-                    walk_fixed(m->nodes, root, m->depth[t], xr, n, leaf);
+            unsigned walk = has_nan ? TREE_WALK_DEEP : m->walk[t];
+            if (walk == TREE_WALK_PERFECT) {
+                uint32_t at = m->perfect_at[t];
+                walk_perfect(m->perfect_tests + at, m->perfect_leaf + at, m->depth[t], xr, n, leaf);
+                accumulate(m, leaf, n, acc);
+                continue;
+            }
+            if (walk == TREE_WALK_FIXED) {
+                walk_fixed(m->nodes, root, m->depth[t], xr, n, leaf);
             } else {
                 for (size_t r = 0; r < n; r++)
                     leaf[r] = walk_row(m, root, xr[r], has_nan);
             }
+            for (size_t r = 0; r < n; r++)
+                leaf[r] = m->nodes[leaf[r]].aux;
             accumulate(m, leaf, n, acc);
         }
         for (size_t r = 0; r < n; r++) {
@@ -261,22 +303,18 @@ typedef struct predict_args {
     const float *x;
     size_t row_stride;
     float *scores;
-    bool use_simd;
 } predict_args;
 
 static void predict_task(void *ctx, size_t begin, size_t end)
 {
     const predict_args *a = ctx;
-    tree_predict_range(a->m, a->x, a->row_stride, a->scores, begin, end, a->use_simd);
+    tree_predict_range(a->m, a->x, a->row_stride, a->scores, begin, end);
 }
 
 void tree_predict(const tree_model *m, const float *x, size_t n_rows, size_t row_stride, float *scores,
                   st_pool *pool)
 {
-    /* the gathers index nodes and rows with 32-bit offsets */
-    bool use_simd = tree_avx512_ok() && m->n_nodes < (1u << 29) &&
-                    row_stride <= (INT32_MAX - m->n_features) / TREE_BLOCK;
-    predict_args a = { m, x, row_stride, scores, use_simd };
+    predict_args a = { m, x, row_stride, scores };
     if (!pool || n_rows <= 64) {
         predict_task(&a, 0, n_rows);
         return;
