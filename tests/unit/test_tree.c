@@ -207,7 +207,11 @@ static void check_against_ref(gen *g, size_t n_rows, bool with_nan)
     float *got_pool = malloc(n_rows * nt * sizeof *got);
     assert_non_null(got);
     assert_non_null(got_pool);
-    tree_predict_range(m, x, nf, got, 0, n_rows);
+    tree_predict_range(m, x, nf, got, 0, n_rows, false);
+    if (tree_avx512_ok()) {
+        tree_predict_range(m, x, nf, got_pool, 0, n_rows, true);
+        assert_memory_equal(got, got_pool, n_rows * nt * sizeof *got);
+    }
     for (size_t r = 0; r < n_rows; r++) {
         double want[64];
         ref_predict(&g->ir, x + r * nf, want);
@@ -223,7 +227,7 @@ static void check_against_ref(gen *g, size_t n_rows, bool with_nan)
         for (size_t t = 0; t < m->n_trees; t++)
             if (m->walk[t] < w)
                 m->walk[t] = (uint8_t)w;
-        tree_predict_range(m, x, nf, got_pool, 0, n_rows);
+        tree_predict_range(m, x, nf, got_pool, 0, n_rows, false);
         assert_memory_equal(got, got_pool, n_rows * nt * sizeof *got);
         memcpy(m->walk, saved, m->n_trees);
     }

@@ -19,9 +19,10 @@
 #define TREE_MAX_TARGETS 4096
 /* Trees at most this deep are walked a fixed number of steps. */
 #define TREE_FIXED_DEPTH 16
-/* Trees at most this deep, and at least a quarter full, are laid out as
- * complete trees. */
+/* Trees at most this deep are laid out as complete trees (up to 12 KiB
+ * each) when at least an eighth full; up to TREE_DENSE_DEPTH, always. */
 #define TREE_PERFECT_DEPTH 10
+#define TREE_DENSE_DEPTH 8
 
 /* The largest float <= t, for finite t. */
 static float float_at_or_below(double t)
@@ -434,7 +435,7 @@ static st_status build_perfect(tree_model *m, st_arena *arena)
         size_t n_real = (t + 1 < m->n_trees ? m->roots[t + 1] : m->n_nodes) - m->roots[t];
         unsigned d = m->depth[t];
         if (m->walk[t] != TREE_WALK_FIXED || d == 0 || d > TREE_PERFECT_DEPTH ||
-            ((size_t)2 << d) > 4 * n_real + 64)
+            (d > TREE_DENSE_DEPTH && ((size_t)2 << d) > 8 * n_real))
             continue;
         m->walk[t] = TREE_WALK_PERFECT;
         total += (size_t)1 << d;

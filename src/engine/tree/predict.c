@@ -7,11 +7,8 @@
  * indexes in complete trees, selects in the node array; a block with NaN
  * also looks at each node's NaN direction.  Scores accumulate in double
  * and are rounded to float once, after the post transform.
- *
- * Measured on the AMD EPYC (Zen 4) this was built on, 200 trees of depth
- * 8: AVX-512 walkers (one lane per row, gathers for tests and features)
- * took 2.4 us/row against 1.4 for the scalar complete-tree walk and 5.4
- * against 3.5 for the node walk, so there is no SIMD path. */
+ * Complete trees over full blocks of 64 rows may go through AVX-512
+ * (predict_avx.c). */
 #include <math.h>
 #include <string.h>
 
@@ -243,14 +240,16 @@ void tree_post_transform(tree_post post, double *s, size_t n)
 #define TREE_ACC_DOUBLES 4096
 
 void tree_predict_range(const tree_model *m, const float *x, size_t row_stride, float *scores,
-                        size_t begin, size_t end)
+                        size_t begin, size_t end, bool use_simd)
 {
     const size_t n_targets = m->n_targets;
     size_t block = TREE_ACC_DOUBLES / n_targets;
-    block = block > TREE_BLOCK ? TREE_BLOCK : block ? block : 1;
+    size_t want = use_simd ? TREE_SIMD_BLOCK : TREE_BLOCK;
+    block = block > want ? want : block ? block : 1;
+    use_simd = use_simd && block == TREE_SIMD_BLOCK;
     double acc[TREE_ACC_DOUBLES];
-    const float *xr[TREE_BLOCK];
-    uint32_t leaf[TREE_BLOCK];
+    const float *xr[TREE_SIMD_BLOCK];
+    uint32_t leaf[TREE_SIMD_BLOCK];
     double init = m->agg == TREE_AGG_MIN || m->agg == TREE_AGG_MAX ? NAN : 0.0;
     for (size_t b = begin; b < end; b += block) {
         size_t n = end - b < block ? end - b : block;
@@ -267,12 +266,21 @@ void tree_predict_range(const tree_model *m, const float *x, size_t row_stride, 
             unsigned walk = has_nan ? TREE_WALK_DEEP : m->walk[t];
             if (walk == TREE_WALK_PERFECT) {
                 uint32_t at = m->perfect_at[t];
-                walk_perfect(m->perfect_tests + at, m->perfect_leaf + at, m->depth[t], xr, n, leaf);
+                if (use_simd && n == TREE_SIMD_BLOCK) {
+                    tree_walk_perfect_avx512(m->perfect_tests + at, m->perfect_leaf + at, m->depth[t],
+                                             x + b * row_stride, row_stride, leaf);
+                } else {
+                    for (size_t r0 = 0; r0 < n; r0 += TREE_BLOCK)
+                        walk_perfect(m->perfect_tests + at, m->perfect_leaf + at, m->depth[t], xr + r0,
+                                     n - r0 < TREE_BLOCK ? n - r0 : TREE_BLOCK, leaf + r0);
+                }
                 accumulate(m, leaf, n, acc);
                 continue;
             }
             if (walk == TREE_WALK_FIXED) {
-                walk_fixed(m->nodes, root, m->depth[t], xr, n, leaf);
+                for (size_t r0 = 0; r0 < n; r0 += TREE_BLOCK)
+                    walk_fixed(m->nodes, root, m->depth[t], xr + r0,
+                               n - r0 < TREE_BLOCK ? n - r0 : TREE_BLOCK, leaf + r0);
             } else {
                 for (size_t r = 0; r < n; r++)
                     leaf[r] = walk_row(m, root, xr[r], has_nan);
@@ -303,18 +311,21 @@ typedef struct predict_args {
     const float *x;
     size_t row_stride;
     float *scores;
+    bool use_simd;
 } predict_args;
 
 static void predict_task(void *ctx, size_t begin, size_t end)
 {
     const predict_args *a = ctx;
-    tree_predict_range(a->m, a->x, a->row_stride, a->scores, begin, end);
+    tree_predict_range(a->m, a->x, a->row_stride, a->scores, begin, end, a->use_simd);
 }
 
 void tree_predict(const tree_model *m, const float *x, size_t n_rows, size_t row_stride, float *scores,
                   st_pool *pool)
 {
-    predict_args a = { m, x, row_stride, scores };
+    /* the gathers address rows with 32-bit offsets */
+    bool use_simd = tree_avx512_ok() && row_stride <= (INT32_MAX - m->n_features) / TREE_SIMD_BLOCK;
+    predict_args a = { m, x, row_stride, scores, use_simd };
     if (!pool || n_rows <= 64) {
         predict_task(&a, 0, n_rows);
         return;

@@ -86,12 +86,20 @@ struct tree_model {
     double *base_values;    /* n_targets */
 };
 
-/* Rows walked together. */
+/* Rows walked together: by the scalar walks, by the AVX-512 walk. */
 #define TREE_BLOCK 16
+#define TREE_SIMD_BLOCK 64
 
-/* Scores rows [begin, end). */
+/* Scores rows [begin, end); use_simd picks the AVX-512 walk for full
+ * blocks of complete trees (only when tree_avx512_ok()). */
 void tree_predict_range(const tree_model *m, const float *x, size_t row_stride, float *scores,
-                        size_t begin, size_t end);
+                        size_t begin, size_t end, bool use_simd);
+
+/* AVX-512 walk of TREE_SIMD_BLOCK NaN-free rows through one complete tree:
+ * their entry indexes (predict_avx.c).  Needs 32-bit row offsets. */
+bool tree_avx512_ok(void);
+void tree_walk_perfect_avx512(const tree_test *tests, const uint32_t *leaf, unsigned depth, const float *x,
+                              size_t row_stride, uint32_t *entry);
 /* The general test at a node: true when the row goes to true child. */
 bool tree_gnode_test(const tree_gnode *g, float xf);
 
