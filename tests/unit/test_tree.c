@@ -219,6 +219,10 @@ static void check_against_ref(gen *g, size_t n_rows, bool with_nan)
             if (fabs(got[r * nt + k] - want[k]) > 1e-5 * (1.0 + fabs(want[k])))
                 fail_msg("row %zu target %zu: got %.9g, want %.9g", r, k, got[r * nt + k], want[k]);
     }
+    /* one row at a time (trees walked side by side) */
+    for (size_t r = 0; r < n_rows; r++)
+        tree_predict_range(m, x, nf, got_pool, r, r + 1, false);
+    assert_memory_equal(got, got_pool, n_rows * nt * sizeof *got);
     /* every walk a tree may take gives the same bits: complete trees
      * walked as node arrays, node arrays step by step */
     for (int w = TREE_WALK_FIXED; w <= TREE_WALK_DEEP; w++) {

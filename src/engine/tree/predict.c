@@ -101,6 +101,32 @@ static void walk_perfect(const tree_test *tests, const uint32_t *leaf, unsigned 
     }
 }
 
+/* One row through the complete trees t0, t0 + 1, ... (up to 8 of them,
+ * while they are complete): independent chains where a block has a single
+ * row.  Their entry indexes go to entry[]; returns how many trees. */
+static size_t walk_perfect_trees(const tree_model *m, size_t t0, const float *xr, uint32_t *entry)
+{
+    enum { GROUP = 8 };
+    const tree_test *tests[GROUP];
+    uint32_t idx[GROUP] = { 0 };
+    unsigned depth[GROUP], max_depth = 0;
+    size_t g = 0;
+    for (; g < GROUP && t0 + g < m->n_trees && m->walk[t0 + g] == TREE_WALK_PERFECT; g++) {
+        tests[g] = m->perfect_tests + m->perfect_at[t0 + g];
+        depth[g] = m->depth[t0 + g];
+        max_depth = depth[g] > max_depth ? depth[g] : max_depth;
+    }
+    for (unsigned s = 0; s < max_depth; s++)
+        for (size_t k = 0; k < g; k++)
+            if (s < depth[k]) {
+                const tree_test *q = &tests[k][idx[k]];
+                idx[k] = 2 * idx[k] + 1 + (uint32_t)(xr[q->feature] > q->thr);
+            }
+    for (size_t k = 0; k < g; k++)
+        entry[k] = m->perfect_leaf[m->perfect_at[t0 + k] + idx[k] - ((1u << depth[k]) - 1)];
+    return g;
+}
+
 /* Leaf indexes of n rows through a tree of fast nodes, `depth` steps. */
 static void walk_fixed(const tree_node *nodes, uint32_t root, unsigned depth, const float *const *xr,
                        size_t n, uint32_t *leaf)
@@ -264,6 +290,13 @@ void tree_predict_range(const tree_model *m, const float *x, size_t row_stride, 
         for (size_t t = 0; t < m->n_trees; t++) {
             uint32_t root = m->roots[t];
             unsigned walk = has_nan ? TREE_WALK_DEEP : m->walk[t];
+            if (walk == TREE_WALK_PERFECT && n == 1) {
+                size_t g = walk_perfect_trees(m, t, xr[0], leaf);
+                for (size_t k = 0; k < g; k++)
+                    accumulate(m, &leaf[k], 1, acc);
+                t += g - 1;
+                continue;
+            }
             if (walk == TREE_WALK_PERFECT) {
                 uint32_t at = m->perfect_at[t];
                 if (use_simd && n == TREE_SIMD_BLOCK) {
