@@ -33,47 +33,53 @@ typedef struct mlt_state {
 
 /* --- reading attributes ---------------------------------------------------- */
 
-/* Values of a float list attribute or of its double *_as_tensor twin, as
- * doubles in the arena.  Absent: *count 0. */
+/* A float or double tensor attribute's values as doubles in the arena;
+ * absent: *count 0. */
+static st_status tensor_doubles(const eng_node *n, const char *name, st_arena *arena, double **out,
+                                size_t *count, st_error *err)
+{
+    const onnx_tensor *t = eng_attr_tensor(n, name);
+    *out = NULL;
+    *count = 0;
+    if (!t)
+        return ST_OK;
+    onnx_tensor_data td;
+    st_status s = onnx_tensor_materialize(t, NULL, arena, &td, err);
+    if (s != ST_OK)
+        return s;
+    if (td.data_type != ST_DT_FLOAT32 && td.data_type != ST_DT_FLOAT64)
+        return st_fail(err, ST_EUNSUPPORTED, "attribute %s: %s values (float or double expected)", name,
+                       onnx_data_type_name(td.data_type));
+    double *v = st_arena_calloc(arena, td.elem_count ? td.elem_count : 1, sizeof *v, 16);
+    if (!v)
+        return st_fail(err, ST_ENOMEM, "attribute %s: out of memory", name);
+    for (size_t i = 0; i < td.elem_count; i++) {
+        if (td.data_type == ST_DT_FLOAT64) {
+            memcpy(&v[i], (const char *)td.data + i * 8, 8);
+        } else {
+            float f;
+            memcpy(&f, (const char *)td.data + i * 4, 4);
+            v[i] = f;
+        }
+    }
+    *out = v;
+    *count = td.elem_count;
+    return ST_OK;
+}
+
+/* Values of a float list attribute, or of its *_as_tensor twin (doubles)
+ * when that is present, as doubles in the arena; absent: *count 0. */
 static st_status attr_doubles(const eng_node *n, const char *name, st_arena *arena, double **out,
                               size_t *count, st_error *err)
 {
     char tname[96];
     snprintf(tname, sizeof tname, "%s_as_tensor", name);
-    const onnx_tensor *t = eng_attr_tensor(n, tname);
-    if (!t && strcmp(name, "nodes_splits") == 0)
-        t = eng_attr_tensor(n, name);
-    if (!t && (strcmp(name, "leaf_weights") == 0 || strcmp(name, "membership_values") == 0))
-        t = eng_attr_tensor(n, name);
-    *out = NULL;
-    *count = 0;
-    if (t) {
-        onnx_tensor_data td;
-        st_status s = onnx_tensor_materialize(t, NULL, arena, &td, err);
-        if (s != ST_OK)
-            return s;
-        if (td.data_type != ST_DT_FLOAT32 && td.data_type != ST_DT_FLOAT64)
-            return st_fail(err, ST_EUNSUPPORTED, "attribute %s: %s values (float or double expected)",
-                           t == eng_attr_tensor(n, name) ? name : tname,
-                           onnx_data_type_name(td.data_type));
-        double *v = st_arena_calloc(arena, td.elem_count ? td.elem_count : 1, sizeof *v, 16);
-        if (!v)
-            return st_fail(err, ST_ENOMEM, "attribute %s: out of memory", name);
-        for (size_t i = 0; i < td.elem_count; i++) {
-            if (td.data_type == ST_DT_FLOAT64) {
-                memcpy(&v[i], (const char *)td.data + i * 8, 8);
-            } else {
-                float f;
-                memcpy(&f, (const char *)td.data + i * 4, 4);
-                v[i] = f;
-            }
-        }
-        *out = v;
-        *count = td.elem_count;
-        return ST_OK;
-    }
+    if (eng_attr_has(n, tname))
+        return tensor_doubles(n, tname, arena, out, count, err);
     size_t nf;
     const float *f = eng_attr_floats(n, name, &nf);
+    *out = NULL;
+    *count = 0;
     if (!nf)
         return ST_OK;
     double *v = st_arena_calloc(arena, nf, sizeof *v, 16);
@@ -377,9 +383,9 @@ static st_status build_v5(const eng_node *n, st_arena *arena, tree_ir *ir, mlt_s
     c_feat = nn;
     double *splits, *lw, *members;
     st_status s;
-    if ((s = attr_doubles(n, "nodes_splits", arena, &splits, &c_split, err)) != ST_OK ||
-        (s = attr_doubles(n, "leaf_weights", arena, &lw, &c_lw, err)) != ST_OK ||
-        (s = attr_doubles(n, "membership_values", arena, &members, &c_mem, err)) != ST_OK)
+    if ((s = tensor_doubles(n, "nodes_splits", arena, &splits, &c_split, err)) != ST_OK ||
+        (s = tensor_doubles(n, "leaf_weights", arena, &lw, &c_lw, err)) != ST_OK ||
+        (s = tensor_doubles(n, "membership_values", arena, &members, &c_mem, err)) != ST_OK)
         return s;
     const onnx_tensor *mt = eng_attr_tensor(n, "nodes_modes");
     if (!mt)
