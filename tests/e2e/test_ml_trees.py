@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import pytest
 from onnx import TensorProto, helper
 
@@ -132,6 +133,22 @@ def test_xgboost(stratus, tmp_path, objective, classes):
         assert (got["label"][clear] == want.argmax(axis=1)[clear]).all()
     else:
         np.testing.assert_allclose(got["variable"][:, 0], want, atol=1e-5, rtol=1e-5)
+
+
+def test_xgboost_binary_with_positive_leaves_only(stratus, tmp_path):
+    """Skewed labels: the first trees only push towards class 1, so every
+    leaf weight is positive (ONNX Runtime would skip the logistic here)."""
+    X, _ = data(n=300, seed=8)
+    y = (np.random.default_rng(9).random(len(X)) < 0.95).astype(np.int64)
+    bst = xgb.train({"objective": "binary:logistic", "max_depth": 2, "nthread": 1},
+                    xgb.DMatrix(X, label=y), 2)
+    model = ml_trees.from_xgboost(bst, X.shape[1])
+    weights = [a for a in model.graph.node[0].attribute if a.name == "class_weights_as_tensor"][0]
+    assert min(onnx.numpy_helper.to_array(weights.t)) >= 0
+    got = predict(stratus, tmp_path, model, X)
+    want = bst.predict(xgb.DMatrix(X))
+    np.testing.assert_allclose(got["probabilities"][:, 1], want, atol=1e-5)
+    assert (got["label"] == (want > 0.5)).all()
 
 
 # --- every branch mode, hand-built, against a Python walk ---------------------------

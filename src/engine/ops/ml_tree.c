@@ -606,23 +606,29 @@ static const float *rows_as_float(eng_kctx *k, size_t n)
 }
 
 /* A binary classifier's two columns and label from its one score, as
- * ONNX Runtime writes them. */
+ * ONNX Runtime writes them, except that LOGISTIC is always applied: ORT
+ * skips it when every weight is positive, which gives XGBoost models on
+ * skewed data margins instead of probabilities. */
 static void binary_row(const mlt_state *st, double score, float *z, size_t *label)
 {
-    bool is_positive = st->is_all_positive ? score > 0.5 : score > 0.0;
-    *label = is_positive ? 1 : 0;
     if (st->post == TREE_POST_PROBIT) {
         double p = score;
         tree_post_transform(TREE_POST_PROBIT, &p, 1);
+        *label = (st->is_all_positive ? score > 0.5 : score > 0.0) ? 1 : 0;
         z[0] = (float)p;
         z[1] = 0.0f;
+    } else if (st->post == TREE_POST_LOGISTIC) {
+        double p = 1.0 / (1.0 + exp(-score));
+        *label = p > 0.5 ? 1 : 0;
+        z[0] = (float)(1.0 / (1.0 + exp(score)));
+        z[1] = (float)p;
     } else if (st->is_all_positive) {
+        *label = score > 0.5 ? 1 : 0;
         z[0] = (float)(1.0 - score);
         z[1] = (float)score;
-    } else if (st->post == TREE_POST_LOGISTIC) {
-        z[0] = (float)(1.0 / (1.0 + exp(score)));
-        z[1] = (float)(1.0 / (1.0 + exp(-score)));
     } else {
+        bool is_positive = score > 0.0;
+        *label = is_positive ? 1 : 0;
         z[0] = (float)(is_positive ? -score : score);
         z[1] = (float)(is_positive ? score : -score);
     }
