@@ -36,7 +36,9 @@ typedef enum tree_cmp {
     TREE_CMP_GT,     /* x >  t */
     TREE_CMP_EQ,     /* x == t */
     TREE_CMP_NEQ,    /* x != t */
-    TREE_CMP_MEMBER, /* x, an integer category, is in the node's set */
+    TREE_CMP_MEMBER, /* x, an integer category, is in the node's set
+                        (x is truncated toward zero, as LightGBM and
+                        XGBoost read categories) */
 } tree_cmp;
 
 /* What a NaN (or, for LightGBM's "zero" rule, a zero) feature does. */
