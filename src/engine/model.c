@@ -84,8 +84,10 @@ static int opset_of(const onnx_model *m, st_str domain)
 static void declared_type(eng_value *v, const onnx_type *t)
 {
     v->rank = -1;
-    if (t->kind == ONNX_TYPE_SEQUENCE || t->kind == ONNX_TYPE_OPTIONAL) {
-        v->dtype = t->kind == ONNX_TYPE_SEQUENCE ? ENG_DT_SEQUENCE : ENG_DT_OPTIONAL;
+    if (t->kind == ONNX_TYPE_SEQUENCE || t->kind == ONNX_TYPE_OPTIONAL || t->kind == ONNX_TYPE_MAP) {
+        v->dtype = t->kind == ONNX_TYPE_SEQUENCE ? ENG_DT_SEQUENCE
+                   : t->kind == ONNX_TYPE_MAP    ? ENG_DT_MAP
+                                                 : ENG_DT_OPTIONAL;
         return;
     }
     if (t->kind != ONNX_TYPE_TENSOR)
@@ -326,9 +328,9 @@ static st_status graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, c
             return st_fail(err, ST_ECORRUPT, "graph input '%.*s' is declared twice", ST_STR_FMT(vi->name));
         }
         if (vi->type.kind != ONNX_TYPE_TENSOR && vi->type.kind != ONNX_TYPE_NONE &&
-            vi->type.kind != ONNX_TYPE_SEQUENCE && vi->type.kind != ONNX_TYPE_OPTIONAL)
-            return st_fail(err, ST_EUNSUPPORTED,
-                           "graph input '%.*s' is not a tensor, sequence or optional (maps are not supported as inputs)",
+            vi->type.kind != ONNX_TYPE_SEQUENCE && vi->type.kind != ONNX_TYPE_OPTIONAL &&
+            vi->type.kind != ONNX_TYPE_MAP)
+            return st_fail(err, ST_EUNSUPPORTED, "graph input '%.*s' is not a tensor, sequence, optional or map",
                            ST_STR_FMT(vi->name));
         add_value(g, names_p, vi->name, &id, err);
         declared_type(&g->values[id], &vi->type);
