@@ -467,12 +467,9 @@ static void svm_proba(const svm_clf *st, const double *pair, double *r, double *
             r[j * k + i] = 1 - v;
         }
     }
-    if (k == 2) {
-        p[0] = r[1];
-        p[1] = r[2];
-    } else {
-        svm_couple(k, r, p, q, qp);
-    }
+    /* Two classes go through the coupling too (libsvm as scikit-learn
+     * bundles it does so; it stops short of the exact r[0][1]). */
+    svm_couple(k, r, p, q, qp);
 }
 
 st_status ml_svm_classifier_run(eng_kctx *k)
