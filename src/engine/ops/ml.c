@@ -230,19 +230,17 @@ st_status ml_keys_build(ml_keys *t, ml_key_kind kind, const int64_t *ints, const
     uint32_t *idx = st_arena_alloc(arena, n * sizeof *idx, 8), *tmp = st_arena_alloc(arena, n * sizeof *tmp, 8);
     if (!idx || !tmp)
         return st_fail(err, ST_ENOMEM, "out of memory for %zu keys", count);
-    switch (kind) {
-    case ML_KEY_INT:
-        t->ints = st_arena_alloc(arena, n * sizeof *t->ints, 8);
-        break;
-    case ML_KEY_FLOAT:
-        t->floats = st_arena_alloc(arena, n * sizeof *t->floats, 8);
-        break;
-    case ML_KEY_STRING:
-        t->strs = st_arena_alloc(arena, n * sizeof *t->strs, 8);
-        break;
-    }
-    if (!t->ints && !t->floats && !t->strs)
+    size_t es = kind == ML_KEY_INT ? sizeof *t->ints : kind == ML_KEY_FLOAT ? sizeof *t->floats : sizeof *t->strs;
+    void *keys = st_arena_alloc(arena, n * es, 8);
+    char *copy = st_arena_alloc(arena, n * es, 8);
+    if (!keys || !copy)
         return st_fail(err, ST_ENOMEM, "out of memory for %zu keys", count);
+    if (kind == ML_KEY_INT)
+        t->ints = keys;
+    else if (kind == ML_KEY_FLOAT)
+        t->floats = keys;
+    else
+        t->strs = keys;
     for (size_t i = 0; i < count; i++) {
         idx[i] = (uint32_t)i;
         if (kind == ML_KEY_INT)
@@ -253,29 +251,9 @@ st_status ml_keys_build(ml_keys *t, ml_key_kind kind, const int64_t *ints, const
             t->strs[i] = strs[i];
     }
     sort_index(t, idx, tmp, count);
-    /* Permute the keys into sorted order (tmp as scratch for the copy). */
-    if (kind == ML_KEY_INT) {
-        int64_t *s = st_arena_alloc(arena, n * sizeof *s, 8);
-        if (!s)
-            return st_fail(err, ST_ENOMEM, "out of memory");
-        for (size_t i = 0; i < count; i++)
-            s[i] = t->ints[idx[i]];
-        t->ints = s;
-    } else if (kind == ML_KEY_FLOAT) {
-        double *s = st_arena_alloc(arena, n * sizeof *s, 8);
-        if (!s)
-            return st_fail(err, ST_ENOMEM, "out of memory");
-        for (size_t i = 0; i < count; i++)
-            s[i] = t->floats[idx[i]];
-        t->floats = s;
-    } else {
-        st_str *s = st_arena_alloc(arena, n * sizeof *s, 8);
-        if (!s)
-            return st_fail(err, ST_ENOMEM, "out of memory");
-        for (size_t i = 0; i < count; i++)
-            s[i] = t->strs[idx[i]];
-        t->strs = s;
-    }
+    for (size_t i = 0; i < count; i++)
+        memcpy(copy + i * es, (const char *)keys + idx[i] * es, es);
+    memcpy(keys, copy, count * es);
     t->index = idx;
     return ST_OK;
 }
@@ -314,6 +292,18 @@ int64_t ml_keys_find_str(const ml_keys *t, st_str key)
         return -1;
     ML_LOWER_BOUND(t, cmp_str(t->strs[i], key))
     return lo < t->count && cmp_str(t->strs[lo], key) == 0 ? (int64_t)t->index[lo] : -1;
+}
+
+st_status ml_keys_from_attrs(ml_keys *t, const eng_node *n, const char *ints_name, const char *strs_name,
+                             st_arena *arena, st_error *err)
+{
+    size_t n_ints, n_strs;
+    const int64_t *ints = eng_attr_ints(n, ints_name, &n_ints);
+    const st_str *strs = ml_attr_strings(n, strs_name, &n_strs);
+    if (!n_ints == !n_strs)
+        return st_fail(err, ST_EINVAL, "give exactly one of %s and %s", ints_name, strs_name);
+    return ml_keys_build(t, n_strs ? ML_KEY_STRING : ML_KEY_INT, ints, NULL, NULL, strs, n_strs ? n_strs : n_ints,
+                         arena, err);
 }
 
 bool ml_key_kind_of(st_dtype t, ml_key_kind *out)
@@ -360,13 +350,13 @@ const eng_op eng_ops_ml[] = {
     ML_OP("SVMRegressor", ml_svm_regressor),
     ML_OP("Scaler", ml_scaler),
     ML_OP("Normalizer", ml_normalizer),
-    ML_OP("Binarizer", ml_binarizer),
+    { "ai.onnx.ml", "Binarizer", 1, NULL, ml_binarizer_infer, ml_binarizer_run },
     ML_OP("Imputer", ml_imputer),
     ML_OP("OneHotEncoder", ml_one_hot),
-    ML_OP("ArrayFeatureExtractor", ml_array_feature),
+    { "ai.onnx.ml", "ArrayFeatureExtractor", 1, NULL, ml_array_feature_infer, ml_array_feature_run },
     ML_OP("FeatureVectorizer", ml_feature_vectorizer),
-    ML_OP("LabelEncoder", ml_label_encoder),
-    ML_OP("CategoryMapper", ml_category_mapper),
+    { "ai.onnx.ml", "LabelEncoder", 1, ml_label_encoder_check, ml_codec_infer, ml_codec_run },
+    { "ai.onnx.ml", "CategoryMapper", 1, ml_category_mapper_check, ml_codec_infer, ml_codec_run },
     ML_OP("ZipMap", ml_zipmap),
     ML_OP("DictVectorizer", ml_dict_vectorizer),
     { 0 },

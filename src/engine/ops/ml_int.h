@@ -87,6 +87,10 @@ st_status ml_keys_build(ml_keys *t, ml_key_kind kind, const int64_t *ints, const
 int64_t ml_keys_find_int(const ml_keys *t, int64_t key);
 int64_t ml_keys_find_float(const ml_keys *t, double key);
 int64_t ml_keys_find_str(const ml_keys *t, st_str key);
+/* Builds the table from an int64 list or a string list attribute: exactly
+ * one of the two must be given (ST_EINVAL otherwise). */
+st_status ml_keys_from_attrs(ml_keys *t, const eng_node *n, const char *ints_name, const char *strs_name,
+                             st_arena *arena, st_error *err);
 /* Looks up element i of x (its type must suit t->kind). */
 int64_t ml_keys_find_at(const ml_keys *t, const eng_tensor *x, size_t i);
 /* The key kind an input type looks up with; false for other types. */
@@ -99,19 +103,26 @@ bool ml_key_kind_of(st_dtype t, ml_key_kind *out);
     st_status prefix##_infer(eng_kctx *k);                                   \
     st_status prefix##_run(eng_kctx *k)
 
+/* Checks validate attributes; infer and run are per operator, except
+ * that Binarizer and ArrayFeatureExtractor have no attributes to check
+ * and LabelEncoder and CategoryMapper share the encoder's infer/run. */
 ML_OP_DECL(ml_linear_classifier);
 ML_OP_DECL(ml_linear_regressor);
 ML_OP_DECL(ml_svm_classifier);
 ML_OP_DECL(ml_svm_regressor);
 ML_OP_DECL(ml_scaler);
 ML_OP_DECL(ml_normalizer);
-ML_OP_DECL(ml_binarizer);
+st_status ml_binarizer_infer(eng_kctx *k);
+st_status ml_binarizer_run(eng_kctx *k);
 ML_OP_DECL(ml_imputer);
 ML_OP_DECL(ml_one_hot);
-ML_OP_DECL(ml_array_feature);
+st_status ml_array_feature_infer(eng_kctx *k);
+st_status ml_array_feature_run(eng_kctx *k);
 ML_OP_DECL(ml_feature_vectorizer);
-ML_OP_DECL(ml_label_encoder);
-ML_OP_DECL(ml_category_mapper);
+st_status ml_label_encoder_check(eng_node *n, st_arena *arena, st_error *err);
+st_status ml_category_mapper_check(eng_node *n, st_arena *arena, st_error *err);
+st_status ml_codec_infer(eng_kctx *k);
+st_status ml_codec_run(eng_kctx *k);
 ML_OP_DECL(ml_zipmap);
 ML_OP_DECL(ml_dict_vectorizer);
 

@@ -39,10 +39,30 @@ static void set_classifier_outputs(eng_kctx *k, const ml_labels *labels, size_t 
         eng_set_shape(k->out[1], ST_DT_FLOAT32, z_shape, 2);
 }
 
-/* A row buffer for the features of one input row, in scratch. */
-static double *row_buffer(const eng_kctx *k, size_t cols)
+/* Checks that X has `features` columns and makes output 0 a float
+ * [rows, out_cols]: the regressors' infer. */
+static st_status infer_regressor(eng_kctx *k, size_t features, size_t out_cols)
 {
-    return st_arena_alloc(k->scratch, (cols ? cols : 1) * sizeof(double), 64);
+    size_t rows, cols;
+    st_status s = ml_matrix(k, k->in[0], "X", &rows, &cols);
+    if (s != ST_OK)
+        return s;
+    if (cols != features)
+        return eng_fail(k, ST_ESHAPE, "the model has %zu features, the input %zu", features, cols);
+    int64_t shape[2] = { (int64_t)rows, (int64_t)out_cols };
+    eng_set_shape(k->out[0], ST_DT_FLOAT32, shape, 2);
+    return ST_OK;
+}
+
+/* The input's rows and columns (infer checked them) and a scratch
+ * buffer for the features of one row. */
+static st_status rows_begin(const eng_kctx *k, size_t *rows, size_t *cols, double **row)
+{
+    st_status s = ml_matrix(k, k->in[0], "X", rows, cols);
+    if (s != ST_OK)
+        return s;
+    *row = st_arena_alloc(k->scratch, (*cols ? *cols : 1) * sizeof **row, 64);
+    return *row ? ST_OK : eng_fail(k, ST_ENOMEM, "out of memory");
 }
 
 /* --- LinearClassifier -------------------------------------------------------- */
@@ -120,13 +140,14 @@ st_status ml_linear_classifier_run(eng_kctx *k)
     const eng_tensor *x = k->in[0];
     eng_tensor *y = k->out[0], *z = k->n_out > 1 ? k->out[1] : NULL;
     size_t rows, cols, targets;
-    ml_matrix(k, x, "X", &rows, &cols);
-    lin_clf_targets(st, cols, &targets, k);
+    double *xr;
+    st_status s = rows_begin(k, &rows, &cols, &xr);
+    if (s != ST_OK || (s = lin_clf_targets(st, cols, &targets, k)) != ST_OK)
+        return s;
     bool is_pair = targets == 1 && st->labels.count == 2;
     size_t z_cols = is_pair ? 2 : targets;
-    double *xr = row_buffer(k, cols);
     float *sc = st_arena_alloc(k->scratch, (z_cols + 1) * sizeof *sc, 64);
-    if (!xr || !sc)
+    if (!sc)
         return eng_fail(k, ST_ENOMEM, "out of memory");
     for (size_t r = 0; r < rows; r++) {
         ml_read(x, r * cols, cols, xr);
@@ -188,26 +209,17 @@ st_status ml_linear_regressor_check(eng_node *n, st_arena *arena, st_error *err)
 st_status ml_linear_regressor_infer(eng_kctx *k)
 {
     const lin_reg *st = k->node->state;
-    size_t rows, cols;
-    st_status s = ml_matrix(k, k->in[0], "X", &rows, &cols);
-    if (s != ST_OK)
-        return s;
-    if (cols * st->targets != st->n_coef)
-        return eng_fail(k, ST_ESHAPE, "the model has %zu features per target, the input %zu",
-                        st->n_coef / st->targets, cols);
-    int64_t shape[2] = { (int64_t)rows, (int64_t)st->targets };
-    eng_set_shape(k->out[0], ST_DT_FLOAT32, shape, 2);
-    return ST_OK;
+    return infer_regressor(k, st->n_coef / st->targets, st->targets); /* check made it divide */
 }
 
 st_status ml_linear_regressor_run(eng_kctx *k)
 {
     const lin_reg *st = k->node->state;
     size_t rows, cols;
-    ml_matrix(k, k->in[0], "X", &rows, &cols);
-    double *xr = row_buffer(k, cols);
-    if (!xr)
-        return eng_fail(k, ST_ENOMEM, "out of memory");
+    double *xr;
+    st_status s = rows_begin(k, &rows, &cols, &xr);
+    if (s != ST_OK)
+        return s;
     float *y = k->out[0]->data;
     for (size_t r = 0; r < rows; r++) {
         ml_read(k->in[0], r * cols, cols, xr);
@@ -478,14 +490,16 @@ st_status ml_svm_classifier_run(eng_kctx *k)
     const eng_tensor *x = k->in[0];
     eng_tensor *y = k->out[0], *z = k->n_out > 1 ? k->out[1] : NULL;
     size_t rows, cols, kc = st->n_classes, zc = svm_clf_cols(st);
-    ml_matrix(k, x, "X", &rows, &cols);
-    double *xr = row_buffer(k, cols);
+    double *xr;
+    st_status s = rows_begin(k, &rows, &cols, &xr);
+    if (s != ST_OK)
+        return s;
     double *kv = st_arena_alloc(k->scratch, (st->n_vectors + 1) * sizeof *kv, 64);
     double *pair = st_arena_alloc(k->scratch, (st->n_pairs + 1) * sizeof *pair, 64);
     double *r = st_arena_alloc(k->scratch, (2 * kc * kc + 2 * kc) * sizeof *r, 64);
     int64_t *votes = st_arena_alloc(k->scratch, kc * sizeof *votes, 64);
     float *sc = st_arena_alloc(k->scratch, (zc + kc) * sizeof *sc, 64);
-    if (!xr || !kv || !pair || !r || !votes || !sc)
+    if (!kv || !pair || !r || !votes || !sc)
         return eng_fail(k, ST_ENOMEM, "out of memory");
     double *p = r + kc * kc, *q = p + kc, *qp = q + kc * kc;
     for (size_t row = 0; row < rows; row++) {
@@ -574,36 +588,28 @@ st_status ml_svm_regressor_check(eng_node *n, st_arena *arena, st_error *err)
 st_status ml_svm_regressor_infer(eng_kctx *k)
 {
     const svm_reg *st = k->node->state;
-    size_t rows, cols;
-    st_status s = ml_matrix(k, k->in[0], "X", &rows, &cols);
-    if (s != ST_OK)
-        return s;
-    if (cols != st->n_features)
-        return eng_fail(k, ST_ESHAPE, "the model has %zu features, the input %zu", st->n_features, cols);
-    int64_t shape[2] = { (int64_t)rows, 1 };
-    eng_set_shape(k->out[0], ST_DT_FLOAT32, shape, 2);
-    return ST_OK;
+    return infer_regressor(k, st->n_features, 1);
 }
 
 st_status ml_svm_regressor_run(eng_kctx *k)
 {
     const svm_reg *st = k->node->state;
     size_t rows, cols;
-    ml_matrix(k, k->in[0], "X", &rows, &cols);
-    double *xr = row_buffer(k, cols);
-    if (!xr)
-        return eng_fail(k, ST_ENOMEM, "out of memory");
+    double *xr;
+    st_status s = rows_begin(k, &rows, &cols, &xr);
+    if (s != ST_OK)
+        return s;
     float *y = k->out[0]->data;
     for (size_t r = 0; r < rows; r++) {
         ml_read(k->in[0], r * cols, cols, xr);
-        double s = st->rho;
+        double score = st->rho;
         if (st->n_vectors) {
             for (size_t v = 0; v < st->n_vectors; v++)
-                s += (double)st->coef[v] * svm_kernel_eval(&st->kernel, xr, st->sv + v * cols, cols);
+                score += (double)st->coef[v] * svm_kernel_eval(&st->kernel, xr, st->sv + v * cols, cols);
         } else {
-            s += dot_row(xr, st->coef, cols);
+            score += dot_row(xr, st->coef, cols);
         }
-        y[r] = st->is_one_class ? (s > 0 ? 1.0f : -1.0f) : (float)s;
+        y[r] = st->is_one_class ? (score > 0 ? 1.0f : -1.0f) : (float)score;
         ml_post_row(st->post, &y[r], 1);
     }
     return ST_OK;

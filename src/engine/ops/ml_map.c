@@ -214,7 +214,7 @@ static st_status codec_pick(const eng_kctx *k, const eng_tensor *x, const ml_enc
                     key_kind_name(c->enc[0].keys.kind));
 }
 
-static st_status codec_infer(eng_kctx *k)
+st_status ml_codec_infer(eng_kctx *k)
 {
     const ml_encoder *e;
     st_status s = codec_pick(k, k->in[0], &e);
@@ -224,7 +224,7 @@ static st_status codec_infer(eng_kctx *k)
     return ST_OK;
 }
 
-static st_status codec_run(eng_kctx *k)
+st_status ml_codec_run(eng_kctx *k)
 {
     const ml_encoder *e;
     st_status s = codec_pick(k, k->in[0], &e);
@@ -239,16 +239,6 @@ static st_status codec_run(eng_kctx *k)
         memcpy(y + i * es, at >= 0 ? vals + (size_t)at * es : (const char *)&e->dflt, es);
     }
     return ST_OK;
-}
-
-st_status ml_label_encoder_infer(eng_kctx *k)
-{
-    return codec_infer(k);
-}
-
-st_status ml_label_encoder_run(eng_kctx *k)
-{
-    return codec_run(k);
 }
 
 /* --- CategoryMapper ------------------------------------------------------------------- */
@@ -270,16 +260,6 @@ st_status ml_category_mapper_check(eng_node *n, st_arena *arena, st_error *err)
         return s;
     n->state = c;
     return ST_OK;
-}
-
-st_status ml_category_mapper_infer(eng_kctx *k)
-{
-    return codec_infer(k);
-}
-
-st_status ml_category_mapper_run(eng_kctx *k)
-{
-    return codec_run(k);
 }
 
 /* --- ZipMap ---------------------------------------------------------------------------- */
@@ -361,13 +341,7 @@ st_status ml_dict_vectorizer_check(eng_node *n, st_arena *arena, st_error *err)
     ml_keys *vocab = st_arena_calloc(arena, 1, sizeof *vocab, 8);
     if (!vocab)
         return st_fail(err, ST_ENOMEM, "out of memory");
-    size_t n_ints, n_strs;
-    const int64_t *ints = eng_attr_ints(n, "int64_vocabulary", &n_ints);
-    const st_str *strs = ml_attr_strings(n, "string_vocabulary", &n_strs);
-    if (!n_ints == !n_strs)
-        return st_fail(err, ST_EINVAL, "give exactly one of int64_vocabulary and string_vocabulary");
-    st_status s = ml_keys_build(vocab, n_strs ? ML_KEY_STRING : ML_KEY_INT, ints, NULL, NULL, strs,
-                                n_strs ? n_strs : n_ints, arena, err);
+    st_status s = ml_keys_from_attrs(vocab, n, "int64_vocabulary", "string_vocabulary", arena, err);
     if (s != ST_OK)
         return s;
     n->state = vocab;

@@ -137,14 +137,6 @@ st_status ml_normalizer_run(eng_kctx *k)
 
 /* --- Binarizer ----------------------------------------------------------------------- */
 
-st_status ml_binarizer_check(eng_node *n, st_arena *arena, st_error *err)
-{
-    (void)arena;
-    (void)err;
-    (void)n;
-    return ST_OK;
-}
-
 st_status ml_binarizer_infer(eng_kctx *k)
 {
     st_status s = need_numeric(k, k->in[0]);
@@ -265,14 +257,8 @@ st_status ml_one_hot_check(eng_node *n, st_arena *arena, st_error *err)
     one_hot *st = st_arena_calloc(arena, 1, sizeof *st, 8);
     if (!st)
         return st_fail(err, ST_ENOMEM, "out of memory");
-    size_t n_ints, n_strs;
-    const int64_t *ints = eng_attr_ints(n, "cats_int64s", &n_ints);
-    const st_str *strs = ml_attr_strings(n, "cats_strings", &n_strs);
-    if (!n_ints == !n_strs)
-        return st_fail(err, ST_EINVAL, "give exactly one of cats_int64s and cats_strings");
     st->zeros = eng_attr_int(n, "zeros", 1) != 0;
-    st_status s = ml_keys_build(&st->cats, n_strs ? ML_KEY_STRING : ML_KEY_INT, ints, NULL, NULL, strs,
-                                n_strs ? n_strs : n_ints, arena, err);
+    st_status s = ml_keys_from_attrs(&st->cats, n, "cats_int64s", "cats_strings", arena, err);
     if (s != ST_OK)
         return s;
     n->state = st;
@@ -322,14 +308,6 @@ st_status ml_one_hot_run(eng_kctx *k)
 }
 
 /* --- ArrayFeatureExtractor --------------------------------------------------------- */
-
-st_status ml_array_feature_check(eng_node *n, st_arena *arena, st_error *err)
-{
-    (void)n;
-    (void)arena;
-    (void)err;
-    return ST_OK;
-}
 
 st_status ml_array_feature_infer(eng_kctx *k)
 {
