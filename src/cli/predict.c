@@ -4,7 +4,9 @@
  * so inputs far larger than memory go through.  A sequence of maps (what
  * ONNX-ML's ZipMap gives: one map of class -> probability per row) is
  * written as an [N, keys] array in the first map's key order, with the
- * keys as a JSON array in DIR/<output>.keys.json. */
+ * keys as a JSON array in DIR/<output>.keys.json.  String tensors (class
+ * labels), which .npy cannot hold, go to DIR/<output>.json as nested JSON
+ * arrays following the shape. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,6 +26,8 @@ typedef struct out_file {
     int fd;
     eng_tensor first;    /* shape and type of the first batch's output */
     bool is_maps;        /* a sequence of maps, written dense (see above) */
+    bool is_json;        /* strings, written as JSON (see above) */
+    size_t rows_written; /* is_json: rows so far, for the commas */
     st_buf keys_json;    /* is_maps: the keys, written at the end */
     st_buf dense;        /* is_maps: this batch's values as [N, keys] */
 } out_file;
@@ -64,8 +68,19 @@ static bool write_all(int fd, const void *data, size_t len)
 static int out_open(const cli_verb *verb, out_file *o, const eng_tensor *t, bool is_batched, size_t total_rows)
 {
     st_error err = { 0 };
-    if (t->dtype == ST_DT_STRING || t->dtype == ST_DT_UNDEFINED)
-        return cli_fail(verb, "%s: string outputs cannot be written as .npy", o->path);
+    if (t->dtype == ST_DT_UNDEFINED)
+        return cli_fail(verb, "%s: the output has no type that can be written", o->path);
+    if (t->dtype == ST_DT_STRING) {
+        size_t n = strlen(o->path);
+        snprintf(o->path + n - 4, sizeof o->path - (n - 4), ".json");
+        snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld", o->path, (long)getpid());
+        o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (o->fd < 0 || (t->rank > 0 && !write_all(o->fd, "[", 1)))
+            return cli_fail(verb, "%s: cannot write: %s", o->tmp, strerror(errno));
+        o->is_json = true;
+        o->first = *t;
+        return CLI_EXIT_OK;
+    }
     size_t shape[ENG_MAX_RANK];
     for (uint32_t i = 0; i < t->rank; i++)
         shape[i] = (size_t)t->shape[i];
@@ -155,6 +170,39 @@ static int keys_write(const cli_verb *verb, const out_file *o)
         return cli_fail(verb, "%s: cannot write: %s", path, strerror(errno));
     }
     return CLI_EXIT_OK;
+}
+
+static void json_strings(json_writer *w, const st_str *s, const int64_t *shape, uint32_t rank)
+{
+    if (rank == 0) {
+        json_write_string(w, *s);
+        return;
+    }
+    size_t inner = 1;
+    for (uint32_t d = 1; d < rank; d++)
+        inner *= (size_t)shape[d];
+    json_write_array_begin(w);
+    for (int64_t i = 0; i < shape[0]; i++)
+        json_strings(w, s + (size_t)i * inner, shape + 1, rank - 1);
+    json_write_array_end(w);
+}
+
+/* Appends this batch's rows of a string output to its JSON file. */
+static bool strings_write(out_file *o, const eng_tensor *t)
+{
+    size_t rows = t->rank ? (size_t)t->shape[0] : 1, inner = rows ? t->count / rows : 0;
+    const st_str *s = t->data;
+    o->dense.len = 0;
+    for (size_t r = 0; r < rows; r++) {
+        if (o->rows_written++ && st_buf_append(&o->dense, ",", 1) != ST_OK)
+            return false;
+        json_writer w;
+        json_writer_init(&w, &o->dense, NULL);
+        json_strings(&w, s + r * inner, t->shape + 1, t->rank ? t->rank - 1 : 0);
+        if (json_writer_finish(&w) != ST_OK)
+            return false;
+    }
+    return write_all(o->fd, o->dense.data, o->dense.len);
 }
 
 static void out_abort(out_file *o)
@@ -288,7 +336,9 @@ int cli_predict_run(const cli_verb *verb, int argc, char **argv)
                               eng_output(model, o)->name);
                 goto done;
             }
-            if (!write_all(outs[o].fd, t->data, t->count * st_dtype_size(t->dtype))) {
+            bool wrote = outs[o].is_json ? strings_write(&outs[o], t)
+                                         : write_all(outs[o].fd, t->data, t->count * st_dtype_size(t->dtype));
+            if (!wrote) {
                 rc = cli_fail(verb, "%s: write failed: %s", outs[o].tmp, strerror(errno));
                 goto done;
             }
@@ -297,6 +347,10 @@ int cli_predict_run(const cli_verb *verb, int argc, char **argv)
     }
     cli_progress_finish(&bar);
     for (size_t o = 0; o < n_out; o++) {
+        if (outs[o].is_json && !write_all(outs[o].fd, outs[o].first.rank ? "]\n" : "\n", outs[o].first.rank ? 2 : 1)) {
+            rc = cli_fail(verb, "%s: write failed: %s", outs[o].tmp, strerror(errno));
+            goto done;
+        }
         if (fsync(outs[o].fd) != 0 || close(outs[o].fd) != 0) {
             outs[o].fd = -1;
             rc = cli_fail(verb, "%s: cannot flush: %s", outs[o].tmp, strerror(errno));
