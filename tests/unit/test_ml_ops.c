@@ -472,6 +472,19 @@ static void test_one_hot_and_feature_ops(void **state)
     assert_non_null(strstr(h.err.msg, "element 1 is not one of the 3 categories"));
     h_free(&h);
 
+    /* Float categories are truncated; NaN and huge values match nothing. */
+    static const float xf[3] = { NAN, 2.7f, 1e30f };
+    static const int64_t cat2[1] = { 2 };
+    int64_t fs[1] = { 3 };
+    eng_tensor ft = tensor(ST_DT_FLOAT32, fs, 1, xf);
+    const eng_tensor *in_f[1] = { &ft };
+    h_init(&h);
+    attr_ints(&h, "cats_int64s", cat2, 1);
+    assert_int_equal(run_op(&h, "OneHotEncoder", 1, in_f, 1, out, 1), ST_OK);
+    static const float want_f[3] = { 0, 1, 0 };
+    assert_memory_equal(out[0].data, want_f, sizeof want_f);
+    h_free(&h);
+
     /* ArrayFeatureExtractor: a rank-1 input gives one row; strings too. */
     static const int64_t idx[2] = { 2, 0 }, bad_idx[1] = { 4 };
     int64_t is[1] = { 2 }, ss[1] = { 3 };

@@ -35,6 +35,10 @@ static void set_default(ml_encoder *e, const eng_node *n)
     case ST_DT_STRING: e->dflt.str = eng_attr_str(n, "default_string", "_Unused"); break;
     case ST_DT_INT64: e->dflt.i64 = eng_attr_int(n, "default_int64", -1); break;
     case ST_DT_FLOAT32: e->dflt.f32 = eng_attr_float(n, "default_float", -0.0f); break;
+    /* Types only a values_tensor gives (opset 4): the spec's -1 / -0.0. */
+    case ST_DT_INT32: e->dflt.i32 = -1; break;
+    case ST_DT_INT16: e->dflt.i16 = -1; break;
+    case ST_DT_FLOAT64: e->dflt.f64 = -0.0; break;
     default: memset(&e->dflt, 0, sizeof e->dflt); break;
     }
 }
@@ -357,7 +361,7 @@ static st_status dict_check_map(const eng_kctx *k, const ml_keys *vocab, const e
     const eng_tensor *kv = m->data;
     ml_key_kind kind;
     if (kv[0].count != m->count || kv[1].count != m->count || kv[0].dtype != (st_dtype)m->shape[1] ||
-        kv[1].dtype != (st_dtype)m->shape[2])
+        kv[1].dtype != (st_dtype)m->shape[2] || (m->count && (!kv[0].data || !kv[1].data)))
         return eng_fail(k, ST_EINVAL, "a map's keys and values do not match its header");
     if (!ml_key_kind_of(kv[0].dtype, &kind) || kind != vocab->kind)
         return eng_fail(k, ST_ETYPE, "map keys are %s but the vocabulary is %s", st_dtype_name(kv[0].dtype),

@@ -252,6 +252,15 @@ typedef struct one_hot {
     bool zeros; /* unknown categories give a row of zeros (else an error) */
 } one_hot;
 
+/* A float category is truncated to an integer, as ONNX Runtime does;
+ * NaN and values beyond int64 match nothing. */
+static int64_t float_category(const ml_keys *cats, double v)
+{
+    if (!(v > -9.2e18 && v < 9.2e18))
+        return -1;
+    return ml_keys_find_int(cats, (int64_t)v);
+}
+
 st_status ml_one_hot_check(eng_node *n, st_arena *arena, st_error *err)
 {
     one_hot *st = st_arena_calloc(arena, 1, sizeof *st, 8);
@@ -296,7 +305,7 @@ st_status ml_one_hot_run(eng_kctx *k)
         if (x->dtype == ST_DT_STRING)
             at = ml_keys_find_str(&st->cats, ((const st_str *)x->data)[i]);
         else if (x->dtype == ST_DT_FLOAT32 || x->dtype == ST_DT_FLOAT64)
-            at = ml_keys_find_int(&st->cats, (int64_t)eng_num_at(x, i)); /* truncated, like ONNX Runtime */
+            at = float_category(&st->cats, eng_num_at(x, i));
         else
             at = ml_keys_find_int(&st->cats, eng_int_at(x, i));
         if (at >= 0)
