@@ -256,6 +256,43 @@ static int resolve_name(eng_graph *g, st_str name, st_error *err)
     return id;
 }
 
+/* Maps (ONNX-ML: a map graph input, ZipMap's sequence of maps) hold two
+ * headers, keys and values, rather than `count` elements, so operators
+ * that copy values generically would misread them.  Only the operators
+ * that know maps may read one: DictVectorizer, and Identity passing a
+ * sequence of maps along. */
+static st_status check_map_readers(eng_graph *g, st_error *err)
+{
+    bool *is_map = st_arena_calloc(g->arena, g->n_values + 1, sizeof *is_map, 8);
+    if (!is_map)
+        return st_fail(err, ST_ENOMEM, "out of memory");
+    for (size_t v = 0; v < g->n_values; v++)
+        is_map[v] = g->values[v].dtype == ENG_DT_MAP;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const eng_node *n = &g->nodes[i];
+        st_str op = n->proto->op_type;
+        bool is_dict = st_str_eq_c(op, "DictVectorizer"), is_identity = st_str_eq_c(op, "Identity");
+        bool reads_map = false;
+        for (uint32_t j = 0; j < n->n_inputs; j++) {
+            int v = n->inputs[j];
+            if (v < 0 || !is_map[v])
+                continue;
+            reads_map = true;
+            bool is_bare = g->values[v].dtype == ENG_DT_MAP;
+            if (!is_dict && (is_bare || !is_identity))
+                return st_fail(err, ST_EUNSUPPORTED,
+                               "node '%.*s' (%.*s) reads '%.*s', a map; only DictVectorizer (and Identity for a "
+                               "sequence of maps) can read maps", ST_STR_FMT(n->proto->name), ST_STR_FMT(op),
+                               ST_STR_FMT(g->values[v].name));
+        }
+        bool makes_maps = st_str_eq_c(op, "ZipMap") || (is_identity && reads_map);
+        for (uint32_t o = 0; makes_maps && o < n->n_outputs; o++)
+            if (n->outputs[o] >= 0)
+                is_map[n->outputs[o]] = true;
+    }
+    return ST_OK;
+}
+
 static st_status graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, const eng_graph *parent,
                              eng_node *owner, st_error *err)
 {
@@ -429,7 +466,7 @@ static st_status graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, c
     /* Subgraph captures added dependencies: order again. */
     if (has_implicit && (s = eng_graph_sort(g, err)) != ST_OK)
         return s;
-    return ST_OK;
+    return check_map_readers(g, err);
 }
 
 st_status eng_graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, st_error *err)

@@ -65,3 +65,24 @@ def test_bad_coefficients_refused_at_load(stratus, tmp_path):
                 tmp_path / "out")
     assert r.code == 1
     assert "5 coefficients do not split into 2 classes" in r.err
+
+
+def test_maps_only_reach_operators_that_know_them(stratus, tmp_path):
+    """A ZipMap output fed to a generic sequence op is refused at load."""
+    from onnx import TensorProto, helper
+    ml = "ai.onnx.ml"
+    zipmap = helper.make_node("ZipMap", ["X"], ["Z"], domain=ml, classlabels_int64s=[1, 2])
+    at = helper.make_node("SequenceAt", ["Z", "pos"], ["first"])
+    pos = helper.make_tensor("pos", TensorProto.INT64, [], [0])
+    first = onnx.TypeProto()
+    first.map_type.key_type = TensorProto.INT64
+    first.map_type.value_type.CopyFrom(helper.make_tensor_type_proto(TensorProto.FLOAT, None))
+    graph = helper.make_graph([zipmap, at], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])],
+                              [helper.make_value_info("first", first)], initializer=[pos])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15), helper.make_opsetid(ml, 1)])
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    np.save(tmp_path / "x.npy", np.zeros((2, 2), np.float32))
+    r = stratus("predict", tmp_path / "m.onnx", "--input", f"X={tmp_path / 'x.npy'}", "--output-dir",
+                tmp_path / "out")
+    assert r.code == 1
+    assert "only DictVectorizer" in r.err
