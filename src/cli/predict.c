@@ -122,12 +122,12 @@ static const char *maps_to_dense(out_file *o, const eng_tensor *seq, bool is_fir
     for (size_t r = 0; r < rows; r++) {
         const eng_tensor *kv = maps[r].data;
         if (maps[r].dtype != ENG_DT_MAP || maps[r].count != n_keys || kv[1].dtype != vt ||
-            kv[0].dtype != keys0->dtype)
+            kv[0].dtype != keys0->dtype || (kv[0].dtype != ST_DT_STRING && kv[0].dtype != ST_DT_INT64))
             return "the maps differ in keys or value type, so they do not form a table";
         for (size_t i = 0; i < n_keys; i++) {
             bool same = kv[0].dtype == ST_DT_STRING
                             ? st_str_eq(((const st_str *)kv[0].data)[i], ((const st_str *)keys0->data)[i])
-                            : memcmp((const char *)kv[0].data + i * es, (const char *)keys0->data + i * es, es) == 0;
+                            : ((const int64_t *)kv[0].data)[i] == ((const int64_t *)keys0->data)[i];
             if (!same)
                 return "the maps differ in keys, so they do not form a table";
         }
@@ -162,7 +162,8 @@ static int keys_write(const cli_verb *verb, const out_file *o)
     snprintf(path, sizeof path, "%.*s.keys.json", (int)(n - 4), o->path);
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    bool ok = fd >= 0 && write_all(fd, o->keys_json.data, o->keys_json.len);
+    bool ok = fd >= 0 && (o->keys_json.len ? write_all(fd, o->keys_json.data, o->keys_json.len)
+                                           : write_all(fd, "[]\n", 3)); /* no rows, no keys seen */
     if (fd >= 0 && close(fd) != 0)
         ok = false;
     if (!ok || rename(tmp, path) != 0) {
