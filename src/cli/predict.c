@@ -1,7 +1,12 @@
 /* predict.c - `stratus predict`: batch transform.  Inputs are mapped, cut
  * into batches along the first dimension, run, and each output is streamed
  * into DIR/<output>.npy (written to a temporary file, renamed at the end),
- * so inputs far larger than memory go through. */
+ * so inputs far larger than memory go through.  A sequence of maps (what
+ * ONNX-ML's ZipMap gives: one map of class -> probability per row) is
+ * written as an [N, keys] array in the first map's key order, with the
+ * keys as a JSON array in DIR/<output>.keys.json.  String tensors (class
+ * labels), which .npy cannot hold, go to DIR/<output>.json as nested JSON
+ * arrays following the shape. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,6 +16,7 @@
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "json/json.h"
 #include "cli/progress.h"
 #include "cli/tensors.h"
 
@@ -19,6 +25,11 @@ typedef struct out_file {
     char tmp[4200];
     int fd;
     eng_tensor first;    /* shape and type of the first batch's output */
+    bool is_maps;        /* a sequence of maps, written dense (see above) */
+    bool is_json;        /* strings, written as JSON (see above) */
+    size_t rows_written; /* is_json: rows so far, for the commas */
+    st_buf keys_json;    /* is_maps: the keys, written at the end */
+    st_buf dense;        /* is_maps: this batch's values as [N, keys] */
 } out_file;
 
 /* File names from output names: keep [A-Za-z0-9._-], map the rest to '_'. */
@@ -57,8 +68,19 @@ static bool write_all(int fd, const void *data, size_t len)
 static int out_open(const cli_verb *verb, out_file *o, const eng_tensor *t, bool is_batched, size_t total_rows)
 {
     st_error err = { 0 };
-    if (t->dtype == ST_DT_STRING || t->dtype == ST_DT_UNDEFINED)
-        return cli_fail(verb, "%s: string outputs cannot be written as .npy", o->path);
+    if (t->dtype == ST_DT_UNDEFINED)
+        return cli_fail(verb, "%s: the output has no type that can be written", o->path);
+    if (t->dtype == ST_DT_STRING) {
+        size_t n = strlen(o->path);
+        snprintf(o->path + n - 4, sizeof o->path - (n - 4), ".json");
+        snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld", o->path, (long)getpid());
+        o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (o->fd < 0 || (t->rank > 0 && !write_all(o->fd, "[", 1)))
+            return cli_fail(verb, "%s: cannot write: %s", o->tmp, strerror(errno));
+        o->is_json = true;
+        o->first = *t;
+        return CLI_EXIT_OK;
+    }
     size_t shape[ENG_MAX_RANK];
     for (uint32_t i = 0; i < t->rank; i++)
         shape[i] = (size_t)t->shape[i];
@@ -79,8 +101,115 @@ static int out_open(const cli_verb *verb, out_file *o, const eng_tensor *t, bool
     return CLI_EXIT_OK;
 }
 
+/* Turns a sequence of maps into a dense [N, keys] tensor over o->dense.
+ * Every map must have the first map's keys in the same order (ZipMap's
+ * output does) and numeric values.  On the first batch it records the
+ * keys as JSON.  Returns an error message or NULL. */
+static const char *maps_to_dense(out_file *o, const eng_tensor *seq, bool is_first, eng_tensor *dense)
+{
+    const eng_tensor *maps = seq->data;
+    size_t rows = seq->count, n_keys = rows ? maps[0].count : 0;
+    st_dtype vt = rows ? (st_dtype)maps[0].shape[2] : ST_DT_FLOAT32;
+    if (vt == ST_DT_STRING || !st_dtype_is_valid((int)vt) || vt == ST_DT_UNDEFINED)
+        return "map values must be numbers to be written as .npy";
+    size_t es = st_dtype_size(vt), row_bytes, bytes;
+    if (st_mul_overflow(n_keys, es, &row_bytes) || st_mul_overflow(rows, row_bytes, &bytes))
+        return "too many map entries";
+    o->dense.len = 0;
+    if (st_buf_reserve(&o->dense, bytes + 1) != ST_OK)
+        return "out of memory";
+    const eng_tensor *keys0 = rows ? &((const eng_tensor *)maps[0].data)[0] : NULL;
+    for (size_t r = 0; r < rows; r++) {
+        const eng_tensor *kv = maps[r].data;
+        if (maps[r].dtype != ENG_DT_MAP || maps[r].count != n_keys || kv[1].dtype != vt ||
+            kv[0].dtype != keys0->dtype || (kv[0].dtype != ST_DT_STRING && kv[0].dtype != ST_DT_INT64))
+            return "the maps differ in keys or value type, so they do not form a table";
+        for (size_t i = 0; i < n_keys; i++) {
+            bool same = kv[0].dtype == ST_DT_STRING
+                            ? st_str_eq(((const st_str *)kv[0].data)[i], ((const st_str *)keys0->data)[i])
+                            : ((const int64_t *)kv[0].data)[i] == ((const int64_t *)keys0->data)[i];
+            if (!same)
+                return "the maps differ in keys, so they do not form a table";
+        }
+        memcpy(o->dense.data + r * row_bytes, kv[1].data, row_bytes);
+    }
+    if (is_first && rows) {
+        st_error err = { 0 };
+        json_writer w;
+        json_writer_init(&w, &o->keys_json, &err);
+        json_write_array_begin(&w);
+        for (size_t i = 0; i < n_keys; i++) {
+            if (keys0->dtype == ST_DT_STRING)
+                json_write_string(&w, ((const st_str *)keys0->data)[i]);
+            else
+                json_write_int64(&w, ((const int64_t *)keys0->data)[i]);
+        }
+        json_write_array_end(&w);
+        if (json_writer_finish(&w) != ST_OK)
+            return "cannot write the keys as JSON";
+        st_buf_append(&o->keys_json, "\n", 1);
+    }
+    int64_t shape[2] = { (int64_t)rows, (int64_t)n_keys };
+    *dense = eng_tensor_make(vt, shape, 2, o->dense.data);
+    return NULL;
+}
+
+/* Writes DIR/<output>.keys.json next to the .npy (temporary file, rename). */
+static int keys_write(const cli_verb *verb, const out_file *o)
+{
+    char path[4200], tmp[4300];
+    size_t n = strlen(o->path);
+    snprintf(path, sizeof path, "%.*s.keys.json", (int)(n - 4), o->path);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool ok = fd >= 0 && (o->keys_json.len ? write_all(fd, o->keys_json.data, o->keys_json.len)
+                                           : write_all(fd, "[]\n", 3)); /* no rows, no keys seen */
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return cli_fail(verb, "%s: cannot write: %s", path, strerror(errno));
+    }
+    return CLI_EXIT_OK;
+}
+
+static void json_strings(json_writer *w, const st_str *s, const int64_t *shape, uint32_t rank)
+{
+    if (rank == 0) {
+        json_write_string(w, *s);
+        return;
+    }
+    size_t inner = 1;
+    for (uint32_t d = 1; d < rank; d++)
+        inner *= (size_t)shape[d];
+    json_write_array_begin(w);
+    for (int64_t i = 0; i < shape[0]; i++)
+        json_strings(w, s + (size_t)i * inner, shape + 1, rank - 1);
+    json_write_array_end(w);
+}
+
+/* Appends this batch's rows of a string output to its JSON file. */
+static bool strings_write(out_file *o, const eng_tensor *t)
+{
+    size_t rows = t->rank ? (size_t)t->shape[0] : 1, inner = rows ? t->count / rows : 0;
+    const st_str *s = t->data;
+    o->dense.len = 0;
+    for (size_t r = 0; r < rows; r++) {
+        if (o->rows_written++ && st_buf_append(&o->dense, ",", 1) != ST_OK)
+            return false;
+        json_writer w;
+        json_writer_init(&w, &o->dense, NULL);
+        json_strings(&w, s + r * inner, t->shape + 1, t->rank ? t->rank - 1 : 0);
+        if (json_writer_finish(&w) != ST_OK)
+            return false;
+    }
+    return write_all(o->fd, o->dense.data, o->dense.len);
+}
+
 static void out_abort(out_file *o)
 {
+    st_buf_free(&o->keys_json);
+    st_buf_free(&o->dense);
     if (o->fd >= 0) {
         close(o->fd);
         unlink(o->tmp);
@@ -186,6 +315,16 @@ int cli_predict_run(const cli_verb *verb, int argc, char **argv)
         }
         for (size_t o = 0; o < n_out; o++) {
             const eng_tensor *t = &results[o];
+            eng_tensor dense;
+            if (t->dtype == ENG_DT_SEQUENCE && (st_dtype)t->shape[1] == ENG_DT_MAP) {
+                const char *why = maps_to_dense(&outs[o], t, start == 0, &dense);
+                if (why) {
+                    rc = cli_fail(verb, "output '%s': %s", eng_output(model, o)->name, why);
+                    goto done;
+                }
+                outs[o].is_maps = true;
+                t = &dense;
+            }
             if (is_batched && (t->rank == 0 || (size_t)t->shape[0] != take)) {
                 rc = cli_fail(verb, "output '%s' does not keep the batch as its first dimension, so it cannot be "
                                     "computed in batches; run with --batch-size 0",
@@ -202,7 +341,9 @@ int cli_predict_run(const cli_verb *verb, int argc, char **argv)
                               eng_output(model, o)->name);
                 goto done;
             }
-            if (!write_all(outs[o].fd, t->data, t->count * st_dtype_size(t->dtype))) {
+            bool wrote = outs[o].is_json ? strings_write(&outs[o], t)
+                                         : write_all(outs[o].fd, t->data, t->count * st_dtype_size(t->dtype));
+            if (!wrote) {
                 rc = cli_fail(verb, "%s: write failed: %s", outs[o].tmp, strerror(errno));
                 goto done;
             }
@@ -211,6 +352,10 @@ int cli_predict_run(const cli_verb *verb, int argc, char **argv)
     }
     cli_progress_finish(&bar);
     for (size_t o = 0; o < n_out; o++) {
+        if (outs[o].is_json && !write_all(outs[o].fd, outs[o].first.rank ? "]\n" : "\n", outs[o].first.rank ? 2 : 1)) {
+            rc = cli_fail(verb, "%s: write failed: %s", outs[o].tmp, strerror(errno));
+            goto done;
+        }
         if (fsync(outs[o].fd) != 0 || close(outs[o].fd) != 0) {
             outs[o].fd = -1;
             rc = cli_fail(verb, "%s: cannot flush: %s", outs[o].tmp, strerror(errno));
@@ -221,6 +366,8 @@ int cli_predict_run(const cli_verb *verb, int argc, char **argv)
             rc = cli_fail(verb, "%s: cannot rename into place: %s", outs[o].path, strerror(errno));
             goto done;
         }
+        if (outs[o].is_maps && (rc = keys_write(verb, &outs[o])) != CLI_EXIT_OK)
+            goto done;
     }
 done:
     for (size_t o = 0; outs && o < n_out; o++)

@@ -84,8 +84,10 @@ static int opset_of(const onnx_model *m, st_str domain)
 static void declared_type(eng_value *v, const onnx_type *t)
 {
     v->rank = -1;
-    if (t->kind == ONNX_TYPE_SEQUENCE || t->kind == ONNX_TYPE_OPTIONAL) {
-        v->dtype = t->kind == ONNX_TYPE_SEQUENCE ? ENG_DT_SEQUENCE : ENG_DT_OPTIONAL;
+    if (t->kind == ONNX_TYPE_SEQUENCE || t->kind == ONNX_TYPE_OPTIONAL || t->kind == ONNX_TYPE_MAP) {
+        v->dtype = t->kind == ONNX_TYPE_SEQUENCE ? ENG_DT_SEQUENCE
+                   : t->kind == ONNX_TYPE_MAP    ? ENG_DT_MAP
+                                                 : ENG_DT_OPTIONAL;
         return;
     }
     if (t->kind != ONNX_TYPE_TENSOR)
@@ -254,6 +256,43 @@ static int resolve_name(eng_graph *g, st_str name, st_error *err)
     return id;
 }
 
+/* Maps (ONNX-ML: a map graph input, ZipMap's sequence of maps) hold two
+ * headers, keys and values, rather than `count` elements, so operators
+ * that copy values generically would misread them.  Only the operators
+ * that know maps may read one: DictVectorizer, and Identity passing a
+ * sequence of maps along. */
+static st_status check_map_readers(eng_graph *g, st_error *err)
+{
+    bool *is_map = st_arena_calloc(g->arena, g->n_values + 1, sizeof *is_map, 8);
+    if (!is_map)
+        return st_fail(err, ST_ENOMEM, "out of memory");
+    for (size_t v = 0; v < g->n_values; v++)
+        is_map[v] = g->values[v].dtype == ENG_DT_MAP;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const eng_node *n = &g->nodes[i];
+        st_str op = n->proto->op_type;
+        bool is_dict = st_str_eq_c(op, "DictVectorizer"), is_identity = st_str_eq_c(op, "Identity");
+        bool reads_map = false;
+        for (uint32_t j = 0; j < n->n_inputs; j++) {
+            int v = n->inputs[j];
+            if (v < 0 || !is_map[v])
+                continue;
+            reads_map = true;
+            bool is_bare = g->values[v].dtype == ENG_DT_MAP;
+            if (!is_dict && (is_bare || !is_identity))
+                return st_fail(err, ST_EUNSUPPORTED,
+                               "node '%.*s' (%.*s) reads '%.*s', a map; only DictVectorizer (and Identity for a "
+                               "sequence of maps) can read maps", ST_STR_FMT(n->proto->name), ST_STR_FMT(op),
+                               ST_STR_FMT(g->values[v].name));
+        }
+        bool makes_maps = st_str_eq_c(op, "ZipMap") || (is_identity && reads_map);
+        for (uint32_t o = 0; makes_maps && o < n->n_outputs; o++)
+            if (n->outputs[o] >= 0)
+                is_map[n->outputs[o]] = true;
+    }
+    return ST_OK;
+}
+
 static st_status graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, const eng_graph *parent,
                              eng_node *owner, st_error *err)
 {
@@ -326,9 +365,9 @@ static st_status graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, c
             return st_fail(err, ST_ECORRUPT, "graph input '%.*s' is declared twice", ST_STR_FMT(vi->name));
         }
         if (vi->type.kind != ONNX_TYPE_TENSOR && vi->type.kind != ONNX_TYPE_NONE &&
-            vi->type.kind != ONNX_TYPE_SEQUENCE && vi->type.kind != ONNX_TYPE_OPTIONAL)
-            return st_fail(err, ST_EUNSUPPORTED,
-                           "graph input '%.*s' is not a tensor, sequence or optional (maps are not supported as inputs)",
+            vi->type.kind != ONNX_TYPE_SEQUENCE && vi->type.kind != ONNX_TYPE_OPTIONAL &&
+            vi->type.kind != ONNX_TYPE_MAP)
+            return st_fail(err, ST_EUNSUPPORTED, "graph input '%.*s' is not a tensor, sequence, optional or map",
                            ST_STR_FMT(vi->name));
         add_value(g, names_p, vi->name, &id, err);
         declared_type(&g->values[id], &vi->type);
@@ -427,7 +466,7 @@ static st_status graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, c
     /* Subgraph captures added dependencies: order again. */
     if (has_implicit && (s = eng_graph_sort(g, err)) != ST_OK)
         return s;
-    return ST_OK;
+    return check_map_readers(g, err);
 }
 
 st_status eng_graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, st_error *err)

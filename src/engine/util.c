@@ -91,7 +91,9 @@ size_t eng_elem_bytes(st_dtype dtype)
 {
     if (dtype == ST_DT_STRING)
         return sizeof(st_str);
-    if (dtype == ENG_DT_SEQUENCE || dtype == ENG_DT_OPTIONAL)
+    /* A map's data is its two headers (keys, values) whatever its entry
+     * count; code copying a map copies those two, not count elements. */
+    if (dtype == ENG_DT_SEQUENCE || dtype == ENG_DT_OPTIONAL || dtype == ENG_DT_MAP)
         return sizeof(eng_tensor);
     return st_dtype_size(dtype);
 }

@@ -16,6 +16,7 @@ extern const eng_op eng_ops_control[]; /* If, Loop, Scan */
 extern const eng_op eng_ops_sequence[]; /* sequences and optionals */
 extern const eng_op eng_ops_detection[]; /* NonMaxSuppression */
 extern const eng_op eng_ops_ml_tree[]; /* ONNX-ML tree ensembles */
+extern const eng_op eng_ops_ml[];     /* ONNX-ML (ai.onnx.ml) except tree ensembles */
 
 /* Load-time state for a Gelu node (also used when passes.c fuses the
  * exported Erf pattern into one node). */
