@@ -13,4 +13,7 @@ done
 # into build/bench-cache on first use).
 echo "== engine vs onnxruntime"
 /usr/bin/python3 bench/engine.py "$STRATUS_BIN" "$(pwd)/build/bench-cache" "${BENCH_SECONDS:-3}" || rc=1
+# The HTTP server against nginx and a FastAPI server (wrk on loopback).
+echo "== serve vs nginx, fastapi"
+STRATUS_BIN="$STRATUS_BIN" sh bench/serve.sh || rc=1
 exit $rc

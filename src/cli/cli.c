@@ -113,6 +113,70 @@ static const cli_verb verbs[] = {
         "  stratus bench cnn.onnx --batch 64 --seconds 5 --json\n",
         cli_bench_run,
     },
+    {
+        "serve",
+        "serve models over HTTP (KServe V2, TF Serving, SageMaker, Vertex AI)",
+        "stratus serve [--models DIR] [--model NAME=PATH ...] [--host H] [--port P] [--workers N] [...]",
+        "Serves models over HTTP/1.1 on one port with the protocols clients\n"
+        "already speak:\n"
+        "  KServe V2 / Open Inference Protocol  GET /v2, /v2/health/live,\n"
+        "      /v2/health/ready, /v2/models/M[/versions/V][/ready];\n"
+        "      POST /v2/models/M[/versions/V]/infer\n"
+        "  TF Serving REST   POST /v1/models/M[/versions/V|/labels/L]:predict,\n"
+        "      GET /v1/models/M[/versions/V] (version status)\n"
+        "  SageMaker         GET /ping, POST /invocations (JSON or text/csv);\n"
+        "      X-Amzn-SageMaker-Target-Model picks the model when several\n"
+        "  Vertex AI         POST $AIP_PREDICT_ROUTE (default /predict),\n"
+        "      GET $AIP_HEALTH_ROUTE (default /health)\n"
+        "  Prometheus        GET /metrics\n"
+        "Errors are {\"error\": \"...\"} with 400, 404, 405, 411, 413, 415, 429\n"
+        "(with Retry-After) or 503.\n"
+        "\n"
+        "Models come from a repository, DIR/<name>/<version>/model.onnx\n"
+        "(version folders are numbers), rescanned while serving: new versions\n"
+        "load in the background and replace old ones without a failed request\n"
+        "(requests finish on the version they started on); a version that\n"
+        "fails to load is logged and counted, and the one before keeps serving.\n"
+        "Requests for a model still loading wait for it (--load-wait-seconds).\n"
+        "An optional DIR/<name>/config.json sets, per model:\n"
+        "  \"version_policy\": {\"latest\": N} | {\"specific\": [1, 3]} | {\"all\": {}}\n"
+        "                       which versions serve (default latest 1)\n"
+        "  \"max_batch_size\": rows merged into one run (default 64; 0 or 1\n"
+        "                       turns dynamic batching off).  Only models whose\n"
+        "                       inputs all have a dynamic first dimension merge.\n"
+        "  \"max_queue_delay_us\": how long a request may wait for others to\n"
+        "                       join its batch (default 0: merge what is queued)\n"
+        "  \"max_queue_size\": requests queued per version before 429 (1024)\n"
+        "  \"instances\": workers that may run this model at once (all)\n"
+        "  \"version_labels\": {\"stable\": 1, \"canary\": 2} for TF Serving labels\n"
+        "\n"
+        "With neither --models nor --model, serves the SageMaker location\n"
+        "/opt/ml/model (STRATUS_SAGEMAKER_MODEL_DIR overrides it): a model.onnx\n"
+        "there is served as model \"model\", folders as a repository.\n"
+        "\n"
+        "SIGTERM or SIGINT drains: no new connections, requests in flight are\n"
+        "answered within --grace-seconds, then exit 0.  Logs go to stderr.\n"
+        "\n"
+        "Flags:\n"
+        "  --models DIR            a model repository\n"
+        "  --model NAME=PATH       one model file (repeat for several)\n"
+        "  --host H                address to bind (default 0.0.0.0)\n"
+        "  --port P                port (default 8080, or AIP_HTTP_PORT or\n"
+        "                          SAGEMAKER_BIND_TO_PORT when set; 0 = any free)\n"
+        "  --workers N             inference threads (default one per CPU)\n"
+        "  --max-body-bytes N      largest request body (413 beyond)\n"
+        "  --max-elements N        largest input tensor in elements (413 beyond)\n"
+        "  --grace-seconds S       drain time on SIGTERM (default 30)\n"
+        "  --load-wait-seconds S   how long requests wait for a loading model (30)\n"
+        "  --poll-ms N             repository rescan period (default 1000)\n"
+        "\n"
+        "Examples:\n"
+        "  stratus serve --models examples/models --port 8080\n"
+        "  stratus serve --model churn=churn.onnx\n"
+        "  curl -d '{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\",\n"
+        "            \"data\":[5.1,3.5,1.4,0.2]}]}' localhost:8080/v2/models/iris/infer\n",
+        cli_serve_run,
+    },
 };
 
 static const size_t n_verbs = sizeof verbs / sizeof verbs[0];

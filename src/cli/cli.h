@@ -67,6 +67,7 @@ int cli_convert_run(const cli_verb *verb, int argc, char **argv);
 int cli_inspect_run(const cli_verb *verb, int argc, char **argv);
 int cli_predict_run(const cli_verb *verb, int argc, char **argv);
 int cli_bench_run(const cli_verb *verb, int argc, char **argv);
+int cli_serve_run(const cli_verb *verb, int argc, char **argv);
 
 struct eng_io;
 /* "[batch, 3, 224, 224]" for a declared input or output. */
