@@ -35,7 +35,9 @@
 #include "base/status.h"
 #include "base/str.h"
 
-/* Limits and knobs; http_config_default() gives sane values. */
+/* Limits and knobs; http_config_default() gives sane values.  A limit or
+ * timeout left 0 takes its default value at start (max_pipelined 0 means
+ * no request is read ahead of the one in progress). */
 typedef struct http_config {
     const char *host;                 /* bind address, "0.0.0.0" / "::" / "127.0.0.1" */
     int port;                         /* 0: any free port (see http_server_port) */
@@ -48,6 +50,7 @@ typedef struct http_config {
     int request_timeout_ms;           /* whole request (head + body) within this */
     int idle_timeout_ms;              /* keep-alive connection with no request */
     size_t max_pipelined;             /* requests buffered behind one in progress */
+    size_t max_uri_bytes;             /* request target; 414 beyond */
 } http_config;
 
 http_config http_config_default(void);
