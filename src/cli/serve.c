@@ -135,8 +135,8 @@ int cli_serve_run(const cli_verb *verb, int argc, char **argv)
     sv_server *srv = NULL;
     if (sv_server_start(&opt, &srv, &err) != ST_OK)
         return cli_fail(verb, "%s", st_error_msg(&err));
-    ST_LOG_INFO("stratus serve listening on %s:%d (%s%s%zu model file%s)", host, sv_server_port(srv),
-                models_dir ? "repository " : "", models_dir ? models_dir : "", n_files, n_files == 1 ? "" : "s");
+    ST_LOG_INFO("stratus serve listening on %s:%d (repository %s, %zu model file%s)", host, sv_server_port(srv),
+                models_dir ? models_dir : "none", n_files, n_files == 1 ? "" : "s");
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0) {
     }

@@ -157,7 +157,22 @@ static sv_item *take_batch(sv_version *v, size_t *n_items, int64_t *total_rows)
     int64_t rows = first->rows;
     bool may_merge = atomic_load_explicit(&v->is_batchable, memory_order_relaxed) &&
                      v->config.max_batch_size > 1 && first->rows > 0;
-    while (may_merge && last->next && rows + last->next->rows <= v->config.max_batch_size &&
+    int64_t limit = v->config.max_batch_size;
+    if (may_merge) {
+        /* Round the batch down to a power of two rows: a session keeps a
+         * plan per input shape in a small cache (8), and batches of every
+         * size from 1 to 64 would rebuild plans all the time. */
+        int64_t queued = 0;
+        for (const sv_item *it = first; it && queued < limit; it = it->next)
+            queued += it->rows > 0 ? it->rows : 0;
+        if (queued < limit)
+            limit = queued;
+        int64_t pow2 = 1;
+        while (pow2 * 2 <= limit)
+            pow2 *= 2;
+        limit = pow2;
+    }
+    while (may_merge && last->next && rows + last->next->rows <= limit &&
            is_mergeable(first, last->next, v->sig.n_inputs)) {
         last = last->next;
         rows += last->rows;

@@ -98,15 +98,30 @@ static void write_counters(st_buf *out, const char *model, sv_counters *c)
         }
 }
 
+/* Microseconds as decimal seconds without exponent or trailing zeros
+ * ("0.00005", "2.5", "10"). */
+static const char *seconds_text(uint64_t us, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%llu.%06llu", (unsigned long long)(us / 1000000u), (unsigned long long)(us % 1000000u));
+    size_t n = strlen(buf);
+    while (buf[n - 1] == '0')
+        buf[--n] = '\0';
+    if (buf[n - 1] == '.')
+        buf[--n] = '\0';
+    return buf;
+}
+
 static void write_histogram(st_buf *out, const char *name, const char *model, sv_histogram *h)
 {
     uint64_t cum = 0;
+    char sec[32];
     for (size_t b = 0; b <= SV_DURATION_BUCKETS; b++) {
         cum += load(&h->buckets[b]);
         st_buf_printf(out, "%s_bucket{model=\"", name);
         label_value(out, model);
         if (b < SV_DURATION_BUCKETS)
-            st_buf_printf(out, "\",le=\"%g\"} %llu\n", (double)duration_bounds_us[b] / 1e6, (unsigned long long)cum);
+            st_buf_printf(out, "\",le=\"%s\"} %llu\n", seconds_text(duration_bounds_us[b], sec, sizeof sec),
+                          (unsigned long long)cum);
         else
             st_buf_printf(out, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
     }

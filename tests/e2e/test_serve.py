@@ -294,7 +294,7 @@ def test_hot_reload_without_failed_requests(server, repo):
     try:
         # New versions appear (copied in, as a user would) and old ones vanish.
         for v in (3, 4, 5):
-            shutil.copytree(repo / "iris" / "2", repo / "iris" / f"{v}.tmp")
+            shutil.copytree(EXAMPLES / "iris" / "2", repo / "iris" / f"{v}.tmp")
             os.rename(repo / "iris" / f"{v}.tmp", repo / "iris" / str(v))
             shutil.rmtree(repo / "iris" / str(v - 2))
             deadline = time.monotonic() + 15
