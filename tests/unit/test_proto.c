@@ -1,0 +1,473 @@
+/* test_proto.c - unit tests for src/serve/proto*.c and csv.c: decoding
+ * and encoding per protocol (V2, TF Serving, SageMaker JSON and CSV,
+ * Vertex AI), good and bad requests with the status and message users
+ * see, limits, classifier outputs, and round trips. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testing.h"
+
+#include "base/alloc.h"
+#include "json/json.h"
+#include "serve/proto.h"
+
+/* ---- fixtures -------------------------------------------------------------------- */
+
+/* A tabular classifier: x FP32 [-1, 4] -> label INT64 [-1], probs FP32 [-1, 3]. */
+static const eng_io iris_in[] = {
+    { .name = "x", .dtype = ST_DT_FLOAT32, .rank = 2, .dims = { -1, 4 } },
+};
+static const eng_io iris_out[] = {
+    { .name = "label", .dtype = ST_DT_INT64, .rank = 1, .dims = { -1 } },
+    { .name = "probs", .dtype = ST_DT_FLOAT32, .rank = 2, .dims = { -1, 3 } },
+};
+static const sv_model_sig iris = { "iris", "3", iris_in, 1, iris_out, 2, "onnx" };
+
+/* Two inputs of other types and a string output. */
+static const eng_io multi_in[] = {
+    { .name = "ids", .dtype = ST_DT_INT64, .rank = 2, .dims = { -1, 2 } },
+    { .name = "text", .dtype = ST_DT_STRING, .rank = 1, .dims = { -1 } },
+    { .name = "mask", .dtype = ST_DT_BOOL, .rank = 1, .dims = { -1 } },
+};
+static const eng_io multi_out[] = {
+    { .name = "names", .dtype = ST_DT_STRING, .rank = 1, .dims = { -1 } },
+    { .name = "score", .dtype = ST_DT_FLOAT64, .rank = 1, .dims = { -1 } },
+};
+static const sv_model_sig multi = { "multi", NULL, multi_in, 3, multi_out, 2, "onnx" };
+
+static const sv_limits limits = { .max_elements = 1000000, .max_total_bytes = 64 << 20 };
+
+typedef struct decoded {
+    st_arena arena;
+    sv_request req;
+    int http;
+    st_error err;
+    st_status status;
+} decoded;
+
+static st_status decode_ct(decoded *d, sv_proto p, const char *ct, const char *body,
+                           const sv_model_sig *sig, const sv_limits *lim)
+{
+    st_arena_init(&d->arena, 0);
+    memset(&d->err, 0, sizeof d->err);
+    d->http = 0;
+    d->status = sv_decode(p, ct, (const uint8_t *)body, strlen(body), sig, lim, &d->arena, &d->req,
+                          &d->http, &d->err);
+    return d->status;
+}
+
+static st_status decode(decoded *d, sv_proto p, const char *body, const sv_model_sig *sig)
+{
+    return decode_ct(d, p, NULL, body, sig, &limits);
+}
+
+static void done(decoded *d)
+{
+    st_arena_free(&d->arena);
+}
+
+/* Decoding fails with `http` and a message containing `part`. */
+static void expect_fail_ct(sv_proto p, const char *ct, const char *body, const sv_model_sig *sig,
+                           int http, const char *part)
+{
+    decoded d;
+    st_status s = decode_ct(&d, p, ct, body, sig, &limits);
+    if (s == ST_OK || d.http != http || !strstr(d.err.msg, part))
+        fail_msg("body %s: expected %d with \"%s\", got %s %d: %s", body, http, part,
+                 st_status_name(s), d.http, d.err.msg);
+    done(&d);
+}
+
+static void expect_fail(sv_proto p, const char *body, const sv_model_sig *sig, int http,
+                        const char *part)
+{
+    expect_fail_ct(p, NULL, body, sig, http, part);
+}
+
+static void assert_floats(const eng_tensor *t, const float *want, size_t n)
+{
+    assert_int_equal(t->dtype, ST_DT_FLOAT32);
+    assert_int_equal(t->count, n);
+    for (size_t i = 0; i < n; i++)
+        assert_true(((const float *)t->data)[i] == want[i]);
+}
+
+static void assert_shape(const eng_tensor *t, uint32_t rank, int64_t d0, int64_t d1)
+{
+    assert_int_equal(t->rank, rank);
+    if (rank > 0)
+        assert_int_equal(t->shape[0], d0);
+    if (rank > 1)
+        assert_int_equal(t->shape[1], d1);
+}
+
+/* Encodes and returns the body as a NUL-terminated string (caller frees). */
+static char *encode(sv_proto p, const char *accept, const sv_model_sig *sig, const sv_request *req,
+                    const eng_tensor *outs, size_t n, const char **ct)
+{
+    st_buf body = { 0 };
+    st_error err = { 0 };
+    const char *type = NULL;
+    st_status s = sv_encode(p, accept, sig, req, outs, n, &body, &type, &err);
+    if (s != ST_OK)
+        fail_msg("encode: %s", err.msg);
+    if (ct)
+        *ct = type;
+    char *text = malloc(body.len + 1);
+    memcpy(text, body.data, body.len);
+    text[body.len] = '\0';
+    st_buf_free(&body);
+    return text;
+}
+
+static void assert_text(char *got, const char *want)
+{
+    if (strcmp(got, want) != 0)
+        fail_msg("got  %s\nwant %s", got, want);
+    free(got);
+}
+
+/* Iris outputs for two rows. */
+static int64_t iris_labels[2] = { 0, 2 };
+static float iris_probs[6] = { 0.9f, 0.05f, 0.05f, 0.1f, 0.2f, 0.7f };
+
+static void iris_outputs(eng_tensor outs[2])
+{
+    outs[0] = eng_tensor_make(ST_DT_INT64, (int64_t[]){ 2 }, 1, iris_labels);
+    outs[1] = eng_tensor_make(ST_DT_FLOAT32, (int64_t[]){ 2, 3 }, 2, iris_probs);
+}
+
+/* ---- V2 decode ----------------------------------------------------------------- */
+
+static void test_v2_flat_and_nested(void **state)
+{
+    (void)state;
+    static const float want[] = { 1, 2, 3, 4, 5, 6, 7, 8.5f };
+    const char *bodies[] = {
+        "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,4],\"datatype\":\"FP32\","
+        "\"data\":[1,2,3,4,5,6,7,8.5]}]}",
+        "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,4],\"datatype\":\"FP32\","
+        "\"data\":[[1,2,3,4],[5,6,7,8.5]]}]}",
+        /* data before the fields that describe it */
+        "{\"inputs\":[{\"data\":[[1,2,3,4],[5,6,7,8.5]],\"datatype\":\"FP32\","
+        "\"shape\":[2,4],\"name\":\"x\"}]}",
+        /* FP64 and integer data convert to the model's FP32 */
+        "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,4],\"datatype\":\"FP64\","
+        "\"data\":[1,2,3,4,5,6,7,8.5]}]}",
+        " { \"id\" : \"a\" , \"parameters\" : {\"p\": [1, {\"q\": null}]}, \"inputs\" : [ { "
+        "\"name\" : \"x\" , \"parameters\": {}, \"shape\" : [ 2 , 4 ] , \"datatype\" : \"FP32\" , "
+        "\"data\" : [ [1,2,3,4] , [5,6,7,8.5] ] } ] } ",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        decoded d;
+        if (decode(&d, SV_PROTO_V2, bodies[i], &iris) != ST_OK)
+            fail_msg("body %zu: %s", i, d.err.msg);
+        assert_int_equal(d.req.n_inputs, 1);
+        assert_shape(&d.req.inputs[0], 2, 2, 4);
+        assert_floats(&d.req.inputs[0], want, 8);
+        assert_int_equal(d.req.batch, 2);
+        assert_int_equal(d.req.n_outputs, 0);
+        done(&d);
+    }
+}
+
+static void test_v2_id_and_outputs(void **state)
+{
+    (void)state;
+    decoded d;
+    assert_int_equal(decode(&d, SV_PROTO_V2,
+                            "{\"id\":\"req-\\u00e9\",\"outputs\":[{\"name\":\"probs\",\"parameters\":"
+                            "{\"binary_data\":false}}],\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],"
+                            "\"datatype\":\"FP32\",\"data\":[1,2,3,4]}]}",
+                            &iris),
+                     ST_OK);
+    assert_string_equal(d.req.id, "req-\xc3\xa9");
+    assert_int_equal(d.req.n_outputs, 1);
+    assert_int_equal(d.req.outputs[0], 1);
+    eng_tensor outs[2];
+    iris_outputs(outs);
+    assert_text(encode(SV_PROTO_V2, NULL, &iris, &d.req, outs, 2, NULL),
+                "{\"model_name\":\"iris\",\"model_version\":\"3\",\"id\":\"req-\xc3\xa9\","
+                "\"outputs\":[{\"name\":\"probs\",\"datatype\":\"FP32\",\"shape\":[2,3],"
+                "\"data\":[0.9,0.05,0.05,0.1,0.2,0.7]}]}");
+    done(&d);
+}
+
+static void test_v2_all_outputs_no_id(void **state)
+{
+    (void)state;
+    decoded d;
+    assert_int_equal(decode(&d, SV_PROTO_V2,
+                            "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,4],\"datatype\":\"FP32\","
+                            "\"data\":[1,2,3,4,5,6,7,8]}],\"outputs\":[]}",
+                            &iris),
+                     ST_OK);
+    assert_null(d.req.id);
+    eng_tensor outs[2];
+    iris_outputs(outs);
+    assert_text(encode(SV_PROTO_V2, NULL, &iris, &d.req, outs, 2, NULL),
+                "{\"model_name\":\"iris\",\"model_version\":\"3\",\"outputs\":["
+                "{\"name\":\"label\",\"datatype\":\"INT64\",\"shape\":[2],\"data\":[0,2]},"
+                "{\"name\":\"probs\",\"datatype\":\"FP32\",\"shape\":[2,3],"
+                "\"data\":[0.9,0.05,0.05,0.1,0.2,0.7]}]}");
+    done(&d);
+}
+
+static void test_v2_types(void **state)
+{
+    (void)state;
+    decoded d;
+    if (decode(&d, SV_PROTO_V2,
+               "{\"inputs\":[{\"name\":\"text\",\"shape\":[2],\"datatype\":\"BYTES\","
+               "\"data\":[\"hello\",\"w\\\"orld\"]},"
+               "{\"name\":\"ids\",\"shape\":[2,2],\"datatype\":\"INT64\","
+               "\"data\":[[1,-2],[3,9007199254740993]]},"
+               "{\"name\":\"mask\",\"shape\":[2],\"datatype\":\"BOOL\","
+               "\"data\":[true,false]}]}",
+               &multi) != ST_OK)
+        fail_msg("%s", d.err.msg);
+    const int64_t *ids = d.req.inputs[0].data;
+    assert_int_equal(ids[1], -2);
+    assert_true(ids[3] == 9007199254740993LL);
+    const st_str *text = d.req.inputs[1].data;
+    assert_int_equal(d.req.inputs[1].dtype, ST_DT_STRING);
+    assert_true(st_str_eq_c(text[0], "hello") && st_str_eq_c(text[1], "w\"orld"));
+    const uint8_t *mask = d.req.inputs[2].data;
+    assert_true(mask[0] == 1 && mask[1] == 0);
+    assert_int_equal(d.req.batch, 2);
+    done(&d);
+
+    /* Narrower integers widen, values checked. */
+    assert_int_equal(decode(&d, SV_PROTO_V2,
+                            "{\"inputs\":[{\"name\":\"text\",\"shape\":[1],\"datatype\":\"BYTES\","
+                            "\"data\":[\"\"]},{\"name\":\"ids\",\"shape\":[1,2],\"datatype\":"
+                            "\"UINT8\",\"data\":[255,0]},{\"name\":\"mask\",\"shape\":[1],"
+                            "\"datatype\":\"BOOL\",\"data\":[1]}]}",
+                            &multi),
+                     ST_OK);
+    ids = d.req.inputs[0].data;
+    assert_true(ids[0] == 255 && ids[1] == 0);
+    done(&d);
+}
+
+/* Every numeric datatype decodes into a model of that type and encodes
+ * back to the same text. */
+static void test_v2_every_datatype(void **state)
+{
+    (void)state;
+    static const struct {
+        st_dtype t;
+        const char *data;
+    } cases[] = {
+        { ST_DT_BOOL, "[true,false,true]" },
+        { ST_DT_UINT8, "[0,255,7]" },
+        { ST_DT_UINT16, "[0,65535,7]" },
+        { ST_DT_UINT32, "[0,4294967295,7]" },
+        { ST_DT_UINT64, "[0,18446744073709551615,7]" },
+        { ST_DT_INT8, "[-128,127,0]" },
+        { ST_DT_INT16, "[-32768,32767,0]" },
+        { ST_DT_INT32, "[-2147483648,2147483647,0]" },
+        { ST_DT_INT64, "[-9223372036854775808,9223372036854775807,0]" },
+        { ST_DT_FLOAT16, "[0.5,-65504.0,0.0001]" },
+        { ST_DT_FLOAT32, "[0.1,3.4028235e+38,1e-45]" },
+        { ST_DT_FLOAT64, "[0.1,1.7976931348623157e+308,5e-324]" },
+        { ST_DT_STRING, "[\"a\",\"\\u00e9\",\"\"]" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        eng_io in = { .name = "v", .dtype = cases[i].t, .rank = 1, .dims = { -1 } };
+        eng_io out = { .name = "v", .dtype = cases[i].t, .rank = 1, .dims = { -1 } };
+        sv_model_sig sig = { "m", "1", &in, 1, &out, 1, "onnx" };
+        char body[512], want[512];
+        snprintf(body, sizeof body,
+                 "{\"inputs\":[{\"name\":\"v\",\"shape\":[3],\"datatype\":\"%s\",\"data\":%s}]}",
+                 sv_v2_datatype(cases[i].t), cases[i].data);
+        decoded d;
+        if (decode(&d, SV_PROTO_V2, body, &sig) != ST_OK)
+            fail_msg("%s: %s", body, d.err.msg);
+        assert_int_equal(d.req.inputs[0].dtype, cases[i].t);
+        assert_int_equal(d.req.inputs[0].count, 3);
+        char *got = encode(SV_PROTO_V2, NULL, &sig, &d.req, d.req.inputs, 1, NULL);
+        snprintf(want, sizeof want,
+                 "{\"model_name\":\"m\",\"model_version\":\"1\",\"outputs\":[{\"name\":\"v\","
+                 "\"datatype\":\"%s\",\"shape\":[3],\"data\":%s}]}",
+                 sv_v2_datatype(cases[i].t),
+                 cases[i].t == ST_DT_FLOAT16 ? "[0.5,-65500.0,0.0001]"
+                 : cases[i].t == ST_DT_STRING ? "[\"a\",\"\xc3\xa9\",\"\"]"
+                                              : cases[i].data);
+        assert_text(got, want);
+        done(&d);
+    }
+}
+
+static void test_v2_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        int http;
+        const char *part;
+    } cases[] = {
+        /* malformed JSON */
+        { "", 400, "invalid JSON" },
+        { "{\"inputs\":[", 400, "invalid JSON" },
+        { "{\"inputs\":[]} x", 400, "invalid JSON" },
+        { "[1,2]", 400, "must be a JSON object" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4,]}]}",
+          400, "input \"x\"" },
+        /* structure */
+        { "{}", 400, "no \"inputs\"" },
+        { "{\"inputs\":{}}", 400, "\"inputs\" must be a list" },
+        { "{\"inputs\":[]}", 400, "missing input \"x\" (expected shape [-1, 4], FP32)" },
+        { "{\"inputs\":[5]}", 400, "inputs[0] must be an object" },
+        { "{\"id\":5,\"inputs\":[]}", 400, "\"id\" must be a string" },
+        { "{\"inputs\":[{\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4]}]}", 400,
+          "inputs[0]: missing \"name\"" },
+        { "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"data\":[1,2,3,4]}]}", 400,
+          "input \"x\": missing \"shape\"" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"data\":[1,2,3,4]}]}", 400,
+          "input \"x\": missing \"datatype\"" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\"}]}", 400,
+          "input \"x\": missing \"data\"" },
+        { "{\"inputs\":[{\"name\":\"y\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4]}]}",
+          400, "unknown input \"y\"; the model's inputs are \"x\"" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4]},"
+          "{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4]}]}",
+          400, "input \"x\" given twice" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4]}],"
+          "\"outputs\":[{\"name\":\"nope\"}]}",
+          400, "unknown output \"nope\"; the model's outputs are \"label\", \"probs\"" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4]}],"
+          "\"outputs\":[{}]}",
+          400, "outputs[0]: missing \"name\"" },
+        /* shapes */
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[3,5],\"datatype\":\"FP32\",\"data\":[]}]}", 400,
+          "input \"x\": expected shape [-1, 4] (FP32), got [3, 5]" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[4],\"datatype\":\"FP32\",\"data\":[1,2,3,4]}]}",
+          400, "input \"x\": expected shape [-1, 4] (FP32), got [4]" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,4],\"datatype\":\"FP32\",\"data\":[1,2,3]}]}",
+          400, "input \"x\": shape [2, 4] needs 8 values, \"data\" has 3" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4,5]}]}",
+          400, "input \"x\": \"data\" has more values than shape [1, 4] holds (4)" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,4],\"datatype\":\"FP32\","
+          "\"data\":[[1,2],[3,4],[5,6],[7,8]]}]}",
+          400, "input \"x\": \"data\" is nested as [4, 2], which does not match shape [2, 4]" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,4],\"datatype\":\"FP32\","
+          "\"data\":[[1,2,3,4],[5,6,7]]}]}",
+          400, "ragged" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[-1,4],\"datatype\":\"FP32\",\"data\":[]}]}", 400,
+          "\"shape\" dimension 0 must be a non-negative integer" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1.5,4],\"datatype\":\"FP32\",\"data\":[]}]}", 400,
+          "must be a non-negative integer" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":\"1,4\",\"datatype\":\"FP32\",\"data\":[]}]}", 400,
+          "\"shape\" must be a list" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[[1,4]],\"datatype\":\"FP32\",\"data\":[]}]}", 400,
+          "\"shape\" must be a flat list" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,1,1,1,1,1,1,1,1],\"datatype\":\"FP32\","
+          "\"data\":[]}]}",
+          400, "more than 8 dimensions" },
+        /* sizes: refused before any allocation */
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1000000000000,4],\"datatype\":\"FP32\","
+          "\"data\":[]}]}",
+          413, "more elements than the limit of 1000000 per tensor" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[4611686018427387904,4],\"datatype\":\"FP32\","
+          "\"data\":[]}]}",
+          413, "larger than any tensor" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1e400,4],\"datatype\":\"FP32\",\"data\":[]}]}",
+          413, "larger than any tensor" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[18446744073709551616,4],\"datatype\":\"FP32\","
+          "\"data\":[]}]}",
+          413, "larger than any tensor" },
+        /* types */
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"BYTES\","
+          "\"data\":[\"a\",\"b\",\"c\",\"d\"]}]}",
+          400, "input \"x\": expected datatype FP32 (shape [-1, 4]), got BYTES" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"BOOL\","
+          "\"data\":[true,true,true,true]}]}",
+          400, "expected datatype FP32 (shape [-1, 4]), got BOOL" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP8\",\"data\":[1,2,3,4]}]}",
+          400, "input \"x\": unknown datatype \"FP8\"" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\","
+          "\"data\":[1,\"2\",3,4]}]}",
+          400, "input \"x\": expected a number" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\","
+          "\"data\":[1,null,3,4]}]}",
+          400, "input \"x\"" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\","
+          "\"data\":[1,1e39,3,4]}]}",
+          400, "out of range for float32" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"INT8\","
+          "\"data\":[1,300,3,4]}]}",
+          400, "out of range for int8" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\","
+          "\"data\":[[1,2,3,4]]}],\"outputs\":{}}",
+          400, "\"outputs\" must be a list" },
+        /* deferred data is checked the same way */
+        { "{\"inputs\":[{\"data\":[1,2,3],\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\"}]}",
+          400, "input \"x\": shape [1, 4] needs 4 values, \"data\" has 3" },
+        { "{\"inputs\":[{\"data\":[1,2,3,\"a\"],\"name\":\"x\",\"shape\":[1,4],"
+          "\"datatype\":\"FP32\"}]}",
+          400, "input \"x\"" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_fail(SV_PROTO_V2, cases[i].body, &iris, cases[i].http, cases[i].part);
+
+    /* Types of the multi-input model. */
+    expect_fail(SV_PROTO_V2,
+                "{\"inputs\":[{\"name\":\"ids\",\"shape\":[1,2],\"datatype\":\"FP32\","
+                "\"data\":[1,2]}]}",
+                &multi, 400, "input \"ids\": expected datatype INT64 (shape [-1, 2]), got FP32");
+    expect_fail(SV_PROTO_V2,
+                "{\"inputs\":[{\"name\":\"ids\",\"shape\":[1,2],\"datatype\":\"UINT64\","
+                "\"data\":[1,18446744073709551615]}]}",
+                &multi, 400, "input \"ids\": value 1 does not fit the model's datatype INT64");
+    expect_fail(SV_PROTO_V2,
+                "{\"inputs\":[{\"name\":\"text\",\"shape\":[2],\"datatype\":\"BYTES\","
+                "\"data\":[\"a\",2]}]}",
+                &multi, 400, "input \"text\": expected a string, found number");
+    expect_fail(SV_PROTO_V2,
+                "{\"inputs\":[{\"name\":\"text\",\"shape\":[2],\"datatype\":\"BYTES\","
+                "\"data\":[[\"a\"],\"b\"]}]}",
+                &multi, 400, "ragged");
+    expect_fail(SV_PROTO_V2,
+                "{\"inputs\":[{\"name\":\"text\",\"shape\":[1],\"datatype\":\"BYTES\","
+                "\"data\":[\"a\",\"b\"]}]}",
+                &multi, 400, "input \"text\": \"data\" has more values than shape [1] holds (1)");
+    expect_fail(SV_PROTO_V2,
+                "{\"inputs\":[{\"name\":\"mask\",\"shape\":[2],\"datatype\":\"BOOL\","
+                "\"data\":[true,2]}]}",
+                &multi, 400, "input \"mask\"");
+    expect_fail_ct(SV_PROTO_V2, "text/csv", "1,2,3,4", &iris, 415, "unsupported Content-Type");
+}
+
+static void test_v2_total_bytes_limit(void **state)
+{
+    (void)state;
+    sv_limits tight = { .max_elements = 100, .max_total_bytes = 16 };
+    decoded d;
+    const char *body = "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,4],\"datatype\":\"FP32\","
+                       "\"data\":[1,2,3,4,5,6,7,8]}]}";
+    assert_int_equal(decode_ct(&d, SV_PROTO_V2, NULL, body, &iris, &tight), ST_ELIMIT);
+    assert_int_equal(d.http, 413);
+    assert_non_null(strstr(d.err.msg, "limit of 16 bytes"));
+    done(&d);
+    /* Zero limits mean none. */
+    sv_limits none = { 0 };
+    assert_int_equal(decode_ct(&d, SV_PROTO_V2, NULL, body, &iris, &none), ST_OK);
+    done(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_v2_flat_and_nested),
+        cmocka_unit_test(test_v2_id_and_outputs),
+        cmocka_unit_test(test_v2_all_outputs_no_id),
+        cmocka_unit_test(test_v2_types),
+        cmocka_unit_test(test_v2_every_datatype),
+        cmocka_unit_test(test_v2_errors),
+        cmocka_unit_test(test_v2_total_bytes_limit),
+    };
+    return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
+}
