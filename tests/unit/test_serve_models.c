@@ -45,9 +45,9 @@ static void sh(const char *tmpl)
  * manager does not wait for it to settle. */
 static void add_version(const char *model, int number, const char *src)
 {
-    char dir[512], path[600];
+    char dir[320], path[400];
     snprintf(dir, sizeof dir, "%s/%s/%d", repo, model, number);
-    char cmd[1400];
+    char cmd[2000];
     snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s %s/model.onnx.tmp && mv %s/model.onnx.tmp %s/model.onnx", dir,
              src, dir, dir, dir);
     assert_int_equal(system(cmd), 0);
