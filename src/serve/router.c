@@ -71,7 +71,7 @@ static sv_ctx *ctx_get(sv_server *s)
         c = st_calloc(1, sizeof *c);
         if (!c)
             return NULL;
-        st_arena_init(&c->arena, 64 * 1024);
+        st_arena_init(&c->arena, 16 * 1024);
         c->server = s;
     }
     return c;
@@ -546,8 +546,8 @@ static void handle(http_exchange *ex, void *user)
             return;
         count(s, NULL, none, 200); /* counted first, so a scrape sees itself */
         st_buf body = { 0 };
-        sv_manager_write_metrics(s->manager, &body,
-                                 atomic_load_explicit(&s->in_flight, memory_order_relaxed));
+        /* In flight as the HTTP server counts them (this scrape included). */
+        sv_manager_write_metrics(s->manager, &body, (int64_t)http_server_in_flight(s->http));
         http_respond_buf(ex, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, 0, &body);
         st_buf_free(&body);
         return;
