@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -89,11 +90,14 @@ struct http_conn {
     bool is_cont_wanted;      /* a head expects it once earlier answers are out */
     bool is_dispatched;       /* an exchange is at the handler */
     bool is_parse_stopped;    /* no further request on this connection */
+    bool is_failed;           /* a server-made error answer is queued */
     bool is_read_eof;
     bool is_write_blocked;    /* EAGAIN on write: wait for EPOLLOUT */
     bool is_lingering;        /* our side shut down; discarding input */
     bool is_closed;           /* fd closed; freed once no exchange refers to it */
     bool is_in_graveyard;
+    bool is_dirty;            /* on the I/O thread's to-write list */
+    http_conn *dirty_next;
 };
 
 struct http_io {
@@ -105,6 +109,7 @@ struct http_io {
     http_conn live;           /* sentinel of the live list */
     size_t n_live;
     http_conn *graveyard;
+    http_conn *dirty;         /* connections with answers to write */
     http_exchange *local_head, *local_tail; /* answered on this thread */
     uint64_t now_us;
     uint64_t accept_paused_until_us;
@@ -376,12 +381,17 @@ static void conn_close(http_conn *c)
         conn_to_graveyard(c);
 }
 
-/* Our side is done: half-close and read what the peer still sends for a
- * while, so that a peer still writing does not get a reset that destroys
- * the response it has not read yet. */
+/* Our side is done.  When the peer may still be sending (an error cut its
+ * request short, or bytes are unread), half-close and read and discard for
+ * a while: closing with unread input sends a reset, which can destroy the
+ * response before the peer reads it. */
 static void conn_linger(http_conn *c)
 {
-    if (c->is_read_eof || shutdown(c->fd, SHUT_WR) != 0) {
+    int unread = 0;
+    if (!c->is_failed && c->len == 0)
+        ioctl(c->fd, FIONREAD, &unread);
+    bool may_get_more = c->is_failed || c->len > 0 || unread > 0;
+    if (c->is_read_eof || !may_get_more || shutdown(c->fd, SHUT_WR) != 0) {
         conn_close(c);
         return;
     }
@@ -462,6 +472,7 @@ static http_exchange *exchange_new(http_conn *c, size_t n_headers, size_t path_l
 static void conn_fail(http_conn *c, int status, const char *why)
 {
     c->is_parse_stopped = true;
+    c->is_failed = true;
     c->is_cont_wanted = false;
     http_exchange *ex = exchange_new(c, 0, 0);
     if (!ex) {
@@ -829,10 +840,15 @@ static void exchange_answered(http_exchange *ex)
             rest = next;
         }
     }
-    conn_flush(c);
     conn_dispatch(c);
     conn_parse(c);
-    conn_settle(c);
+    /* Written once the answered list is empty, so that pipelined answers
+     * leave in one writev. */
+    if (!c->is_dirty) {
+        c->is_dirty = true;
+        c->dirty_next = c->io->dirty;
+        c->io->dirty = c;
+    }
 }
 
 static void io_run_answered(http_io *io)
@@ -843,6 +859,12 @@ static void io_run_answered(http_io *io)
         if (!io->local_head)
             io->local_tail = NULL;
         exchange_answered(ex);
+    }
+    while (io->dirty) {
+        http_conn *c = io->dirty;
+        io->dirty = c->dirty_next;
+        c->is_dirty = false;
+        conn_settle(c);
     }
 }
 
