@@ -769,15 +769,19 @@ static void conn_settle(http_conn *c)
         return;
     http_server *srv = c->io->srv;
     if (!c->is_lingering) {
-        if (c->is_cont_wanted && c->q_len == 0) {
-            c->is_cont_wanted = false;
-            c->is_cont_pending = true;
-            c->cont_written = 0;
-        }
         if (conn_has_output(c) && !c->is_write_blocked)
             conn_flush(c);
         if (c->is_closed)
             return;
+        if (c->is_cont_wanted && c->q_len == 0 && !c->is_lingering) {
+            /* every earlier answer is out: now the 100 may go */
+            c->is_cont_wanted = false;
+            c->is_cont_pending = true;
+            c->cont_written = 0;
+            conn_flush(c);
+            if (c->is_closed)
+                return;
+        }
         if (!c->is_lingering && c->q_len == 0 && !c->is_cont_pending) {
             bool is_draining = atomic_load_explicit(&srv->is_stopping, memory_order_relaxed);
             if (c->is_read_eof) {

@@ -485,6 +485,57 @@ static void test_limits(void **state)
     finish(srv);
 }
 
+/* A client that keeps sending a body the server refused still reads the
+ * refusal (the server discards input for a while instead of resetting). */
+static void test_refusal_survives_upload(void **state)
+{
+    (void)state;
+    http_config cfg = test_config();
+    http_server *srv = start(&cfg);
+    client *c = connect_to(srv);
+    static const char head[] = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 300000\r\n\r\n";
+    size_t len = sizeof head - 1 + 300000;
+    char *req = malloc(len);
+    memcpy(req, head, sizeof head - 1);
+    memset(req + sizeof head - 1, 'b', 300000);
+    send_str(c, req, len);
+    free(req);
+    expect_response(c, 413, NULL);
+    assert_true(reads_to_close(c));
+    client_close(c);
+    finish(srv);
+}
+
+/* Requests sent before the client half-closes are all answered. */
+static void test_half_close(void **state)
+{
+    (void)state;
+    http_config cfg = test_config();
+    http_server *srv = start(&cfg);
+    client *c = connect_to(srv);
+    SEND(c, "GET /async?ms=30 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
+    shutdown(c->fd, SHUT_WR);
+    expect_response(c, 200, "GET /async|ms=30|");
+    expect_response(c, 200, "GET /echo||");
+    assert_true(reads_to_close(c));
+    client_close(c);
+    /* 100-continue behind a request in progress waits for its answer */
+    c = connect_to(srv);
+    SEND(c, "GET /async?ms=30 HTTP/1.1\r\nHost: a\r\n\r\n"
+            "PUT /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    expect_response(c, 200, "GET /async|ms=30|");
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    while (c->len < sizeof cont - 1)
+        assert_true(fill(c) > 0);
+    assert_memory_equal(c->buf, cont, sizeof cont - 1);
+    c->len -= sizeof cont - 1;
+    memmove(c->buf, c->buf + sizeof cont - 1, c->len);
+    SEND(c, "ok");
+    expect_response(c, 200, "PUT /echo||ok");
+    client_close(c);
+    finish(srv);
+}
+
 static void test_timeouts(void **state)
 {
     (void)state;
@@ -653,6 +704,8 @@ int main(void)
         cmocka_unit_test(test_chunked),
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_refusal_survives_upload),
+        cmocka_unit_test(test_half_close),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_stop_drains),
