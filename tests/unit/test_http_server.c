@@ -672,6 +672,49 @@ static void test_peer_gone_while_handled(void **state)
     http_server_free(srv);
 }
 
+/* Several clients at once, answers from I/O and other threads mixed: each
+ * gets its own answers in order (and TSan sees the hand-overs). */
+static void *load_client(void *arg)
+{
+    http_server *srv = arg;
+    client *c = connect_to(srv);
+    response *r = malloc(sizeof *r);
+    long bad = 0;
+    for (int i = 0; i < 30; i++) {
+        char req[128], want[64];
+        const char *path = i % 2 ? "async" : "echo";
+        int n = snprintf(req, sizeof req, "POST /%s?ms=0 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n%02d",
+                         path, i);
+        snprintf(want, sizeof want, "POST /%s|ms=0|%02d", path, i);
+        send_str(c, req, (size_t)n);
+        if (i % 5 == 4) /* and some pipelined pairs */
+            send_str(c, req, (size_t)n);
+        if (!read_response(c, r) || strcmp(r->body, want) != 0)
+            bad++;
+        if (i % 5 == 4 && (!read_response(c, r) || strcmp(r->body, want) != 0))
+            bad++;
+    }
+    free(r);
+    client_close(c);
+    return (void *)bad;
+}
+
+static void test_concurrent_clients(void **state)
+{
+    (void)state;
+    http_config cfg = test_config();
+    http_server *srv = start(&cfg);
+    pthread_t t[6];
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, load_client, srv), 0);
+    for (int i = 0; i < 6; i++) {
+        void *bad;
+        pthread_join(t[i], &bad);
+        assert_int_equal((long)bad, 0);
+    }
+    finish(srv);
+}
+
 static void test_bind_errors(void **state)
 {
     (void)state;
@@ -710,6 +753,7 @@ int main(void)
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_stop_drains),
         cmocka_unit_test(test_peer_gone_while_handled),
+        cmocka_unit_test(test_concurrent_clients),
         cmocka_unit_test(test_bind_errors),
         cmocka_unit_test(test_status_text),
     };
