@@ -35,6 +35,7 @@
 #define READ_CHUNK 4096            /* first input buffer, and read-ahead */
 #define READ_MIN_FREE 1024         /* grow the buffer below this much room */
 #define SPARE_MAX_BYTES (64 * 1024) /* bigger request buffers are not kept */
+#define SMALL_BODY_BYTES (1024 * 1024)
 #define READS_PER_EVENT 4          /* fairness: bounded work per event */
 #define ACCEPTS_PER_EVENT 64
 #define EVENTS_PER_WAIT 128
@@ -439,6 +440,10 @@ static bool conn_reserve(http_conn *c)
     else
         limit = p->head_len + lim->max_body_bytes + 2 * READ_CHUNK;
     size_t cap = c->cap * 2;
+    /* A small declared body gets its room at once; a large one by
+     * doubling, so a client cannot make us reserve what it never sends. */
+    if (p->is_head_done && !p->is_chunked && limit <= SMALL_BODY_BYTES && limit > cap)
+        cap = limit;
     if (cap > limit)
         cap = limit;
     if (cap <= c->cap)
