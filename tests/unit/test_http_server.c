@@ -428,6 +428,7 @@ static void expect_rejected(http_server *srv, const char *request, size_t len, i
         print_error("request '%.60s...': got %d, want %d\n", request, ok ? r->status : -1, status);
         free(r);
         fail();
+        return;
     }
     assert_non_null(strstr(r->head, "Connection: close"));
     assert_non_null(strstr(r->body, "\"error\""));
