@@ -115,7 +115,9 @@ size_t http_server_in_flight(const http_server *srv);
 /* Drains: stops accepting, lets requests in progress finish and be
  * answered for up to grace_ms, closes idle keep-alive connections, then
  * closes everything and joins the I/O threads.  Thread-safe, idempotent;
- * returns when done.  Signal handling is the caller's. */
+ * returns when done.  Signal handling is the caller's.  Called from a
+ * handler on an I/O thread it only starts the drain (a thread cannot join
+ * itself); call it again from another thread to wait. */
 void http_server_stop(http_server *srv, int grace_ms);
 /* Frees a stopped server (stops it with no grace first if needed).
  * Exchanges still at a handler must be answered first (their answers are

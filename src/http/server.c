@@ -1369,17 +1369,30 @@ size_t http_server_in_flight(const http_server *srv)
     return atomic_load(&((http_server *)srv)->in_flight);
 }
 
+static void server_begin_stop(http_server *srv, int grace_ms)
+{
+    if (atomic_load(&srv->is_stopping))
+        return;
+    atomic_store(&srv->stop_deadline_us, st_now_us() + ms_to_us(grace_ms));
+    atomic_store(&srv->is_stopping, true);
+    for (int i = 0; i < srv->n_io; i++) {
+        uint64_t one = 1;
+        while (write(srv->io[i].evfd, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+    }
+}
+
 void http_server_stop(http_server *srv, int grace_ms)
 {
+    if (tls_io && tls_io->srv == srv) {
+        /* Called from a handler on one of our I/O threads, which cannot
+         * join itself: start the drain; a later call from elsewhere joins. */
+        server_begin_stop(srv, grace_ms);
+        return;
+    }
     pthread_mutex_lock(&srv->stop_mu);
     if (!srv->is_joined) {
-        atomic_store(&srv->stop_deadline_us, st_now_us() + ms_to_us(grace_ms));
-        atomic_store(&srv->is_stopping, true);
-        for (int i = 0; i < srv->n_io; i++) {
-            uint64_t one = 1;
-            while (write(srv->io[i].evfd, &one, sizeof one) < 0 && errno == EINTR) {
-            }
-        }
+        server_begin_stop(srv, grace_ms);
         for (int i = 0; i < srv->n_io; i++)
             if (srv->io[i].is_thread_started)
                 pthread_join(srv->io[i].thread, NULL);
