@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -34,6 +35,7 @@
 #define READ_CHUNK 4096            /* first input buffer, and read-ahead */
 #define READ_MIN_FREE 1024         /* grow the buffer below this much room */
 #define SPARE_MAX_BYTES (64 * 1024) /* bigger request buffers are not kept */
+#define SMALL_BODY_BYTES (1024 * 1024)
 #define READS_PER_EVENT 4          /* fairness: bounded work per event */
 #define ACCEPTS_PER_EVENT 64
 #define EVENTS_PER_WAIT 128
@@ -89,11 +91,14 @@ struct http_conn {
     bool is_cont_wanted;      /* a head expects it once earlier answers are out */
     bool is_dispatched;       /* an exchange is at the handler */
     bool is_parse_stopped;    /* no further request on this connection */
+    bool is_failed;           /* a server-made error answer is queued */
     bool is_read_eof;
     bool is_write_blocked;    /* EAGAIN on write: wait for EPOLLOUT */
     bool is_lingering;        /* our side shut down; discarding input */
     bool is_closed;           /* fd closed; freed once no exchange refers to it */
     bool is_in_graveyard;
+    bool is_dirty;            /* on the I/O thread's to-write list */
+    http_conn *dirty_next;
 };
 
 struct http_io {
@@ -105,6 +110,7 @@ struct http_io {
     http_conn live;           /* sentinel of the live list */
     size_t n_live;
     http_conn *graveyard;
+    http_conn *dirty;         /* connections with answers to write */
     http_exchange *local_head, *local_tail; /* answered on this thread */
     uint64_t now_us;
     uint64_t accept_paused_until_us;
@@ -376,12 +382,17 @@ static void conn_close(http_conn *c)
         conn_to_graveyard(c);
 }
 
-/* Our side is done: half-close and read what the peer still sends for a
- * while, so that a peer still writing does not get a reset that destroys
- * the response it has not read yet. */
+/* Our side is done.  When the peer may still be sending (an error cut its
+ * request short, or bytes are unread), half-close and read and discard for
+ * a while: closing with unread input sends a reset, which can destroy the
+ * response before the peer reads it. */
 static void conn_linger(http_conn *c)
 {
-    if (c->is_read_eof || shutdown(c->fd, SHUT_WR) != 0) {
+    int unread = 0;
+    if (!c->is_failed && c->len == 0)
+        ioctl(c->fd, FIONREAD, &unread);
+    bool may_get_more = c->is_failed || c->len > 0 || unread > 0;
+    if (c->is_read_eof || !may_get_more || shutdown(c->fd, SHUT_WR) != 0) {
         conn_close(c);
         return;
     }
@@ -429,6 +440,10 @@ static bool conn_reserve(http_conn *c)
     else
         limit = p->head_len + lim->max_body_bytes + 2 * READ_CHUNK;
     size_t cap = c->cap * 2;
+    /* A small declared body gets its room at once; a large one by
+     * doubling, so a client cannot make us reserve what it never sends. */
+    if (p->is_head_done && !p->is_chunked && limit <= SMALL_BODY_BYTES && limit > cap)
+        cap = limit;
     if (cap > limit)
         cap = limit;
     if (cap <= c->cap)
@@ -462,6 +477,7 @@ static http_exchange *exchange_new(http_conn *c, size_t n_headers, size_t path_l
 static void conn_fail(http_conn *c, int status, const char *why)
 {
     c->is_parse_stopped = true;
+    c->is_failed = true;
     c->is_cont_wanted = false;
     http_exchange *ex = exchange_new(c, 0, 0);
     if (!ex) {
@@ -758,15 +774,19 @@ static void conn_settle(http_conn *c)
         return;
     http_server *srv = c->io->srv;
     if (!c->is_lingering) {
-        if (c->is_cont_wanted && c->q_len == 0) {
-            c->is_cont_wanted = false;
-            c->is_cont_pending = true;
-            c->cont_written = 0;
-        }
         if (conn_has_output(c) && !c->is_write_blocked)
             conn_flush(c);
         if (c->is_closed)
             return;
+        if (c->is_cont_wanted && c->q_len == 0 && !c->is_lingering) {
+            /* every earlier answer is out: now the 100 may go */
+            c->is_cont_wanted = false;
+            c->is_cont_pending = true;
+            c->cont_written = 0;
+            conn_flush(c);
+            if (c->is_closed)
+                return;
+        }
         if (!c->is_lingering && c->q_len == 0 && !c->is_cont_pending) {
             bool is_draining = atomic_load_explicit(&srv->is_stopping, memory_order_relaxed);
             if (c->is_read_eof) {
@@ -829,10 +849,15 @@ static void exchange_answered(http_exchange *ex)
             rest = next;
         }
     }
-    conn_flush(c);
     conn_dispatch(c);
     conn_parse(c);
-    conn_settle(c);
+    /* Written once the answered list is empty, so that pipelined answers
+     * leave in one writev. */
+    if (!c->is_dirty) {
+        c->is_dirty = true;
+        c->dirty_next = c->io->dirty;
+        c->io->dirty = c;
+    }
 }
 
 static void io_run_answered(http_io *io)
@@ -843,6 +868,12 @@ static void io_run_answered(http_io *io)
         if (!io->local_head)
             io->local_tail = NULL;
         exchange_answered(ex);
+    }
+    while (io->dirty) {
+        http_conn *c = io->dirty;
+        io->dirty = c->dirty_next;
+        c->is_dirty = false;
+        conn_settle(c);
     }
 }
 
@@ -1338,17 +1369,30 @@ size_t http_server_in_flight(const http_server *srv)
     return atomic_load(&((http_server *)srv)->in_flight);
 }
 
+static void server_begin_stop(http_server *srv, int grace_ms)
+{
+    if (atomic_load(&srv->is_stopping))
+        return;
+    atomic_store(&srv->stop_deadline_us, st_now_us() + ms_to_us(grace_ms));
+    atomic_store(&srv->is_stopping, true);
+    for (int i = 0; i < srv->n_io; i++) {
+        uint64_t one = 1;
+        while (write(srv->io[i].evfd, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+    }
+}
+
 void http_server_stop(http_server *srv, int grace_ms)
 {
+    if (tls_io && tls_io->srv == srv) {
+        /* Called from a handler on one of our I/O threads, which cannot
+         * join itself: start the drain; a later call from elsewhere joins. */
+        server_begin_stop(srv, grace_ms);
+        return;
+    }
     pthread_mutex_lock(&srv->stop_mu);
     if (!srv->is_joined) {
-        atomic_store(&srv->stop_deadline_us, st_now_us() + ms_to_us(grace_ms));
-        atomic_store(&srv->is_stopping, true);
-        for (int i = 0; i < srv->n_io; i++) {
-            uint64_t one = 1;
-            while (write(srv->io[i].evfd, &one, sizeof one) < 0 && errno == EINTR) {
-            }
-        }
+        server_begin_stop(srv, grace_ms);
         for (int i = 0; i < srv->n_io; i++)
             if (srv->io[i].is_thread_started)
                 pthread_join(srv->io[i].thread, NULL);

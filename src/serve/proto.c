@@ -401,7 +401,11 @@ st_status sv_read_value(sv_ctx *c, json_reader *r, const char *name, st_dtype t,
         str_sink sink = { out, NULL, 0, 0 };
         return read_strings(c, r, name, &sink, shape, rank);
     }
-    return json_read_numbers(r, t, out, shape, ENG_MAX_RANK, rank);
+    st_status s = json_read_numbers(r, t, out, shape, JSON_MAX_RANK, rank);
+    if (s == ST_OK && *rank > ENG_MAX_RANK)
+        return sv_fail(c, 400, ST_ESHAPE, "%s: a value nested %zu deep, more than %d dimensions",
+                       name, *rank, ENG_MAX_RANK);
+    return s;
 }
 
 /* ---- requests --------------------------------------------------------------- */

@@ -53,8 +53,8 @@ st_status sv_alloc_data(sv_ctx *c, eng_tensor *t, size_t count);
 
 /* Reads one value (a scalar, a (nested) array, strings, {"b64": ...})
  * for an input of dtype t: numbers (and bools) appended to `out` as t,
- * strings as st_str copied into the arena.  Records the shape.  `name`
- * names the input in messages. */
+ * strings as st_str copied into the arena.  Records the shape (room for
+ * JSON_MAX_RANK dims).  `name` names the input in messages. */
 st_status sv_read_value(sv_ctx *c, json_reader *r, const char *name, st_dtype t, st_buf *out,
                         size_t *shape, size_t *rank);
 /* Strings (or {"b64": ...} objects) in a nested array, into a fixed array

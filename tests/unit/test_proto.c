@@ -458,6 +458,332 @@ static void test_v2_total_bytes_limit(void **state)
     done(&d);
 }
 
+/* ---- TF Serving, Vertex, SageMaker JSON ------------------------------------------- */
+
+static void test_tfs_rows_single_input(void **state)
+{
+    (void)state;
+    static const float want[] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    const char *bodies[] = {
+        "{\"instances\":[[1,2,3,4],[5,6,7,8]]}",
+        "{\"signature_name\":\"serving_default\",\"instances\":[{\"x\":[1,2,3,4]},{\"x\":[5,6,7,8]}]}",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        decoded d;
+        if (decode(&d, SV_PROTO_TFS, bodies[i], &iris) != ST_OK)
+            fail_msg("%s", d.err.msg);
+        assert_shape(&d.req.inputs[0], 2, 2, 4);
+        assert_floats(&d.req.inputs[0], want, 8);
+        assert_true(d.req.is_row_form);
+        assert_int_equal(d.req.batch, 2);
+        eng_tensor outs[2];
+        iris_outputs(outs);
+        assert_text(encode(SV_PROTO_TFS, NULL, &iris, &d.req, outs, 2, NULL),
+                    "{\"predictions\":[{\"label\":0,\"probs\":[0.9,0.05,0.05]},"
+                    "{\"label\":2,\"probs\":[0.1,0.2,0.7]}]}");
+        done(&d);
+    }
+}
+
+static void test_tfs_columns(void **state)
+{
+    (void)state;
+    decoded d;
+    assert_int_equal(decode(&d, SV_PROTO_TFS, "{\"inputs\":[[1,2,3,4]]}", &iris), ST_OK);
+    assert_shape(&d.req.inputs[0], 2, 1, 4);
+    assert_false(d.req.is_row_form);
+    eng_tensor outs[2];
+    iris_outputs(outs);
+    assert_text(encode(SV_PROTO_TFS, NULL, &iris, &d.req, outs, 2, NULL),
+                "{\"outputs\":{\"label\":[0,2],\"probs\":[[0.9,0.05,0.05],[0.1,0.2,0.7]]}}");
+    done(&d);
+    assert_int_equal(decode(&d, SV_PROTO_TFS, "{\"inputs\":{\"x\":[[1,2,3,4],[5,6,7,8]]}}", &iris),
+                     ST_OK);
+    assert_shape(&d.req.inputs[0], 2, 2, 4);
+    done(&d);
+
+    /* Several inputs in columns: their own batch sizes are allowed. */
+    assert_int_equal(decode(&d, SV_PROTO_TFS,
+                            "{\"inputs\":{\"ids\":[[1,2]],\"text\":[\"a\",{\"b64\":\"aGk=\"}],"
+                            "\"mask\":[true]}}",
+                            &multi),
+                     ST_OK);
+    const st_str *text = d.req.inputs[1].data;
+    assert_true(st_str_eq_c(text[1], "hi"));
+    assert_int_equal(d.req.batch, -1);
+    done(&d);
+}
+
+static void test_tfs_rows_multi_input(void **state)
+{
+    (void)state;
+    decoded d;
+    if (decode(&d, SV_PROTO_TFS,
+               "{\"instances\":[{\"ids\":[1,2],\"text\":\"a\",\"mask\":true},"
+               "{\"mask\":false,\"text\":{\"b64\":\"AP8=\"},\"ids\":[3,4]}]}",
+               &multi) != ST_OK)
+        fail_msg("%s", d.err.msg);
+    assert_shape(&d.req.inputs[0], 2, 2, 2);
+    const int64_t *ids = d.req.inputs[0].data;
+    assert_true(ids[0] == 1 && ids[3] == 4);
+    const st_str *text = d.req.inputs[1].data;
+    assert_int_equal(text[1].len, 2);
+    assert_true((uint8_t)text[1].ptr[0] == 0 && (uint8_t)text[1].ptr[1] == 0xff);
+    assert_shape(&d.req.inputs[2], 1, 2, 0);
+    assert_int_equal(d.req.batch, 2);
+    /* String outputs; a name ending in _bytes goes out as base64. */
+    static st_str names[2] = { { "a", 1 }, { "\xff", 1 } };
+    static double score[2] = { 0.5, 1e-7 };
+    eng_io outs_io[2] = {
+        { .name = "names_bytes", .dtype = ST_DT_STRING, .rank = 1, .dims = { -1 } },
+        { .name = "score", .dtype = ST_DT_FLOAT64, .rank = 1, .dims = { -1 } },
+    };
+    sv_model_sig sig = multi;
+    sig.outputs = outs_io;
+    eng_tensor outs[2] = {
+        eng_tensor_make(ST_DT_STRING, (int64_t[]){ 2 }, 1, names),
+        eng_tensor_make(ST_DT_FLOAT64, (int64_t[]){ 2 }, 1, score),
+    };
+    assert_text(encode(SV_PROTO_TFS, NULL, &sig, &d.req, outs, 2, NULL),
+                "{\"predictions\":[{\"names_bytes\":{\"b64\":\"YQ==\"},\"score\":0.5},"
+                "{\"names_bytes\":{\"b64\":\"/w==\"},\"score\":1e-07}]}");
+    done(&d);
+}
+
+static void test_tfs_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        sv_proto p;
+        const char *body;
+        int http;
+        const char *part;
+    } cases[] = {
+        { SV_PROTO_TFS, "{}", 400, "no \"instances\" (rows) or \"inputs\" (columns)" },
+        { SV_PROTO_TFS, "[[1,2,3,4]]", 400, "must be a JSON object" },
+        { SV_PROTO_TFS, "{\"instances\":[[1,2,3,4]],\"inputs\":[[1,2,3,4]]}", 400,
+          "either \"instances\" (rows) or \"inputs\" (columns)" },
+        { SV_PROTO_TFS, "{\"instances\":[]}", 400, "\"instances\" is empty" },
+        { SV_PROTO_TFS, "{\"instances\":{\"x\":1}}", 400, "\"instances\" must be a list" },
+        { SV_PROTO_TFS, "{\"instances\":[[1,2,3,4],[5,6,7]]}", 400,
+          "instances[1]: input \"x\" has shape [3], the first instance's has [4]" },
+        { SV_PROTO_TFS, "{\"instances\":[[1,2,3]]}", 400,
+          "input \"x\": expected shape [-1, 4] (float32), got [1, 3]" },
+        { SV_PROTO_TFS, "{\"instances\":[{\"y\":[1,2,3,4]}]}", 400,
+          "instances[0]: unknown input \"y\"; the model's inputs are \"x\"" },
+        { SV_PROTO_TFS, "{\"instances\":[{}]}", 400, "instances[0]: an empty object" },
+        { SV_PROTO_TFS, "{\"instances\":[[1,\"a\",3,4]]}", 400,
+          "instances[0]: input \"x\": expected a number" },
+        { SV_PROTO_TFS, "{\"instances\":[[1,2,3,4]], \"signature_name\": 5}", 400,
+          "\"signature_name\" must be a string" },
+        { SV_PROTO_TFS, "{\"instances\":[[1,2,3,4]] ", 400, "invalid JSON" },
+        { SV_PROTO_TFS, "{\"inputs\":{\"x\":[1,2,3,4]}}", 400,
+          "input \"x\": expected shape [-1, 4] (float32), got [4]" },
+        { SV_PROTO_TFS, "{\"inputs\":{\"x\":[[1,2,3,4]],\"x\":[[1,2,3,4]]}}", 400,
+          "input \"x\" given twice" },
+        { SV_PROTO_TFS, "{\"inputs\":{}}", 400, "\"inputs\" is an empty object" },
+        { SV_PROTO_TFS, "{\"inputs\":[[[[[[[[[[1]]]]]]]]]]}", 400, "more than 8 dimensions" },
+        { SV_PROTO_VERTEX, "{\"parameters\":{}}", 400, "the request has no \"instances\"" },
+        { SV_PROTO_VERTEX, "{\"instances\":[[1,2,3,4]],\"parameters\":[]}", 400,
+          "\"parameters\" must be an object" },
+        { SV_PROTO_SAGEMAKER, "[[1,2,3,4],[1,2]]", 400, "instances[1]: input \"x\" has shape [2]" },
+        { SV_PROTO_SAGEMAKER, "5", 400, "or a list of rows" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_fail(cases[i].p, cases[i].body, &iris, cases[i].http, cases[i].part);
+    expect_fail(SV_PROTO_TFS, "{\"instances\":[[1,2]]}", &multi, 400,
+                "instances[0]: the model has 3 inputs, so each instance must be an object naming "
+                "them: \"ids\", \"text\", \"mask\"");
+    expect_fail(SV_PROTO_TFS, "{\"instances\":[{\"ids\":[1,2],\"text\":\"a\"}]}", &multi, 400,
+                "instances[0]: missing input \"mask\"");
+    expect_fail(SV_PROTO_TFS, "{\"inputs\":{\"ids\":[[1,2]],\"text\":[\"a\"]}}", &multi, 400,
+                "missing input \"mask\" (expected shape [-1], bool)");
+    expect_fail(SV_PROTO_TFS, "{\"inputs\":{\"ids\":[[1,2]],\"text\":[{\"b64\":\"!!\"}],"
+                "\"mask\":[true]}}", &multi, 400, "not valid base64");
+    expect_fail(SV_PROTO_TFS, "{\"inputs\":[1]}", &multi, 400,
+                "the model has 3 inputs, so \"inputs\" must be an object");
+    expect_fail_ct(SV_PROTO_TFS, "image/png", "{}", &iris, 415, "unsupported Content-Type");
+    expect_fail_ct(SV_PROTO_SAGEMAKER, "application/x-npy", "{}", &iris, 415,
+                   "send application/json or text/csv");
+}
+
+/* Vertex and SageMaker JSON answer "predictions"; curl's default form
+ * content type is read as JSON. */
+static void test_vertex_and_sagemaker_json(void **state)
+{
+    (void)state;
+    eng_tensor outs[2];
+    iris_outputs(outs);
+    const char *want = "{\"predictions\":[{\"label\":0,\"probs\":[0.9,0.05,0.05]},"
+                       "{\"label\":2,\"probs\":[0.1,0.2,0.7]}]}";
+    decoded d;
+    assert_int_equal(decode_ct(&d, SV_PROTO_VERTEX, "application/json; charset=utf-8",
+                               "{\"instances\":[[1,2,3,4],[5,6,7,8]],\"parameters\":{\"k\":1}}",
+                               &iris, &limits),
+                     ST_OK);
+    assert_text(encode(SV_PROTO_VERTEX, NULL, &iris, &d.req, outs, 2, NULL), want);
+    done(&d);
+    const char *bodies[] = { "[[1,2,3,4],[5,6,7,8]]", "{\"instances\":[[1,2,3,4],[5,6,7,8]]}",
+                             "{\"inputs\":[[1,2,3,4],[5,6,7,8]]}" };
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(decode_ct(&d, SV_PROTO_SAGEMAKER, "application/x-www-form-urlencoded",
+                                   bodies[i], &iris, &limits),
+                         ST_OK);
+        assert_shape(&d.req.inputs[0], 2, 2, 4);
+        assert_false(d.req.wants_csv);
+        const char *ct;
+        assert_text(encode(SV_PROTO_SAGEMAKER, "*/*", &iris, &d.req, outs, 2, &ct), want);
+        assert_string_equal(ct, "application/json");
+        done(&d);
+    }
+}
+
+/* ZipMap: a sequence of {label: probability} maps. */
+static void test_zipmap_outputs(void **state)
+{
+    (void)state;
+    static int64_t labels[2] = { 1, 0 };
+    static st_str keys_s[3] = { { "setosa", 6 }, { "versicolor", 10 }, { "virginica", 9 } };
+    static float p0[3] = { 0.1f, 0.8f, 0.1f }, p1[3] = { 0.7f, 0.2f, 0.1f };
+    eng_tensor kv0[2] = { eng_tensor_make(ST_DT_STRING, (int64_t[]){ 3 }, 1, keys_s),
+                          eng_tensor_make(ST_DT_FLOAT32, (int64_t[]){ 3 }, 1, p0) };
+    eng_tensor kv1[2] = { eng_tensor_make(ST_DT_STRING, (int64_t[]){ 3 }, 1, keys_s),
+                          eng_tensor_make(ST_DT_FLOAT32, (int64_t[]){ 3 }, 1, p1) };
+    eng_tensor maps[2] = {
+        { .dtype = ENG_DT_MAP, .rank = 1, .shape = { 3, ST_DT_STRING, ST_DT_FLOAT32 }, .data = kv0,
+          .count = 3 },
+        { .dtype = ENG_DT_MAP, .rank = 1, .shape = { 3, ST_DT_STRING, ST_DT_FLOAT32 }, .data = kv1,
+          .count = 3 },
+    };
+    eng_tensor outs[2] = {
+        eng_tensor_make(ST_DT_INT64, (int64_t[]){ 2 }, 1, labels),
+        { .dtype = ENG_DT_SEQUENCE, .rank = 1, .shape = { 2, ENG_DT_MAP }, .data = maps,
+          .count = 2 },
+    };
+    eng_io out_io[2] = {
+        { .name = "output_label", .dtype = ST_DT_INT64, .rank = 1, .dims = { -1 } },
+        { .name = "output_probability", .dtype = ENG_DT_SEQUENCE, .rank = -1 },
+    };
+    sv_model_sig sig = { "clf", "1", iris_in, 1, out_io, 2, "onnx" };
+    sv_request req = { .is_row_form = true, .batch = 2 };
+    assert_text(encode(SV_PROTO_TFS, NULL, &sig, &req, outs, 2, NULL),
+                "{\"predictions\":[{\"output_label\":1,\"output_probability\":"
+                "{\"setosa\":0.1,\"versicolor\":0.8,\"virginica\":0.1}},"
+                "{\"output_label\":0,\"output_probability\":"
+                "{\"setosa\":0.7,\"versicolor\":0.2,\"virginica\":0.1}}]}");
+    int sel = 1;
+    sv_request only = { .is_row_form = true, .batch = 2, .outputs = &sel, .n_outputs = 1 };
+    assert_text(encode(SV_PROTO_VERTEX, NULL, &sig, &only, outs, 2, NULL),
+                "{\"predictions\":[{\"setosa\":0.1,\"versicolor\":0.8,\"virginica\":0.1},"
+                "{\"setosa\":0.7,\"versicolor\":0.2,\"virginica\":0.1}]}");
+    sv_request v2 = { .id = "7" };
+    assert_text(encode(SV_PROTO_V2, NULL, &sig, &v2, outs, 2, NULL),
+                "{\"model_name\":\"clf\",\"model_version\":\"1\",\"id\":\"7\",\"outputs\":["
+                "{\"name\":\"output_label\",\"datatype\":\"INT64\",\"shape\":[2],\"data\":[1,0]},"
+                "{\"name\":\"output_probability\",\"datatype\":\"FP32\",\"shape\":[2,3],"
+                "\"data\":[0.1,0.8,0.1,0.7,0.2,0.1]}]}");
+    const char *ct;
+    assert_text(encode(SV_PROTO_SAGEMAKER, "text/csv", &sig, &req, outs, 2, &ct),
+                "1,0.1,0.8,0.1\n0,0.7,0.2,0.1\n");
+    assert_string_equal(ct, "text/csv");
+    /* Metadata shows the map sequence as FP32 [-1, -1]. */
+    st_buf meta = { 0 };
+    assert_int_equal(sv_encode_v2_metadata(&sig, (const char *[]){ "1", "2" }, 2, &meta), ST_OK);
+    char *text = malloc(meta.len + 1);
+    memcpy(text, meta.data, meta.len);
+    text[meta.len] = '\0';
+    st_buf_free(&meta);
+    assert_text(text, "{\"name\":\"clf\",\"versions\":[\"1\",\"2\"],\"platform\":\"onnx\","
+                      "\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[-1,4]}],"
+                      "\"outputs\":[{\"name\":\"output_label\",\"datatype\":\"INT64\","
+                      "\"shape\":[-1]},{\"name\":\"output_probability\",\"datatype\":\"FP32\","
+                      "\"shape\":[-1,-1]}]}");
+}
+
+/* ---- SageMaker CSV -------------------------------------------------------------- */
+
+static void test_csv_requests(void **state)
+{
+    (void)state;
+    decoded d;
+    assert_int_equal(decode_ct(&d, SV_PROTO_SAGEMAKER, "text/csv",
+                               "\xEF\xBB\xBF" "1,2,3,4\r\n5, 6 ,\"7\",+8.\n\n", &iris, &limits),
+                     ST_OK);
+    static const float want[] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    assert_shape(&d.req.inputs[0], 2, 2, 4);
+    assert_floats(&d.req.inputs[0], want, 8);
+    assert_true(d.req.wants_csv);
+    eng_tensor outs[2];
+    iris_outputs(outs);
+    const char *ct;
+    assert_text(encode(SV_PROTO_SAGEMAKER, NULL, &iris, &d.req, outs, 2, &ct),
+                "0,0.9,0.05,0.05\n2,0.1,0.2,0.7\n");
+    assert_string_equal(ct, "text/csv");
+    /* Accept: application/json wins over the request's CSV. */
+    assert_text(encode(SV_PROTO_SAGEMAKER, "application/json", &iris, &d.req, outs, 2, &ct),
+                "{\"predictions\":[{\"label\":0,\"probs\":[0.9,0.05,0.05]},"
+                "{\"label\":2,\"probs\":[0.1,0.2,0.7]}]}");
+    assert_string_equal(ct, "application/json");
+    done(&d);
+
+    /* Missing values and special numbers in float columns. */
+    assert_int_equal(decode_ct(&d, SV_PROTO_SAGEMAKER, "text/csv; charset=utf-8",
+                               ",nan,-Infinity,.5e1", &iris, &limits),
+                     ST_OK);
+    const float *v = d.req.inputs[0].data;
+    assert_true(isnan(v[0]) && isnan(v[1]) && isinf(v[2]) && v[2] < 0 && v[3] == 5.0f);
+    done(&d);
+
+    /* JSON in, CSV out when asked. */
+    assert_int_equal(decode(&d, SV_PROTO_SAGEMAKER, "[[1,2,3,4],[5,6,7,8]]", &iris), ST_OK);
+    assert_text(encode(SV_PROTO_SAGEMAKER, "text/csv, application/json", &iris, &d.req, outs, 2,
+                       &ct),
+                "0,0.9,0.05,0.05\n2,0.1,0.2,0.7\n");
+    done(&d);
+
+    static const struct {
+        const char *body;
+        int http;
+        const char *part;
+    } bad[] = {
+        { "", 400, "no rows" },
+        { "\n\n", 400, "no rows" },
+        { "1,2,3,4\n5,6,7\n", 400, "CSV row 2 has 3 fields, row 1 has 4" },
+        { "a,b,c,d\n1,2,3,4\n", 400, "CSV row 1, column 1: \"a\" is not a number" },
+        { "1,2,3,\"4\n", 400, "CSV row 1, column 4: quoted field is not closed" },
+        { "1,2,3,\"4\"x\n", 400, "unexpected character after a closing quote" },
+        { "1,2,3,1e39\n", 400, "CSV row 1, column 4: \"1e39\" is out of range for float32" },
+        { "1,2,3\n", 400, "input \"x\": expected shape [-1, 4] (float32), got [1, 3]" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect_fail_ct(SV_PROTO_SAGEMAKER, "text/csv", bad[i].body, &iris, bad[i].http,
+                       bad[i].part);
+    sv_limits tight = { .max_elements = 6 };
+    assert_int_equal(decode_ct(&d, SV_PROTO_SAGEMAKER, "text/csv", "1,2,3,4\n5,6,7,8\n", &iris,
+                               &tight),
+                     ST_ELIMIT);
+    assert_int_equal(d.http, 413);
+    done(&d);
+    expect_fail_ct(SV_PROTO_SAGEMAKER, "text/csv", "1,2\n", &multi, 400,
+                   "text/csv fills only input \"ids\"");
+
+    /* Integer inputs: plain integers, range-checked; a 1-D input takes one column. */
+    eng_io in = { .name = "n", .dtype = ST_DT_UINT8, .rank = 1, .dims = { -1 } };
+    sv_model_sig sig = { "m", NULL, &in, 1, iris_out, 2, "onnx" };
+    assert_int_equal(decode_ct(&d, SV_PROTO_SAGEMAKER, "text/csv", "7\n255\n", &sig, &limits),
+                     ST_OK);
+    assert_shape(&d.req.inputs[0], 1, 2, 0);
+    done(&d);
+    expect_fail_ct(SV_PROTO_SAGEMAKER, "text/csv", "256\n", &sig, 400,
+                   "\"256\" is out of range for uint8");
+    expect_fail_ct(SV_PROTO_SAGEMAKER, "text/csv", "1.5\n", &sig, 400, "is not an integer");
+    /* Blank lines are skipped. */
+    assert_int_equal(decode_ct(&d, SV_PROTO_SAGEMAKER, "text/csv", "\n1\n \n", &sig, &limits),
+                     ST_OK);
+    assert_shape(&d.req.inputs[0], 1, 1, 0);
+    done(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -468,6 +794,13 @@ int main(void)
         cmocka_unit_test(test_v2_every_datatype),
         cmocka_unit_test(test_v2_errors),
         cmocka_unit_test(test_v2_total_bytes_limit),
+        cmocka_unit_test(test_tfs_rows_single_input),
+        cmocka_unit_test(test_tfs_columns),
+        cmocka_unit_test(test_tfs_rows_multi_input),
+        cmocka_unit_test(test_tfs_errors),
+        cmocka_unit_test(test_vertex_and_sagemaker_json),
+        cmocka_unit_test(test_zipmap_outputs),
+        cmocka_unit_test(test_csv_requests),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }
