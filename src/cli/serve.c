@@ -43,6 +43,7 @@ int cli_serve_run(const cli_verb *verb, int argc, char **argv)
     const char *models_dir = NULL, *host = "0.0.0.0";
     cli_multi files = { .count = 0 };
     long port = -1, workers = 0, max_body = -1, max_elements = -1, poll_ms = 1000;
+    long io_threads = 0, max_header = -1, max_conns = -1, request_timeout_ms = -1, idle_timeout_ms = -1;
     double grace_s = 30, load_wait_s = 30;
     const cli_flag flags[] = {
         { "--models", CLI_STRING, &models_dir, 0, 0 },
@@ -55,6 +56,11 @@ int cli_serve_run(const cli_verb *verb, int argc, char **argv)
         { "--grace-seconds", CLI_DOUBLE, &grace_s, 0, 0 },
         { "--load-wait-seconds", CLI_DOUBLE, &load_wait_s, 0, 0 },
         { "--poll-ms", CLI_INT, &poll_ms, 10, 3600000 },
+        { "--io-threads", CLI_INT, &io_threads, 0, 256 },
+        { "--max-header-bytes", CLI_INT, &max_header, 256, 1L << 24 },
+        { "--max-connections", CLI_INT, &max_conns, 1, 1000000 },
+        { "--request-timeout-ms", CLI_INT, &request_timeout_ms, 1, 3600000 },
+        { "--idle-timeout-ms", CLI_INT, &idle_timeout_ms, 1, 3600000 },
         { NULL, CLI_BOOL, NULL, 0, 0 },
     };
     const char *pos[1];
@@ -117,6 +123,15 @@ int cli_serve_run(const cli_verb *verb, int argc, char **argv)
     opt.http.port = (int)port;
     if (max_body > 0)
         opt.http.max_body_bytes = (size_t)max_body;
+    opt.http.io_threads = (int)io_threads;
+    if (max_header > 0)
+        opt.http.max_header_bytes = (size_t)max_header;
+    if (max_conns > 0)
+        opt.http.max_connections = (int)max_conns;
+    if (request_timeout_ms > 0)
+        opt.http.request_timeout_ms = (int)request_timeout_ms;
+    if (idle_timeout_ms > 0)
+        opt.http.idle_timeout_ms = (int)idle_timeout_ms;
     if (max_elements > 0)
         opt.limits.max_elements = (size_t)max_elements;
     opt.workers = (int)workers;

@@ -41,7 +41,7 @@ struct sv_manager {
     int poll_ms;
     int load_wait_ms;
     eng_options engine;
-    bool is_stopping;
+    _Atomic bool is_stopping;   /* read unlocked by the loader between loads */
     bool is_initial_done;
     pthread_t loader;
     bool is_loader_started;

@@ -131,7 +131,16 @@ static void test_new_version_replaces_old(void **state)
 
     add_version("iris", 2, MODEL_PATH);
     wait_for_version(m, "iris", 2);
-    /* Latest 1 by default: version 1 is retired but still runs for us. */
+    /* Latest 1 by default: version 1 is retired (right after version 2
+     * is installed) but still runs for us. */
+    for (int i = 0; i < 1000; i++) {
+        sv_version *v1 = NULL;
+        bool parked;
+        if (sv_manager_acquire(m, st_str_c("iris"), st_str_c("1"), (st_str){ 0 }, NULL, &parked, &v1, NULL) != ST_OK)
+            break;
+        sv_version_release(v1);
+        st_sleep_us(10000);
+    }
     acquire(m, "iris", "1", ST_ENOTFOUND);
     eng_session *s = NULL;
     assert_int_equal(eng_session_new(old->engine, &s, NULL), ST_OK);
@@ -189,7 +198,16 @@ static void test_policy_and_labels(void **state)
                                    " \"version_labels\": {\"stable\": 1}, \"max_batch_size\": 0}");
     sv_manager *m = start(20);
     wait_for_version(m, "iris", 3);
-    wait_for_version(m, "iris", 3);
+    /* Version 1 loads after 3 (highest first): wait for it too. */
+    for (int i = 0; i < 1000; i++) {
+        sv_version *probe = NULL;
+        bool parked;
+        if (sv_manager_acquire(m, st_str_c("iris"), st_str_c("1"), (st_str){ 0 }, NULL, &parked, &probe, NULL) == ST_OK) {
+            sv_version_release(probe);
+            break;
+        }
+        st_sleep_us(10000);
+    }
     sv_version *v1 = acquire(m, "iris", "1", ST_OK);
     assert_false(atomic_load(&v1->is_batchable));
     sv_version_release(v1);
