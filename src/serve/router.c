@@ -35,13 +35,15 @@ struct sv_server {
     sv_manager *manager;
     sv_batcher *batcher;
     http_server *http;
+    /* The same, for handlers: a request can arrive before
+     * http_server_start has returned and set `http`. */
+    _Atomic(http_server *) http_shared;
     sv_limits limits;
     char predict_route[256];
     char health_route[256];
     char server_version[64];
     pthread_mutex_t free_mu;
     sv_ctx *free_list;
-    _Atomic int64_t in_flight;
     bool is_stopped;
 };
 
@@ -129,7 +131,6 @@ static void ctx_finish(sv_ctx *c, int status, uint64_t age_us)
         sv_histogram_observe_us(&sv_version_stats(c->ver)->duration, age_us);
         sv_version_release(c->ver);
     }
-    atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_relaxed);
     ctx_put(c);
 }
 
@@ -254,7 +255,6 @@ static void infer(sv_server *s, http_exchange *ex, sv_proto proto, st_str model,
         count(s, NULL, (int)proto, 503);
         return;
     }
-    atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed);
     c->ex = ex;
     c->proto = proto;
     /* A parked request outlives this call: the name may be on our stack. */
@@ -547,7 +547,8 @@ static void handle(http_exchange *ex, void *user)
         count(s, NULL, none, 200); /* counted first, so a scrape sees itself */
         st_buf body = { 0 };
         /* In flight as the HTTP server counts them (this scrape included). */
-        sv_manager_write_metrics(s->manager, &body, (int64_t)http_server_in_flight(s->http));
+        http_server *http = atomic_load_explicit(&s->http_shared, memory_order_acquire);
+        sv_manager_write_metrics(s->manager, &body, http ? (int64_t)http_server_in_flight(http) : 1);
         http_respond_buf(ex, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, 0, &body);
         st_buf_free(&body);
         return;
@@ -586,6 +587,8 @@ st_status sv_server_start(const sv_options *opt, sv_server **out, st_error *err)
         st = sv_manager_start(&mo, &s->manager, err);
     if (st == ST_OK)
         st = http_server_start(&opt->http, handle, s, &s->http, err);
+    if (st == ST_OK)
+        atomic_store_explicit(&s->http_shared, s->http, memory_order_release);
     if (st != ST_OK) {
         sv_server_free(s);
         return st;
