@@ -105,7 +105,9 @@ st_status sv_fail_json(sv_ctx *c, json_reader *r, const char *what)
     st_status s = json_reader_status(r);
     if (s == ST_OK)
         s = ST_ECORRUPT;
-    int http = s == ST_ELIMIT ? 413 : s == ST_ENOMEM ? 503 : 400;
+    /* The reader's own limits are set so that only nesting depth can
+     * trip them: a malformed request (400), not a big one (413). */
+    int http = s == ST_ENOMEM ? 503 : 400;
     if (c->http_status)
         *c->http_status = http;
     if (c->err) {
@@ -444,6 +446,8 @@ st_status sv_finish_request(sv_ctx *c, sv_request *out, const bool *seen)
 static bool media_is(st_str ct, const char *type)
 {
     /* The media type before any ';' parameters, trimmed, case-insensitive. */
+    if (ct.len == 0)
+        return false;
     size_t end = 0;
     while (end < ct.len && ct.ptr[end] != ';')
         end++;
@@ -646,6 +650,66 @@ st_status sv_encode_v2_metadata(const sv_model_sig *sig, const char *const *vers
     write_metadata_tensors(&w, sig->inputs, sig->n_inputs);
     json_write_key(&w, ST_STR("outputs"));
     write_metadata_tensors(&w, sig->outputs, sig->n_outputs);
+    json_write_object_end(&w);
+    return json_writer_finish(&w);
+}
+
+st_status sv_encode_v2_server_metadata(const char *name, const char *version,
+                                       const char *const *extensions, size_t n_extensions,
+                                       st_buf *body)
+{
+    json_writer w;
+    json_writer_init(&w, body, NULL);
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("name"));
+    json_write_string(&w, st_str_c(name));
+    json_write_key(&w, ST_STR("version"));
+    json_write_string(&w, st_str_c(version));
+    json_write_key(&w, ST_STR("extensions"));
+    json_write_array_begin(&w);
+    for (size_t i = 0; i < n_extensions; i++)
+        json_write_string(&w, st_str_c(extensions[i]));
+    json_write_array_end(&w);
+    json_write_object_end(&w);
+    return json_writer_finish(&w);
+}
+
+static const char *tfs_state_name(sv_version_state s)
+{
+    switch (s) {
+    case SV_VERSION_START: return "START";
+    case SV_VERSION_LOADING: return "LOADING";
+    case SV_VERSION_AVAILABLE: return "AVAILABLE";
+    case SV_VERSION_UNLOADING: return "UNLOADING";
+    case SV_VERSION_END: return "END";
+    default: return "UNKNOWN";
+    }
+}
+
+st_status sv_encode_tfs_status(const sv_version_status *versions, size_t n, st_buf *body)
+{
+    json_writer w;
+    json_writer_init(&w, body, NULL);
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("model_version_status"));
+    json_write_array_begin(&w);
+    for (size_t i = 0; i < n; i++) {
+        const sv_version_status *v = &versions[i];
+        json_write_object_begin(&w);
+        json_write_key(&w, ST_STR("version"));
+        json_write_string(&w, st_str_c(v->version));
+        json_write_key(&w, ST_STR("state"));
+        json_write_string(&w, st_str_c(tfs_state_name(v->state)));
+        json_write_key(&w, ST_STR("status"));
+        json_write_object_begin(&w);
+        json_write_key(&w, ST_STR("error_code"));
+        json_write_string(&w, v->error_message ? ST_STR("UNKNOWN") : ST_STR("OK"));
+        json_write_key(&w, ST_STR("error_message"));
+        json_write_string(&w, st_str_c(v->error_message ? v->error_message : ""));
+        json_write_object_end(&w);
+        json_write_object_end(&w);
+    }
+    json_write_array_end(&w);
     json_write_object_end(&w);
     return json_writer_finish(&w);
 }

@@ -295,8 +295,10 @@ st_status sv_decode_tfs(sv_ctx *c, sv_request *out)
             } else if (st_str_eq_c(key, "signature_name")) {
                 /* One signature per model: any name selects it. */
                 st_str name;
-                if (json_read_string(&r, &name) != ST_OK)
+                if (json_peek(&r) != JSON_KIND_STRING && json_reader_status(&r) == ST_OK)
                     s = sv_fail(c, 400, ST_ETYPE, "\"signature_name\" must be a string");
+                else if (json_read_string(&r, &name) != ST_OK)
+                    s = sv_fail_json(c, &r, "invalid JSON");
             } else if (st_str_eq_c(key, "parameters")) {
                 if (json_peek(&r) != JSON_KIND_OBJECT && json_peek(&r) != JSON_KIND_NULL &&
                     json_reader_status(&r) == ST_OK)

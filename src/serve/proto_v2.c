@@ -339,7 +339,8 @@ static st_status read_input(sv_ctx *c, json_reader *r, size_t index, bool *seen,
         if (st_str_eq_c(key, "name")) {
             if (json_peek(r) != JSON_KIND_STRING)
                 return sv_fail(c, 400, ST_ETYPE, "inputs[%zu]: \"name\" must be a string", index);
-            json_read_string(r, &in.name);
+            if (json_read_string(r, &in.name) != ST_OK)
+                return sv_fail_json(c, r, NULL);
             in.has_name = true;
         } else if (st_str_eq_c(key, "shape")) {
             s = read_shape(c, r, &in);
@@ -347,7 +348,8 @@ static st_status read_input(sv_ctx *c, json_reader *r, size_t index, bool *seen,
             if (json_peek(r) != JSON_KIND_STRING)
                 return sv_fail(c, 400, ST_ETYPE, "%s: \"datatype\" must be a string",
                                input_label(&in, label, sizeof label));
-            json_read_string(r, &in.datatype);
+            if (json_read_string(r, &in.datatype) != ST_OK)
+                return sv_fail_json(c, r, NULL);
             in.has_datatype = true;
         } else if (st_str_eq_c(key, "data")) {
             if (in.has_data)
@@ -419,9 +421,11 @@ static st_status read_outputs(sv_ctx *c, json_reader *r, sv_request *out)
         json_enter_object(r);
         while (json_object_next(r, &key)) {
             if (st_str_eq_c(key, "name")) {
-                if (json_read_string(r, &name) != ST_OK)
+                if (json_peek(r) != JSON_KIND_STRING && json_reader_status(r) == ST_OK)
                     return sv_fail(c, 400, ST_ETYPE, "outputs[%zu]: \"name\" must be a string",
                                    index);
+                if (json_read_string(r, &name) != ST_OK)
+                    return sv_fail_json(c, r, NULL);
                 has_name = true;
             }
         }
@@ -472,7 +476,8 @@ st_status sv_decode_v2(sv_ctx *c, sv_request *out)
             st_str id;
             if (json_peek(&r) != JSON_KIND_STRING)
                 return sv_fail(c, 400, ST_ETYPE, "\"id\" must be a string");
-            json_read_string(&r, &id);
+            if (json_read_string(&r, &id) != ST_OK)
+                return sv_fail_json(c, &r, "invalid JSON");
             out->id = st_arena_strndup(c->arena, id.ptr, id.len);
             if (!out->id)
                 return sv_fail(c, 503, ST_ENOMEM, "out of memory");

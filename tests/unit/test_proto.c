@@ -784,6 +784,152 @@ static void test_csv_requests(void **state)
     done(&d);
 }
 
+/* ---- odds and ends ---------------------------------------------------------------- */
+
+static char *buf_text(st_buf *b)
+{
+    char *text = malloc(b->len + 1);
+    memcpy(text, b->data, b->len);
+    text[b->len] = '\0';
+    st_buf_free(b);
+    return text;
+}
+
+static void test_metadata_and_status(void **state)
+{
+    (void)state;
+    st_buf b = { 0 };
+    assert_int_equal(sv_encode_v2_server_metadata("stratus", "0.1", NULL, 0, &b), ST_OK);
+    assert_text(buf_text(&b), "{\"name\":\"stratus\",\"version\":\"0.1\",\"extensions\":[]}");
+    assert_int_equal(sv_encode_v2_metadata(&iris, NULL, 0, &b), ST_OK);
+    assert_text(buf_text(&b),
+                "{\"name\":\"iris\",\"platform\":\"onnx\",\"inputs\":[{\"name\":\"x\","
+                "\"datatype\":\"FP32\",\"shape\":[-1,4]}],\"outputs\":[{\"name\":\"label\","
+                "\"datatype\":\"INT64\",\"shape\":[-1]},{\"name\":\"probs\",\"datatype\":\"FP32\","
+                "\"shape\":[-1,3]}]}");
+    sv_version_status vs[2] = { { "2", SV_VERSION_AVAILABLE, NULL },
+                                { "3", SV_VERSION_END, "model.onnx: \"bad\"" } };
+    assert_int_equal(sv_encode_tfs_status(vs, 2, &b), ST_OK);
+    assert_text(buf_text(&b),
+                "{\"model_version_status\":[{\"version\":\"2\",\"state\":\"AVAILABLE\",\"status\":"
+                "{\"error_code\":\"OK\",\"error_message\":\"\"}},{\"version\":\"3\",\"state\":"
+                "\"END\",\"status\":{\"error_code\":\"UNKNOWN\",\"error_message\":"
+                "\"model.onnx: \\\"bad\\\"\"}}]}");
+    assert_int_equal(sv_encode_error("input \"x\": bad\n", &b), ST_OK);
+    assert_text(buf_text(&b), "{\"error\":\"input \\\"x\\\": bad\\n\"}");
+    assert_string_equal(sv_v2_datatype(ST_DT_FLOAT16), "FP16");
+    assert_null(sv_v2_datatype(ST_DT_UNDEFINED));
+}
+
+/* Non-finite outputs are null in JSON and nan/inf in CSV. */
+static void test_nonfinite_outputs(void **state)
+{
+    (void)state;
+    static float v[3] = { 1.5f, NAN, -INFINITY };
+    eng_io out = { .name = "y", .dtype = ST_DT_FLOAT32, .rank = 1, .dims = { -1 } };
+    sv_model_sig sig = { "m", NULL, iris_in, 1, &out, 1, "onnx" };
+    eng_tensor t = eng_tensor_make(ST_DT_FLOAT32, (int64_t[]){ 3 }, 1, v);
+    sv_request req = { .is_row_form = true };
+    assert_text(encode(SV_PROTO_V2, NULL, &sig, &req, &t, 1, NULL),
+                "{\"model_name\":\"m\",\"outputs\":[{\"name\":\"y\",\"datatype\":\"FP32\","
+                "\"shape\":[3],\"data\":[1.5,null,null]}]}");
+    assert_text(encode(SV_PROTO_TFS, NULL, &sig, &req, &t, 1, NULL),
+                "{\"predictions\":[1.5,null,null]}");
+    assert_text(encode(SV_PROTO_SAGEMAKER, "text/csv", &sig, &req, &t, 1, NULL),
+                "1.5\nnan\n-inf\n");
+}
+
+/* Nesting beyond the reader's depth is a malformed request, not a big one. */
+static void test_deep_nesting(void **state)
+{
+    (void)state;
+    char body[1200];
+    size_t n = 0;
+    n += (size_t)snprintf(body + n, sizeof body - n, "{\"instances\":");
+    for (int i = 0; i < 300; i++)
+        body[n++] = '[';
+    body[n] = '\0';
+    expect_fail(SV_PROTO_TFS, body, &iris, 400, "");
+    expect_fail(SV_PROTO_V2, "{\"parameters\":{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+                "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+                "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+                "]]]]]]]]]}}", &iris, 400, "");
+}
+
+/* A request decoded, answered by V2 with its own tensors, and the answer
+ * read back with the DOM: same names, shapes and values. */
+static void test_v2_round_trip(void **state)
+{
+    (void)state;
+    decoded d;
+    const char *body = "{\"id\":\"rt\",\"inputs\":[{\"name\":\"x\",\"shape\":[3,4],"
+                       "\"datatype\":\"FP32\",\"data\":[[0.1,0.2,0.3,0.4],[1e-8,-3.4028235e+38,"
+                       "16777217,0],[-0.0,5,6,7]]}]}";
+    assert_int_equal(decode(&d, SV_PROTO_V2, body, &iris), ST_OK);
+    sv_model_sig echo = { "echo", NULL, iris_in, 1, iris_in, 1, "onnx" };
+    char *text = encode(SV_PROTO_V2, NULL, &echo, &d.req, d.req.inputs, 1, NULL);
+    json_value *root;
+    assert_int_equal(json_parse(text, strlen(text), NULL, &d.arena, &root, NULL), ST_OK);
+    const json_value *o = json_value_at(json_value_get_c(root, "outputs"), 0);
+    assert_non_null(o);
+    const json_value *data = json_value_get_c(o, "data");
+    assert_int_equal(data->u.array.count, 12);
+    const float *in = d.req.inputs[0].data;
+    for (size_t i = 0; i < 12; i++) {
+        double v;
+        assert_int_equal(json_value_double(json_value_at(data, i), &v), ST_OK);
+        assert_true((float)v == in[i]);
+    }
+    assert_true(in[8] == -0.0f && signbit(in[8]));
+    st_str id;
+    assert_int_equal(json_value_string(json_value_get_c(root, "id"), &id), ST_OK);
+    assert_true(st_str_eq_c(id, "rt"));
+    free(text);
+    done(&d);
+}
+
+/* Every allocation failing in turn: an error (503 for memory) or success,
+ * never a crash or a leak (ASan builds check the leaks). */
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    static const struct {
+        sv_proto p;
+        const char *ct;
+        const char *body;
+        const sv_model_sig *sig;
+    } cases[] = {
+        { SV_PROTO_V2, NULL,
+          "{\"id\":\"x\",\"inputs\":[{\"data\":[\"a\",{\"b64\":\"aGk=\"}],\"name\":\"text\","
+          "\"shape\":[2],\"datatype\":\"BYTES\"},{\"name\":\"ids\",\"shape\":[2,2],"
+          "\"datatype\":\"INT8\",\"data\":[1,2,3,4]},{\"name\":\"mask\",\"shape\":[2],"
+          "\"datatype\":\"BOOL\",\"data\":[true,false]}],\"outputs\":[{\"name\":\"score\"}]}",
+          &multi },
+        { SV_PROTO_TFS, NULL,
+          "{\"instances\":[{\"ids\":[1,2],\"text\":\"a\",\"mask\":true},"
+          "{\"ids\":[3,4],\"text\":\"b\",\"mask\":false}]}",
+          &multi },
+        { SV_PROTO_SAGEMAKER, "text/csv", "1,2,3,4\n5,6,7,8\n", &iris },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        bool succeeded = false;
+        for (uint64_t n = 1; n < 200 && !succeeded; n++) {
+            decoded d;
+            st_alloc_fail_after(n);
+            st_status s = decode_ct(&d, cases[c].p, cases[c].ct, cases[c].body, cases[c].sig,
+                                    &limits);
+            st_alloc_fail_reset();
+            if (s == ST_OK)
+                succeeded = true;
+            else if (d.http != 503)
+                fail_msg("case %zu, failing allocation %llu: %d %s", c, (unsigned long long)n,
+                         d.http, d.err.msg);
+            done(&d);
+        }
+        assert_true(succeeded);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -801,6 +947,11 @@ int main(void)
         cmocka_unit_test(test_vertex_and_sagemaker_json),
         cmocka_unit_test(test_zipmap_outputs),
         cmocka_unit_test(test_csv_requests),
+        cmocka_unit_test(test_metadata_and_status),
+        cmocka_unit_test(test_nonfinite_outputs),
+        cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_v2_round_trip),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }
