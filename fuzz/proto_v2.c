@@ -5,7 +5,7 @@
  * failure has a message and a 4xx/5xx status; a success has every input
  * with the declared dtype and a consistent count; V2 requests written
  * back from the decoded tensors decode to the same bytes; every success
- * encodes in every protocol. */
+ * encodes in every protocol.  Only 400, 413 and 415 are expected. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,7 +134,7 @@ static void run(sv_proto p, const char *ct, const uint8_t *data, size_t size,
     st_error err = { 0 };
     st_status s = sv_decode(p, ct, data, size, &sig, &lim, &arena, &req, &http, &err);
     if (s != ST_OK) {
-        CHECK(http >= 400 && http < 600 && err.msg[0] != '\0');
+        CHECK((http == 400 || http == 413 || http == 415) && err.msg[0] != '\0');
     } else {
         CHECK(http == 200 && req.n_inputs == n_ins);
         for (size_t i = 0; i < n_ins; i++) {

@@ -336,15 +336,23 @@ static st_status read_input(sv_ctx *c, json_reader *r, size_t index, bool *seen,
     json_enter_object(r);
     while (json_object_next(r, &key)) {
         st_status s = ST_OK;
-        if (st_str_eq_c(key, "name")) {
+        bool is_name = st_str_eq_c(key, "name"), is_shape = st_str_eq_c(key, "shape"),
+             is_datatype = st_str_eq_c(key, "datatype");
+        /* Once data is read these fields are fixed: a second one could
+         * bind the data to another input or shape. */
+        if ((is_name && in.has_name) || (is_shape && in.has_shape) ||
+            (is_datatype && in.has_datatype))
+            return sv_fail(c, 400, ST_EINVAL, "%s: \"%.*s\" given twice",
+                           input_label(&in, label, sizeof label), (int)key.len, key.ptr);
+        if (is_name) {
             if (json_peek(r) != JSON_KIND_STRING)
                 return sv_fail(c, 400, ST_ETYPE, "inputs[%zu]: \"name\" must be a string", index);
             if (json_read_string(r, &in.name) != ST_OK)
                 return sv_fail_json(c, r, NULL);
             in.has_name = true;
-        } else if (st_str_eq_c(key, "shape")) {
+        } else if (is_shape) {
             s = read_shape(c, r, &in);
-        } else if (st_str_eq_c(key, "datatype")) {
+        } else if (is_datatype) {
             if (json_peek(r) != JSON_KIND_STRING)
                 return sv_fail(c, 400, ST_ETYPE, "%s: \"datatype\" must be a string",
                                input_label(&in, label, sizeof label));

@@ -341,6 +341,12 @@ static void test_v2_errors(void **state)
         { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4]}],"
           "\"outputs\":[{}]}",
           400, "outputs[0]: missing \"name\"" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4],"
+          "\"name\":\"y\"}]}",
+          400, "input \"x\": \"name\" given twice" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"shape\":[2,4],\"datatype\":\"FP32\","
+          "\"data\":[1,2,3,4]}]}",
+          400, "input \"x\": \"shape\" given twice" },
         /* shapes */
         { "{\"inputs\":[{\"name\":\"x\",\"shape\":[3,5],\"datatype\":\"FP32\",\"data\":[]}]}", 400,
           "input \"x\": expected shape [-1, 4] (FP32), got [3, 5]" },
