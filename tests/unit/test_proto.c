@@ -556,6 +556,54 @@ static void test_tfs_rows_multi_input(void **state)
     done(&d);
 }
 
+/* One string input: instances are strings or {"b64"} objects; scalars
+ * make a 1-D batch. */
+static void test_tfs_strings_and_scalars(void **state)
+{
+    (void)state;
+    eng_io in = { .name = "s", .dtype = ST_DT_STRING, .rank = 1, .dims = { -1 } };
+    sv_model_sig sig = { "m", NULL, &in, 1, &in, 1, "onnx" };
+    decoded d;
+    assert_int_equal(decode(&d, SV_PROTO_TFS,
+                            "{\"instances\":[\"foo\",{\"b64\":\"YmFy\"},\"\\u0000z\"]}", &sig),
+                     ST_OK);
+    assert_shape(&d.req.inputs[0], 1, 3, 0);
+    const st_str *s = d.req.inputs[0].data;
+    assert_true(st_str_eq_c(s[0], "foo") && st_str_eq_c(s[1], "bar"));
+    assert_true(s[2].len == 2 && s[2].ptr[0] == '\0' && s[2].ptr[1] == 'z');
+    assert_text(encode(SV_PROTO_TFS, NULL, &sig, &d.req, d.req.inputs, 1, NULL),
+                "{\"predictions\":[\"foo\",\"bar\",\"\\u0000z\"]}");
+    done(&d);
+    assert_int_equal(decode(&d, SV_PROTO_TFS, "{\"inputs\":[\"a\",\"b\"]}", &sig), ST_OK);
+    assert_text(encode(SV_PROTO_TFS, NULL, &sig, &d.req, d.req.inputs, 1, NULL),
+                "{\"outputs\":[\"a\",\"b\"]}");
+    done(&d);
+    expect_fail(SV_PROTO_TFS, "{\"instances\":[\"a\",[\"b\"]]}", &sig, 400,
+                "instances[1]: input \"s\" has shape [1], the first instance's has []");
+    expect_fail(SV_PROTO_TFS, "{\"instances\":[{\"b64\":\"YQ==\",\"x\":1}]}", &sig, 400,
+                "a {\"b64\": ...} object has one member");
+    expect_fail(SV_PROTO_TFS, "{\"instances\":[1]}", &sig, 400, "expected a string, found number");
+
+    /* Scalars for a 1-D numeric input; a model without a batch axis takes
+     * exactly one instance as its whole input. */
+    eng_io v = { .name = "v", .dtype = ST_DT_FLOAT64, .rank = 1, .dims = { -1 } };
+    sv_model_sig vs = { "m", NULL, &v, 1, &v, 1, "onnx" };
+    assert_int_equal(decode(&d, SV_PROTO_VERTEX, "{\"instances\":[1.5,2,3]}", &vs), ST_OK);
+    assert_shape(&d.req.inputs[0], 1, 3, 0);
+    assert_int_equal(d.req.batch, 3);
+    assert_text(encode(SV_PROTO_VERTEX, NULL, &vs, &d.req, d.req.inputs, 1, NULL),
+                "{\"predictions\":[1.5,2.0,3.0]}");
+    done(&d);
+    eng_io fixed = { .name = "f", .dtype = ST_DT_INT32, .rank = 1, .dims = { 3 } };
+    sv_model_sig fs = { "m", NULL, &fixed, 1, &fixed, 1, "onnx" };
+    assert_int_equal(decode(&d, SV_PROTO_TFS, "{\"instances\":[[1,2,3]]}", &fs), ST_OK);
+    assert_shape(&d.req.inputs[0], 1, 3, 0);
+    assert_int_equal(d.req.batch, -1);
+    done(&d);
+    expect_fail(SV_PROTO_TFS, "{\"instances\":[[1,2,3],[4,5,6]]}", &fs, 400,
+                "input \"f\": expected shape [3] (int32), got [2, 3]");
+}
+
 static void test_tfs_errors(void **state)
 {
     (void)state;
@@ -949,6 +997,7 @@ int main(void)
         cmocka_unit_test(test_tfs_rows_single_input),
         cmocka_unit_test(test_tfs_columns),
         cmocka_unit_test(test_tfs_rows_multi_input),
+        cmocka_unit_test(test_tfs_strings_and_scalars),
         cmocka_unit_test(test_tfs_errors),
         cmocka_unit_test(test_vertex_and_sagemaker_json),
         cmocka_unit_test(test_zipmap_outputs),
