@@ -713,3 +713,98 @@ st_status sv_encode_tfs_status(const sv_version_status *versions, size_t n, st_b
     json_write_object_end(&w);
     return json_writer_finish(&w);
 }
+
+/* TensorFlow's DataType names for the dtypes TF Serving clients know. */
+static const char *tf_dtype_name(st_dtype t)
+{
+    switch (t) {
+    case ST_DT_FLOAT32: return "DT_FLOAT";
+    case ST_DT_FLOAT64: return "DT_DOUBLE";
+    case ST_DT_FLOAT16: return "DT_HALF";
+    case ST_DT_INT8: return "DT_INT8";
+    case ST_DT_INT16: return "DT_INT16";
+    case ST_DT_INT32: return "DT_INT32";
+    case ST_DT_INT64: return "DT_INT64";
+    case ST_DT_UINT8: return "DT_UINT8";
+    case ST_DT_UINT16: return "DT_UINT16";
+    case ST_DT_UINT32: return "DT_UINT32";
+    case ST_DT_UINT64: return "DT_UINT64";
+    case ST_DT_BOOL: return "DT_BOOL";
+    case ST_DT_STRING: return "DT_STRING";
+    default: return "DT_INVALID";
+    }
+}
+
+static void write_tensor_infos(json_writer *w, const eng_io *ios, size_t n)
+{
+    char size[24];
+    json_write_object_begin(w);
+    for (size_t i = 0; i < n; i++) {
+        const eng_io *io = &ios[i];
+        json_write_key(w, st_str_c(io->name));
+        json_write_object_begin(w);
+        json_write_key(w, ST_STR("dtype"));
+        json_write_string(w, st_str_c(tf_dtype_name(io->dtype)));
+        json_write_key(w, ST_STR("tensor_shape"));
+        json_write_object_begin(w);
+        json_write_key(w, ST_STR("dim"));
+        json_write_array_begin(w);
+        for (int d = 0; d < io->rank; d++) {
+            /* proto3 JSON writes int64 as a string. */
+            long long dim = io->dims[d] < 0 ? -1 : (long long)io->dims[d];
+            int len = snprintf(size, sizeof size, "%lld", dim);
+            json_write_object_begin(w);
+            json_write_key(w, ST_STR("size"));
+            json_write_string(w, st_str_make(size, (size_t)len));
+            json_write_key(w, ST_STR("name"));
+            json_write_string(w, st_str_c(io->dim_names[d] ? io->dim_names[d] : ""));
+            json_write_object_end(w);
+        }
+        json_write_array_end(w);
+        json_write_key(w, ST_STR("unknown_rank"));
+        json_write_bool(w, io->rank < 0);
+        json_write_object_end(w);
+        json_write_key(w, ST_STR("name"));
+        json_write_string(w, st_str_c(io->name));
+        json_write_object_end(w);
+    }
+    json_write_object_end(w);
+}
+
+st_status sv_encode_tfs_metadata(const sv_model_sig *sig, st_buf *body)
+{
+    json_writer w;
+    json_writer_init(&w, body, NULL);
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("model_spec"));
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("name"));
+    json_write_string(&w, st_str_c(sig->name));
+    json_write_key(&w, ST_STR("signature_name"));
+    json_write_string(&w, ST_STR(""));
+    if (sig->version) {
+        json_write_key(&w, ST_STR("version"));
+        json_write_string(&w, st_str_c(sig->version));
+    }
+    json_write_object_end(&w);
+    json_write_key(&w, ST_STR("metadata"));
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("signature_def"));
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("signature_def"));
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("serving_default"));
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("inputs"));
+    write_tensor_infos(&w, sig->inputs, sig->n_inputs);
+    json_write_key(&w, ST_STR("outputs"));
+    write_tensor_infos(&w, sig->outputs, sig->n_outputs);
+    json_write_key(&w, ST_STR("method_name"));
+    json_write_string(&w, ST_STR("tensorflow/serving/predict"));
+    json_write_object_end(&w);
+    json_write_object_end(&w);
+    json_write_object_end(&w);
+    json_write_object_end(&w);
+    json_write_object_end(&w);
+    return json_writer_finish(&w);
+}

@@ -123,6 +123,15 @@ typedef struct sv_version_status {
  * "error_message"}}]}; error_code "OK", or "UNKNOWN" with the message. */
 st_status sv_encode_tfs_status(const sv_version_status *versions, size_t n, st_buf *body);
 
+/* TF Serving model metadata (GET /v1/models/{m}[...]/metadata): the
+ * GetModelMetadataResponse in proto3 JSON, one "serving_default"
+ * signature: {"model_spec": {"name", "signature_name", "version"},
+ * "metadata": {"signature_def": {"signature_def": {"serving_default":
+ * {"inputs": {name: {"dtype": "DT_FLOAT", "tensor_shape": {"dim":
+ * [{"size": "-1", "name": ""}], "unknown_rank": false}, "name"}},
+ * "outputs": {...}, "method_name": "tensorflow/serving/predict"}}}}}. */
+st_status sv_encode_tfs_metadata(const sv_model_sig *sig, st_buf *body);
+
 /* The V2 datatype name ("FP32", "INT64", "BYTES", ...) of a dtype, or NULL. */
 const char *sv_v2_datatype(st_dtype dtype);
 

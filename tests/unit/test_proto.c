@@ -869,6 +869,18 @@ static void test_metadata_and_status(void **state)
                 "{\"error_code\":\"OK\",\"error_message\":\"\"}},{\"version\":\"3\",\"state\":"
                 "\"END\",\"status\":{\"error_code\":\"UNKNOWN\",\"error_message\":"
                 "\"model.onnx: \\\"bad\\\"\"}}]}");
+    assert_int_equal(sv_encode_tfs_metadata(&iris, &b), ST_OK);
+    assert_text(buf_text(&b),
+                "{\"model_spec\":{\"name\":\"iris\",\"signature_name\":\"\",\"version\":\"3\"},"
+                "\"metadata\":{\"signature_def\":{\"signature_def\":{\"serving_default\":{"
+                "\"inputs\":{\"x\":{\"dtype\":\"DT_FLOAT\",\"tensor_shape\":{\"dim\":["
+                "{\"size\":\"-1\",\"name\":\"\"},{\"size\":\"4\",\"name\":\"\"}],"
+                "\"unknown_rank\":false},\"name\":\"x\"}},\"outputs\":{\"label\":{\"dtype\":"
+                "\"DT_INT64\",\"tensor_shape\":{\"dim\":[{\"size\":\"-1\",\"name\":\"\"}],"
+                "\"unknown_rank\":false},\"name\":\"label\"},\"probs\":{\"dtype\":\"DT_FLOAT\","
+                "\"tensor_shape\":{\"dim\":[{\"size\":\"-1\",\"name\":\"\"},{\"size\":\"3\","
+                "\"name\":\"\"}],\"unknown_rank\":false},\"name\":\"probs\"}},"
+                "\"method_name\":\"tensorflow/serving/predict\"}}}}}");
     assert_int_equal(sv_encode_error("input \"x\": bad\n", &b), ST_OK);
     assert_text(buf_text(&b), "{\"error\":\"input \\\"x\\\": bad\\n\"}");
     assert_string_equal(sv_v2_datatype(ST_DT_FLOAT16), "FP16");
