@@ -167,7 +167,8 @@ st_status sv_count(sv_ctx *c, const char *name, st_dtype t, const int64_t *shape
         total > c->max_total_bytes)
         return sv_fail(c, 413, ST_ELIMIT,
                        "input \"%s\": shape %s takes the request's decoded inputs past the "
-                       "limit of %zu bytes", name, sv_dims_text(dims, sizeof dims, shape, (int)rank),
+                       "limit of %zu bytes", name,
+                       sv_dims_text(dims, sizeof dims, shape, (int)rank),
                        c->max_total_bytes);
     c->total_bytes = total;
     *count = n;
@@ -337,7 +338,8 @@ static st_status walk_strings(sv_ctx *c, json_reader *r, const char *name, str_s
         if (dims[lvl] == SIZE_MAX) {
             dims[lvl] = n;
         } else if (dims[lvl] != n) {
-            json_reader_fail(r, ST_ESHAPE, "ragged array: %zu elements at depth %zu where the first "
+            json_reader_fail(r, ST_ESHAPE,
+                             "ragged array: %zu elements at depth %zu where the first "
                              "array there has %zu", n, lvl + 1, dims[lvl]);
             return ST_ESHAPE;
         }

@@ -191,7 +191,8 @@ static st_status read_shape(sv_ctx *c, json_reader *r, v2_input *in)
     }
     /* Read as doubles so that absurd sizes (1e30, 1e400) are told apart
      * from wrong types: the first are 413, the others 400. */
-    st_status s = json_read_numbers_into(r, ST_DT_FLOAT64, dims, ENG_MAX_RANK, &n, shape1, 1, &rank);
+    st_status s =
+        json_read_numbers_into(r, ST_DT_FLOAT64, dims, ENG_MAX_RANK, &n, shape1, 1, &rank);
     if (s == ST_ELIMIT && n == ENG_MAX_RANK)
         return sv_fail(c, 400, ST_ESHAPE, "%s: \"shape\" has more than %d dimensions", label,
                        ENG_MAX_RANK);
