@@ -12,7 +12,9 @@
  * as is, or one object per row naming the outputs; "outputs" (TF Serving
  * columns) holds the only output or an object of them.  String outputs
  * whose name ends in "_bytes" go out as {"b64": ...}; ZipMap outputs as a
- * list of {label: probability} objects. */
+ * list of {label: probability} objects.  Vertex's "deployedModelId" is
+ * added by Vertex itself, not by the container, so it is not written here.
+ * TF Serving's NaN/Infinity tokens are not JSON and are refused (400). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
