@@ -43,7 +43,9 @@ static float random_float(void)
     return (float)((2.0 * u - 1.0) * scale[rng_next() % 5]);
 }
 
-static const eng_io io[] = { { .name = "x", .dtype = ST_DT_FLOAT32, .rank = 2, .dims = { -1, COLS } } };
+static const eng_io io[] = {
+    { .name = "x", .dtype = ST_DT_FLOAT32, .rank = 2, .dims = { -1, COLS } },
+};
 static const sv_model_sig sig = { "tab", "1", io, 1, io, 1, "onnx" };
 
 typedef struct {
@@ -154,7 +156,8 @@ int main(void)
         take(&t_csv, now_s() - t0);
         out.len = 0;
         t0 = now_s();
-        if (sv_encode(SV_PROTO_SAGEMAKER, NULL, &sig, &req, req.inputs, 1, &out, &ct, &err) != ST_OK)
+        if (sv_encode(SV_PROTO_SAGEMAKER, NULL, &sig, &req, req.inputs, 1, &out, &ct, &err) !=
+            ST_OK)
             return 1;
         take(&t_enc_csv, now_s() - t0);
     }

@@ -132,6 +132,7 @@ struct http_server {
     uint64_t tick_us;
     atomic_int n_conns;
     atomic_size_t in_flight;
+    atomic_size_t n_responding;   /* threads inside respond_finish */
     atomic_bool is_stopping;
     _Atomic uint64_t stop_deadline_us;
     pthread_mutex_t stop_mu;
@@ -924,6 +925,10 @@ static void respond_finish(http_exchange *ex)
     http_server *srv = ex->srv;
     http_io *io = ex->io;
     ex->is_counted = false;
+    /* Answered as far as http_server_in_flight is concerned; n_responding
+     * keeps http_server_free waiting until this thread is done with io. */
+    atomic_fetch_add(&srv->n_responding, 1);
+    atomic_fetch_sub(&srv->in_flight, 1);
     if (tls_io == io) {
         ex->done_next = NULL;
         if (io->local_tail)
@@ -931,7 +936,7 @@ static void respond_finish(http_exchange *ex)
         else
             io->local_head = ex;
         io->local_tail = ex;
-        atomic_fetch_sub(&srv->in_flight, 1);
+        atomic_fetch_sub(&srv->n_responding, 1);
         return;
     }
     pthread_mutex_lock(&io->mu);
@@ -943,7 +948,7 @@ static void respond_finish(http_exchange *ex)
         if (c->is_closed)
             conn_free(c);
         pthread_mutex_unlock(&io->mu);
-        atomic_fetch_sub(&srv->in_flight, 1);
+        atomic_fetch_sub(&srv->n_responding, 1);
         return;
     }
     ex->done_next = NULL;
@@ -960,7 +965,7 @@ static void respond_finish(http_exchange *ex)
         while (write(io->evfd, &one, sizeof one) < 0 && errno == EINTR) {
         }
     }
-    atomic_fetch_sub(&srv->in_flight, 1);
+    atomic_fetch_sub(&srv->n_responding, 1);
 }
 
 static bool response_closes(const http_exchange *ex)
@@ -1408,7 +1413,8 @@ void http_server_free(http_server *srv)
     http_server_stop(srv, 0);
     /* Exchanges still at a handler point into the server; their answers
      * free them (the I/O threads are gone).  Wait for those, boundedly. */
-    for (int waited_ms = 0; atomic_load(&srv->in_flight) > 0; waited_ms++) {
+    for (int waited_ms = 0;
+         atomic_load(&srv->in_flight) > 0 || atomic_load(&srv->n_responding) > 0; waited_ms++) {
         if (waited_ms == 10000) {
             ST_LOG_ERROR("http: %zu requests still unanswered 10 s after stop; leaving the "
                          "server allocated", atomic_load(&srv->in_flight));

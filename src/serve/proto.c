@@ -105,7 +105,9 @@ st_status sv_fail_json(sv_ctx *c, json_reader *r, const char *what)
     st_status s = json_reader_status(r);
     if (s == ST_OK)
         s = ST_ECORRUPT;
-    int http = s == ST_ELIMIT ? 413 : s == ST_ENOMEM ? 503 : 400;
+    /* The reader's own limits are set so that only nesting depth can
+     * trip them: a malformed request (400), not a big one (413). */
+    int http = s == ST_ENOMEM ? 503 : 400;
     if (c->http_status)
         *c->http_status = http;
     if (c->err) {
@@ -165,7 +167,8 @@ st_status sv_count(sv_ctx *c, const char *name, st_dtype t, const int64_t *shape
         total > c->max_total_bytes)
         return sv_fail(c, 413, ST_ELIMIT,
                        "input \"%s\": shape %s takes the request's decoded inputs past the "
-                       "limit of %zu bytes", name, sv_dims_text(dims, sizeof dims, shape, (int)rank),
+                       "limit of %zu bytes", name,
+                       sv_dims_text(dims, sizeof dims, shape, (int)rank),
                        c->max_total_bytes);
     c->total_bytes = total;
     *count = n;
@@ -335,7 +338,8 @@ static st_status walk_strings(sv_ctx *c, json_reader *r, const char *name, str_s
         if (dims[lvl] == SIZE_MAX) {
             dims[lvl] = n;
         } else if (dims[lvl] != n) {
-            json_reader_fail(r, ST_ESHAPE, "ragged array: %zu elements at depth %zu where the first "
+            json_reader_fail(r, ST_ESHAPE,
+                             "ragged array: %zu elements at depth %zu where the first "
                              "array there has %zu", n, lvl + 1, dims[lvl]);
             return ST_ESHAPE;
         }
@@ -444,6 +448,8 @@ st_status sv_finish_request(sv_ctx *c, sv_request *out, const bool *seen)
 static bool media_is(st_str ct, const char *type)
 {
     /* The media type before any ';' parameters, trimmed, case-insensitive. */
+    if (ct.len == 0)
+        return false;
     size_t end = 0;
     while (end < ct.len && ct.ptr[end] != ';')
         end++;
@@ -646,6 +652,161 @@ st_status sv_encode_v2_metadata(const sv_model_sig *sig, const char *const *vers
     write_metadata_tensors(&w, sig->inputs, sig->n_inputs);
     json_write_key(&w, ST_STR("outputs"));
     write_metadata_tensors(&w, sig->outputs, sig->n_outputs);
+    json_write_object_end(&w);
+    return json_writer_finish(&w);
+}
+
+st_status sv_encode_v2_server_metadata(const char *name, const char *version,
+                                       const char *const *extensions, size_t n_extensions,
+                                       st_buf *body)
+{
+    json_writer w;
+    json_writer_init(&w, body, NULL);
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("name"));
+    json_write_string(&w, st_str_c(name));
+    json_write_key(&w, ST_STR("version"));
+    json_write_string(&w, st_str_c(version));
+    json_write_key(&w, ST_STR("extensions"));
+    json_write_array_begin(&w);
+    for (size_t i = 0; i < n_extensions; i++)
+        json_write_string(&w, st_str_c(extensions[i]));
+    json_write_array_end(&w);
+    json_write_object_end(&w);
+    return json_writer_finish(&w);
+}
+
+static const char *tfs_state_name(sv_version_state s)
+{
+    switch (s) {
+    case SV_VERSION_START: return "START";
+    case SV_VERSION_LOADING: return "LOADING";
+    case SV_VERSION_AVAILABLE: return "AVAILABLE";
+    case SV_VERSION_UNLOADING: return "UNLOADING";
+    case SV_VERSION_END: return "END";
+    default: return "UNKNOWN";
+    }
+}
+
+st_status sv_encode_tfs_status(const sv_version_status *versions, size_t n, st_buf *body)
+{
+    json_writer w;
+    json_writer_init(&w, body, NULL);
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("model_version_status"));
+    json_write_array_begin(&w);
+    for (size_t i = 0; i < n; i++) {
+        const sv_version_status *v = &versions[i];
+        json_write_object_begin(&w);
+        json_write_key(&w, ST_STR("version"));
+        json_write_string(&w, st_str_c(v->version));
+        json_write_key(&w, ST_STR("state"));
+        json_write_string(&w, st_str_c(tfs_state_name(v->state)));
+        json_write_key(&w, ST_STR("status"));
+        json_write_object_begin(&w);
+        json_write_key(&w, ST_STR("error_code"));
+        json_write_string(&w, v->error_message ? ST_STR("UNKNOWN") : ST_STR("OK"));
+        json_write_key(&w, ST_STR("error_message"));
+        json_write_string(&w, st_str_c(v->error_message ? v->error_message : ""));
+        json_write_object_end(&w);
+        json_write_object_end(&w);
+    }
+    json_write_array_end(&w);
+    json_write_object_end(&w);
+    return json_writer_finish(&w);
+}
+
+/* TensorFlow's DataType names for the dtypes TF Serving clients know. */
+static const char *tf_dtype_name(st_dtype t)
+{
+    switch (t) {
+    case ST_DT_FLOAT32: return "DT_FLOAT";
+    case ST_DT_FLOAT64: return "DT_DOUBLE";
+    case ST_DT_FLOAT16: return "DT_HALF";
+    case ST_DT_INT8: return "DT_INT8";
+    case ST_DT_INT16: return "DT_INT16";
+    case ST_DT_INT32: return "DT_INT32";
+    case ST_DT_INT64: return "DT_INT64";
+    case ST_DT_UINT8: return "DT_UINT8";
+    case ST_DT_UINT16: return "DT_UINT16";
+    case ST_DT_UINT32: return "DT_UINT32";
+    case ST_DT_UINT64: return "DT_UINT64";
+    case ST_DT_BOOL: return "DT_BOOL";
+    case ST_DT_STRING: return "DT_STRING";
+    default: return "DT_INVALID";
+    }
+}
+
+static void write_tensor_infos(json_writer *w, const eng_io *ios, size_t n)
+{
+    char size[24];
+    json_write_object_begin(w);
+    for (size_t i = 0; i < n; i++) {
+        const eng_io *io = &ios[i];
+        json_write_key(w, st_str_c(io->name));
+        json_write_object_begin(w);
+        json_write_key(w, ST_STR("dtype"));
+        json_write_string(w, st_str_c(tf_dtype_name(io->dtype)));
+        json_write_key(w, ST_STR("tensor_shape"));
+        json_write_object_begin(w);
+        json_write_key(w, ST_STR("dim"));
+        json_write_array_begin(w);
+        for (int d = 0; d < io->rank; d++) {
+            /* proto3 JSON writes int64 as a string. */
+            long long dim = io->dims[d] < 0 ? -1 : (long long)io->dims[d];
+            int len = snprintf(size, sizeof size, "%lld", dim);
+            json_write_object_begin(w);
+            json_write_key(w, ST_STR("size"));
+            json_write_string(w, st_str_make(size, (size_t)len));
+            json_write_key(w, ST_STR("name"));
+            json_write_string(w, st_str_c(io->dim_names[d] ? io->dim_names[d] : ""));
+            json_write_object_end(w);
+        }
+        json_write_array_end(w);
+        json_write_key(w, ST_STR("unknown_rank"));
+        json_write_bool(w, io->rank < 0);
+        json_write_object_end(w);
+        json_write_key(w, ST_STR("name"));
+        json_write_string(w, st_str_c(io->name));
+        json_write_object_end(w);
+    }
+    json_write_object_end(w);
+}
+
+st_status sv_encode_tfs_metadata(const sv_model_sig *sig, st_buf *body)
+{
+    json_writer w;
+    json_writer_init(&w, body, NULL);
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("model_spec"));
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("name"));
+    json_write_string(&w, st_str_c(sig->name));
+    json_write_key(&w, ST_STR("signature_name"));
+    json_write_string(&w, ST_STR(""));
+    if (sig->version) {
+        json_write_key(&w, ST_STR("version"));
+        json_write_string(&w, st_str_c(sig->version));
+    }
+    json_write_object_end(&w);
+    json_write_key(&w, ST_STR("metadata"));
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("signature_def"));
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("signature_def"));
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("serving_default"));
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("inputs"));
+    write_tensor_infos(&w, sig->inputs, sig->n_inputs);
+    json_write_key(&w, ST_STR("outputs"));
+    write_tensor_infos(&w, sig->outputs, sig->n_outputs);
+    json_write_key(&w, ST_STR("method_name"));
+    json_write_string(&w, ST_STR("tensorflow/serving/predict"));
+    json_write_object_end(&w);
+    json_write_object_end(&w);
+    json_write_object_end(&w);
+    json_write_object_end(&w);
     json_write_object_end(&w);
     return json_writer_finish(&w);
 }

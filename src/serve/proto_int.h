@@ -26,8 +26,8 @@ typedef struct sv_ctx {
 st_status sv_fail(sv_ctx *c, int http, st_status code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Turns a JSON reader failure into the request's error: the reader's
- * message prefixed with `what` (may be NULL), 413 for ST_ELIMIT, 503 for
- * ST_ENOMEM, else 400. */
+ * message prefixed with `what` (may be NULL); 503 for ST_ENOMEM, else 400
+ * (decoders set the reader's limits so that only depth can trip them). */
 st_status sv_fail_json(sv_ctx *c, json_reader *r, const char *what);
 
 /* The name of a dtype as this protocol says it: V2 datatypes ("FP32") for
@@ -90,8 +90,7 @@ void sv_write_scalar(json_writer *w, st_dtype t, const void *p);
 /* The output to write for selection index k: req->outputs[k] or k. */
 size_t sv_selected_count(const sv_model_sig *sig, const sv_request *req);
 size_t sv_selected_index(const sv_request *req, size_t k);
-/* A ZipMap-style value: a sequence of maps with the same keys.  Fills the
- * key tensor of the first map and the row count; false when t is not one. */
+/* Is t a sequence of maps (ZipMap's {label: probability} per row)? */
 bool sv_is_map_sequence(const eng_tensor *t);
 
 /* ---- CSV (csv.c) ---------------------------------------------------------- */

@@ -12,7 +12,9 @@
  * as is, or one object per row naming the outputs; "outputs" (TF Serving
  * columns) holds the only output or an object of them.  String outputs
  * whose name ends in "_bytes" go out as {"b64": ...}; ZipMap outputs as a
- * list of {label: probability} objects. */
+ * list of {label: probability} objects.  Vertex's "deployedModelId" is
+ * added by Vertex itself, not by the container, so it is not written here.
+ * TF Serving's NaN/Infinity tokens are not JSON and are refused (400). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -134,10 +136,47 @@ static st_status read_named(sv_ctx *c, json_reader *r, const char *where, st_str
     return ST_OK;
 }
 
+/* Is the value at the cursor a list whose first element is not an
+ * object?  Looks at the body's bytes only. */
+static bool is_list_of_values(const sv_ctx *c, const json_reader *r)
+{
+    size_t i = json_reader_offset(r), n = c->body_len;
+    const uint8_t *p = c->body;
+    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    if (i >= n || p[i] != '[')
+        return false;
+    for (i++; i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'); i++)
+        ;
+    return i < n && p[i] != '{';
+}
+
+/* Rows of the only, numeric input: one typed-array read of the whole
+ * list, which is [rows, item...] already. */
+static st_status read_rows_numeric(sv_ctx *c, json_reader *r, col *k, size_t *n_rows)
+{
+    const eng_io *io = &c->sig->inputs[0];
+    char label[240];
+    snprintf(label, sizeof label, "\"instances\" of input \"%s\"", io->name);
+    size_t shape[JSON_MAX_RANK], rank = 0;
+    st_status s = sv_read_value(c, r, label, io->dtype, &k->buf, shape, &rank);
+    if (s != ST_OK)
+        return c->failed ? s : sv_fail_json(c, r, label);
+    if (shape[0] == 0)
+        return sv_fail(c, 400, ST_EINVAL, "\"instances\" is empty: send at least one instance");
+    k->item_rank = rank - 1;
+    memcpy(k->item_shape, shape + 1, k->item_rank * sizeof shape[0]);
+    k->items = shape[0];
+    *n_rows = shape[0];
+    return ST_OK;
+}
+
 static st_status read_rows(sv_ctx *c, json_reader *r, col *cols, bool *row_seen, size_t *n_rows)
 {
     const sv_model_sig *sig = c->sig;
     char names[300];
+    if (sig->n_inputs == 1 && sig->inputs[0].dtype != ST_DT_STRING && is_list_of_values(c, r))
+        return read_rows_numeric(c, r, &cols[0], n_rows);
     if (json_enter_array(r) != ST_OK)
         return sv_fail(c, 400, ST_ETYPE, "\"instances\" must be a list with one instance per row");
     size_t row = 0;
@@ -295,8 +334,10 @@ st_status sv_decode_tfs(sv_ctx *c, sv_request *out)
             } else if (st_str_eq_c(key, "signature_name")) {
                 /* One signature per model: any name selects it. */
                 st_str name;
-                if (json_read_string(&r, &name) != ST_OK)
+                if (json_peek(&r) != JSON_KIND_STRING && json_reader_status(&r) == ST_OK)
                     s = sv_fail(c, 400, ST_ETYPE, "\"signature_name\" must be a string");
+                else if (json_read_string(&r, &name) != ST_OK)
+                    s = sv_fail_json(c, &r, "invalid JSON");
             } else if (st_str_eq_c(key, "parameters")) {
                 if (json_peek(&r) != JSON_KIND_OBJECT && json_peek(&r) != JSON_KIND_NULL &&
                     json_reader_status(&r) == ST_OK)

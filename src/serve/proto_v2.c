@@ -191,7 +191,8 @@ static st_status read_shape(sv_ctx *c, json_reader *r, v2_input *in)
     }
     /* Read as doubles so that absurd sizes (1e30, 1e400) are told apart
      * from wrong types: the first are 413, the others 400. */
-    st_status s = json_read_numbers_into(r, ST_DT_FLOAT64, dims, ENG_MAX_RANK, &n, shape1, 1, &rank);
+    st_status s =
+        json_read_numbers_into(r, ST_DT_FLOAT64, dims, ENG_MAX_RANK, &n, shape1, 1, &rank);
     if (s == ST_ELIMIT && n == ENG_MAX_RANK)
         return sv_fail(c, 400, ST_ESHAPE, "%s: \"shape\" has more than %d dimensions", label,
                        ENG_MAX_RANK);
@@ -336,18 +337,28 @@ static st_status read_input(sv_ctx *c, json_reader *r, size_t index, bool *seen,
     json_enter_object(r);
     while (json_object_next(r, &key)) {
         st_status s = ST_OK;
-        if (st_str_eq_c(key, "name")) {
+        bool is_name = st_str_eq_c(key, "name"), is_shape = st_str_eq_c(key, "shape"),
+             is_datatype = st_str_eq_c(key, "datatype");
+        /* Once data is read these fields are fixed: a second one could
+         * bind the data to another input or shape. */
+        if ((is_name && in.has_name) || (is_shape && in.has_shape) ||
+            (is_datatype && in.has_datatype))
+            return sv_fail(c, 400, ST_EINVAL, "%s: \"%.*s\" given twice",
+                           input_label(&in, label, sizeof label), (int)key.len, key.ptr);
+        if (is_name) {
             if (json_peek(r) != JSON_KIND_STRING)
                 return sv_fail(c, 400, ST_ETYPE, "inputs[%zu]: \"name\" must be a string", index);
-            json_read_string(r, &in.name);
+            if (json_read_string(r, &in.name) != ST_OK)
+                return sv_fail_json(c, r, NULL);
             in.has_name = true;
-        } else if (st_str_eq_c(key, "shape")) {
+        } else if (is_shape) {
             s = read_shape(c, r, &in);
-        } else if (st_str_eq_c(key, "datatype")) {
+        } else if (is_datatype) {
             if (json_peek(r) != JSON_KIND_STRING)
                 return sv_fail(c, 400, ST_ETYPE, "%s: \"datatype\" must be a string",
                                input_label(&in, label, sizeof label));
-            json_read_string(r, &in.datatype);
+            if (json_read_string(r, &in.datatype) != ST_OK)
+                return sv_fail_json(c, r, NULL);
             in.has_datatype = true;
         } else if (st_str_eq_c(key, "data")) {
             if (in.has_data)
@@ -419,9 +430,11 @@ static st_status read_outputs(sv_ctx *c, json_reader *r, sv_request *out)
         json_enter_object(r);
         while (json_object_next(r, &key)) {
             if (st_str_eq_c(key, "name")) {
-                if (json_read_string(r, &name) != ST_OK)
+                if (json_peek(r) != JSON_KIND_STRING && json_reader_status(r) == ST_OK)
                     return sv_fail(c, 400, ST_ETYPE, "outputs[%zu]: \"name\" must be a string",
                                    index);
+                if (json_read_string(r, &name) != ST_OK)
+                    return sv_fail_json(c, r, NULL);
                 has_name = true;
             }
         }
@@ -472,7 +485,8 @@ st_status sv_decode_v2(sv_ctx *c, sv_request *out)
             st_str id;
             if (json_peek(&r) != JSON_KIND_STRING)
                 return sv_fail(c, 400, ST_ETYPE, "\"id\" must be a string");
-            json_read_string(&r, &id);
+            if (json_read_string(&r, &id) != ST_OK)
+                return sv_fail_json(c, &r, "invalid JSON");
             out->id = st_arena_strndup(c->arena, id.ptr, id.len);
             if (!out->id)
                 return sv_fail(c, 503, ST_ENOMEM, "out of memory");

@@ -108,6 +108,17 @@ static void test_handler(http_exchange *ex, void *user)
         http_respond(ex, v.ptr ? 200 : 404, "text/plain", NULL, 0, v.ptr, v.len);
         return;
     }
+    if (st_str_eq_c(r->path, "/big")) {
+        /* a body far larger than a socket buffer: partial writes, EPOLLOUT */
+        st_buf out = { 0 };
+        int n = query_int(r->query, "n");
+        st_buf_reserve(&out, (size_t)n);
+        for (int i = 0; i < n; i++)
+            out.data[i] = (uint8_t)('a' + i % 26);
+        out.len = (size_t)n;
+        http_respond_buf(ex, 200, "application/octet-stream", NULL, 0, &out);
+        return;
+    }
     if (st_str_eq_c(r->path, "/nocontent")) {
         http_respond(ex, 204, NULL, NULL, 0, NULL, 0);
         return;
@@ -507,6 +518,49 @@ static void test_refusal_survives_upload(void **state)
     finish(srv);
 }
 
+/* Big answers to a client that reads late leave whole and in order. */
+static void test_big_responses(void **state)
+{
+    (void)state;
+    http_config cfg = test_config();
+    http_server *srv = start(&cfg);
+    client *c = connect_to(srv);
+    SEND(c, "GET /big?n=3000000 HTTP/1.1\r\nHost: a\r\n\r\nGET /big?n=2000001 HTTP/1.1\r\nHost: a\r\n\r\n"
+            "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
+    st_sleep_us(100000); /* let the server fill the socket */
+    static const size_t sizes[] = { 3000000, 2000001 };
+    for (int k = 0; k < 2; k++) {
+        const char *end;
+        while (!(end = find_crlf2(c->buf, c->len)))
+            assert_true(fill(c) > 0);
+        size_t head_len = (size_t)(end - c->buf) + 4;
+        char want[64];
+        snprintf(want, sizeof want, "Content-Length: %zu\r\n", sizes[k]);
+        assert_non_null(strstr(c->buf, want));
+        size_t got = c->len - head_len, bad = 0;
+        for (size_t i = 0; i < got; i++)
+            bad += c->buf[head_len + i] != (char)('a' + i % 26);
+        c->len = 0;
+        while (got < sizes[k]) {
+            size_t before = got;
+            ssize_t n = fill(c);
+            assert_true(n > 0);
+            size_t take = c->len;
+            if (got + take > sizes[k])
+                take = sizes[k] - got;
+            for (size_t i = 0; i < take; i++)
+                bad += c->buf[i] != (char)('a' + (before + i) % 26);
+            got += take;
+            memmove(c->buf, c->buf + take, c->len - take);
+            c->len -= take;
+        }
+        assert_int_equal(bad, 0);
+    }
+    expect_response(c, 200, "GET /echo||");
+    client_close(c);
+    finish(srv);
+}
+
 /* Requests sent before the client half-closes are all answered. */
 static void test_half_close(void **state)
 {
@@ -750,6 +804,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_refusal_survives_upload),
         cmocka_unit_test(test_half_close),
+        cmocka_unit_test(test_big_responses),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_stop_drains),

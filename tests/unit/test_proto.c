@@ -341,6 +341,12 @@ static void test_v2_errors(void **state)
         { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4]}],"
           "\"outputs\":[{}]}",
           400, "outputs[0]: missing \"name\"" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4],"
+          "\"name\":\"y\"}]}",
+          400, "input \"x\": \"name\" given twice" },
+        { "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"shape\":[2,4],\"datatype\":\"FP32\","
+          "\"data\":[1,2,3,4]}]}",
+          400, "input \"x\": \"shape\" given twice" },
         /* shapes */
         { "{\"inputs\":[{\"name\":\"x\",\"shape\":[3,5],\"datatype\":\"FP32\",\"data\":[]}]}", 400,
           "input \"x\": expected shape [-1, 4] (FP32), got [3, 5]" },
@@ -550,6 +556,54 @@ static void test_tfs_rows_multi_input(void **state)
     done(&d);
 }
 
+/* One string input: instances are strings or {"b64"} objects; scalars
+ * make a 1-D batch. */
+static void test_tfs_strings_and_scalars(void **state)
+{
+    (void)state;
+    eng_io in = { .name = "s", .dtype = ST_DT_STRING, .rank = 1, .dims = { -1 } };
+    sv_model_sig sig = { "m", NULL, &in, 1, &in, 1, "onnx" };
+    decoded d;
+    assert_int_equal(decode(&d, SV_PROTO_TFS,
+                            "{\"instances\":[\"foo\",{\"b64\":\"YmFy\"},\"\\u0000z\"]}", &sig),
+                     ST_OK);
+    assert_shape(&d.req.inputs[0], 1, 3, 0);
+    const st_str *s = d.req.inputs[0].data;
+    assert_true(st_str_eq_c(s[0], "foo") && st_str_eq_c(s[1], "bar"));
+    assert_true(s[2].len == 2 && s[2].ptr[0] == '\0' && s[2].ptr[1] == 'z');
+    assert_text(encode(SV_PROTO_TFS, NULL, &sig, &d.req, d.req.inputs, 1, NULL),
+                "{\"predictions\":[\"foo\",\"bar\",\"\\u0000z\"]}");
+    done(&d);
+    assert_int_equal(decode(&d, SV_PROTO_TFS, "{\"inputs\":[\"a\",\"b\"]}", &sig), ST_OK);
+    assert_text(encode(SV_PROTO_TFS, NULL, &sig, &d.req, d.req.inputs, 1, NULL),
+                "{\"outputs\":[\"a\",\"b\"]}");
+    done(&d);
+    expect_fail(SV_PROTO_TFS, "{\"instances\":[\"a\",[\"b\"]]}", &sig, 400,
+                "instances[1]: input \"s\" has shape [1], the first instance's has []");
+    expect_fail(SV_PROTO_TFS, "{\"instances\":[{\"b64\":\"YQ==\",\"x\":1}]}", &sig, 400,
+                "a {\"b64\": ...} object has one member");
+    expect_fail(SV_PROTO_TFS, "{\"instances\":[1]}", &sig, 400, "expected a string, found number");
+
+    /* Scalars for a 1-D numeric input; a model without a batch axis takes
+     * exactly one instance as its whole input. */
+    eng_io v = { .name = "v", .dtype = ST_DT_FLOAT64, .rank = 1, .dims = { -1 } };
+    sv_model_sig vs = { "m", NULL, &v, 1, &v, 1, "onnx" };
+    assert_int_equal(decode(&d, SV_PROTO_VERTEX, "{\"instances\":[1.5,2,3]}", &vs), ST_OK);
+    assert_shape(&d.req.inputs[0], 1, 3, 0);
+    assert_int_equal(d.req.batch, 3);
+    assert_text(encode(SV_PROTO_VERTEX, NULL, &vs, &d.req, d.req.inputs, 1, NULL),
+                "{\"predictions\":[1.5,2.0,3.0]}");
+    done(&d);
+    eng_io fixed = { .name = "f", .dtype = ST_DT_INT32, .rank = 1, .dims = { 3 } };
+    sv_model_sig fs = { "m", NULL, &fixed, 1, &fixed, 1, "onnx" };
+    assert_int_equal(decode(&d, SV_PROTO_TFS, "{\"instances\":[[1,2,3]]}", &fs), ST_OK);
+    assert_shape(&d.req.inputs[0], 1, 3, 0);
+    assert_int_equal(d.req.batch, -1);
+    done(&d);
+    expect_fail(SV_PROTO_TFS, "{\"instances\":[[1,2,3],[4,5,6]]}", &fs, 400,
+                "input \"f\": expected shape [3] (int32), got [2, 3]");
+}
+
 static void test_tfs_errors(void **state)
 {
     (void)state;
@@ -566,6 +620,10 @@ static void test_tfs_errors(void **state)
         { SV_PROTO_TFS, "{\"instances\":[]}", 400, "\"instances\" is empty" },
         { SV_PROTO_TFS, "{\"instances\":{\"x\":1}}", 400, "\"instances\" must be a list" },
         { SV_PROTO_TFS, "{\"instances\":[[1,2,3,4],[5,6,7]]}", 400,
+          "\"instances\" of input \"x\": ragged array" },
+        { SV_PROTO_TFS, "{\"instances\":[[1,2,3,4],{\"x\":[5,6,7,8]}]}", 400,
+          "\"instances\" of input \"x\": " },
+        { SV_PROTO_TFS, "{\"instances\":[{\"x\":[1,2,3,4]},{\"x\":[5,6,7]}]}", 400,
           "instances[1]: input \"x\" has shape [3], the first instance's has [4]" },
         { SV_PROTO_TFS, "{\"instances\":[[1,2,3]]}", 400,
           "input \"x\": expected shape [-1, 4] (float32), got [1, 3]" },
@@ -573,6 +631,9 @@ static void test_tfs_errors(void **state)
           "instances[0]: unknown input \"y\"; the model's inputs are \"x\"" },
         { SV_PROTO_TFS, "{\"instances\":[{}]}", 400, "instances[0]: an empty object" },
         { SV_PROTO_TFS, "{\"instances\":[[1,\"a\",3,4]]}", 400,
+          "\"instances\" of input \"x\": expected a number" },
+        { SV_PROTO_TFS, "{\"instances\":[ ]}", 400, "\"instances\" is empty" },
+        { SV_PROTO_TFS, "{\"instances\":[{\"x\":[1,\"a\",3,4]}]}", 400,
           "instances[0]: input \"x\": expected a number" },
         { SV_PROTO_TFS, "{\"instances\":[[1,2,3,4]], \"signature_name\": 5}", 400,
           "\"signature_name\" must be a string" },
@@ -586,7 +647,7 @@ static void test_tfs_errors(void **state)
         { SV_PROTO_VERTEX, "{\"parameters\":{}}", 400, "the request has no \"instances\"" },
         { SV_PROTO_VERTEX, "{\"instances\":[[1,2,3,4]],\"parameters\":[]}", 400,
           "\"parameters\" must be an object" },
-        { SV_PROTO_SAGEMAKER, "[[1,2,3,4],[1,2]]", 400, "instances[1]: input \"x\" has shape [2]" },
+        { SV_PROTO_SAGEMAKER, "[[1,2,3,4],[1,2]]", 400, "ragged array" },
         { SV_PROTO_SAGEMAKER, "5", 400, "or a list of rows" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -784,6 +845,164 @@ static void test_csv_requests(void **state)
     done(&d);
 }
 
+/* ---- odds and ends ---------------------------------------------------------------- */
+
+static char *buf_text(st_buf *b)
+{
+    char *text = malloc(b->len + 1);
+    memcpy(text, b->data, b->len);
+    text[b->len] = '\0';
+    st_buf_free(b);
+    return text;
+}
+
+static void test_metadata_and_status(void **state)
+{
+    (void)state;
+    st_buf b = { 0 };
+    assert_int_equal(sv_encode_v2_server_metadata("stratus", "0.1", NULL, 0, &b), ST_OK);
+    assert_text(buf_text(&b), "{\"name\":\"stratus\",\"version\":\"0.1\",\"extensions\":[]}");
+    assert_int_equal(sv_encode_v2_metadata(&iris, NULL, 0, &b), ST_OK);
+    assert_text(buf_text(&b),
+                "{\"name\":\"iris\",\"platform\":\"onnx\",\"inputs\":[{\"name\":\"x\","
+                "\"datatype\":\"FP32\",\"shape\":[-1,4]}],\"outputs\":[{\"name\":\"label\","
+                "\"datatype\":\"INT64\",\"shape\":[-1]},{\"name\":\"probs\",\"datatype\":\"FP32\","
+                "\"shape\":[-1,3]}]}");
+    sv_version_status vs[2] = { { "2", SV_VERSION_AVAILABLE, NULL },
+                                { "3", SV_VERSION_END, "model.onnx: \"bad\"" } };
+    assert_int_equal(sv_encode_tfs_status(vs, 2, &b), ST_OK);
+    assert_text(buf_text(&b),
+                "{\"model_version_status\":[{\"version\":\"2\",\"state\":\"AVAILABLE\",\"status\":"
+                "{\"error_code\":\"OK\",\"error_message\":\"\"}},{\"version\":\"3\",\"state\":"
+                "\"END\",\"status\":{\"error_code\":\"UNKNOWN\",\"error_message\":"
+                "\"model.onnx: \\\"bad\\\"\"}}]}");
+    assert_int_equal(sv_encode_tfs_metadata(&iris, &b), ST_OK);
+    assert_text(buf_text(&b),
+                "{\"model_spec\":{\"name\":\"iris\",\"signature_name\":\"\",\"version\":\"3\"},"
+                "\"metadata\":{\"signature_def\":{\"signature_def\":{\"serving_default\":{"
+                "\"inputs\":{\"x\":{\"dtype\":\"DT_FLOAT\",\"tensor_shape\":{\"dim\":["
+                "{\"size\":\"-1\",\"name\":\"\"},{\"size\":\"4\",\"name\":\"\"}],"
+                "\"unknown_rank\":false},\"name\":\"x\"}},\"outputs\":{\"label\":{\"dtype\":"
+                "\"DT_INT64\",\"tensor_shape\":{\"dim\":[{\"size\":\"-1\",\"name\":\"\"}],"
+                "\"unknown_rank\":false},\"name\":\"label\"},\"probs\":{\"dtype\":\"DT_FLOAT\","
+                "\"tensor_shape\":{\"dim\":[{\"size\":\"-1\",\"name\":\"\"},{\"size\":\"3\","
+                "\"name\":\"\"}],\"unknown_rank\":false},\"name\":\"probs\"}},"
+                "\"method_name\":\"tensorflow/serving/predict\"}}}}}");
+    assert_int_equal(sv_encode_error("input \"x\": bad\n", &b), ST_OK);
+    assert_text(buf_text(&b), "{\"error\":\"input \\\"x\\\": bad\\n\"}");
+    assert_string_equal(sv_v2_datatype(ST_DT_FLOAT16), "FP16");
+    assert_null(sv_v2_datatype(ST_DT_UNDEFINED));
+}
+
+/* Non-finite outputs are null in JSON and nan/inf in CSV. */
+static void test_nonfinite_outputs(void **state)
+{
+    (void)state;
+    static float v[3] = { 1.5f, NAN, -INFINITY };
+    eng_io out = { .name = "y", .dtype = ST_DT_FLOAT32, .rank = 1, .dims = { -1 } };
+    sv_model_sig sig = { "m", NULL, iris_in, 1, &out, 1, "onnx" };
+    eng_tensor t = eng_tensor_make(ST_DT_FLOAT32, (int64_t[]){ 3 }, 1, v);
+    sv_request req = { .is_row_form = true };
+    assert_text(encode(SV_PROTO_V2, NULL, &sig, &req, &t, 1, NULL),
+                "{\"model_name\":\"m\",\"outputs\":[{\"name\":\"y\",\"datatype\":\"FP32\","
+                "\"shape\":[3],\"data\":[1.5,null,null]}]}");
+    assert_text(encode(SV_PROTO_TFS, NULL, &sig, &req, &t, 1, NULL),
+                "{\"predictions\":[1.5,null,null]}");
+    assert_text(encode(SV_PROTO_SAGEMAKER, "text/csv", &sig, &req, &t, 1, NULL),
+                "1.5\nnan\n-inf\n");
+}
+
+/* Nesting beyond the reader's depth is a malformed request, not a big one. */
+static void test_deep_nesting(void **state)
+{
+    (void)state;
+    char body[1200];
+    size_t n = 0;
+    n += (size_t)snprintf(body + n, sizeof body - n, "{\"instances\":");
+    for (int i = 0; i < 300; i++)
+        body[n++] = '[';
+    body[n] = '\0';
+    expect_fail(SV_PROTO_TFS, body, &iris, 400, "");
+    expect_fail(SV_PROTO_V2, "{\"parameters\":{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+                "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+                "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+                "]]]]]]]]]}}", &iris, 400, "");
+}
+
+/* A request decoded, answered by V2 with its own tensors, and the answer
+ * read back with the DOM: same names, shapes and values. */
+static void test_v2_round_trip(void **state)
+{
+    (void)state;
+    decoded d;
+    const char *body = "{\"id\":\"rt\",\"inputs\":[{\"name\":\"x\",\"shape\":[3,4],"
+                       "\"datatype\":\"FP32\",\"data\":[[0.1,0.2,0.3,0.4],[1e-8,-3.4028235e+38,"
+                       "16777217,0],[-0.0,5,6,7]]}]}";
+    assert_int_equal(decode(&d, SV_PROTO_V2, body, &iris), ST_OK);
+    sv_model_sig echo = { "echo", NULL, iris_in, 1, iris_in, 1, "onnx" };
+    char *text = encode(SV_PROTO_V2, NULL, &echo, &d.req, d.req.inputs, 1, NULL);
+    json_value *root;
+    assert_int_equal(json_parse(text, strlen(text), NULL, &d.arena, &root, NULL), ST_OK);
+    const json_value *o = json_value_at(json_value_get_c(root, "outputs"), 0);
+    assert_non_null(o);
+    const json_value *data = json_value_get_c(o, "data");
+    assert_int_equal(data->u.array.count, 12);
+    const float *in = d.req.inputs[0].data;
+    for (size_t i = 0; i < 12; i++) {
+        double v;
+        assert_int_equal(json_value_double(json_value_at(data, i), &v), ST_OK);
+        assert_true((float)v == in[i]);
+    }
+    assert_true(in[8] == -0.0f && signbit(in[8]));
+    st_str id;
+    assert_int_equal(json_value_string(json_value_get_c(root, "id"), &id), ST_OK);
+    assert_true(st_str_eq_c(id, "rt"));
+    free(text);
+    done(&d);
+}
+
+/* Every allocation failing in turn: an error (503 for memory) or success,
+ * never a crash or a leak (ASan builds check the leaks). */
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    static const struct {
+        sv_proto p;
+        const char *ct;
+        const char *body;
+        const sv_model_sig *sig;
+    } cases[] = {
+        { SV_PROTO_V2, NULL,
+          "{\"id\":\"x\",\"inputs\":[{\"data\":[\"a\",{\"b64\":\"aGk=\"}],\"name\":\"text\","
+          "\"shape\":[2],\"datatype\":\"BYTES\"},{\"name\":\"ids\",\"shape\":[2,2],"
+          "\"datatype\":\"INT8\",\"data\":[1,2,3,4]},{\"name\":\"mask\",\"shape\":[2],"
+          "\"datatype\":\"BOOL\",\"data\":[true,false]}],\"outputs\":[{\"name\":\"score\"}]}",
+          &multi },
+        { SV_PROTO_TFS, NULL,
+          "{\"instances\":[{\"ids\":[1,2],\"text\":\"a\",\"mask\":true},"
+          "{\"ids\":[3,4],\"text\":\"b\",\"mask\":false}]}",
+          &multi },
+        { SV_PROTO_SAGEMAKER, "text/csv", "1,2,3,4\n5,6,7,8\n", &iris },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        bool succeeded = false;
+        for (uint64_t n = 1; n < 200 && !succeeded; n++) {
+            decoded d;
+            st_alloc_fail_after(n);
+            st_status s = decode_ct(&d, cases[c].p, cases[c].ct, cases[c].body, cases[c].sig,
+                                    &limits);
+            st_alloc_fail_reset();
+            if (s == ST_OK)
+                succeeded = true;
+            else if (d.http != 503)
+                fail_msg("case %zu, failing allocation %llu: %d %s", c, (unsigned long long)n,
+                         d.http, d.err.msg);
+            done(&d);
+        }
+        assert_true(succeeded);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -797,10 +1016,16 @@ int main(void)
         cmocka_unit_test(test_tfs_rows_single_input),
         cmocka_unit_test(test_tfs_columns),
         cmocka_unit_test(test_tfs_rows_multi_input),
+        cmocka_unit_test(test_tfs_strings_and_scalars),
         cmocka_unit_test(test_tfs_errors),
         cmocka_unit_test(test_vertex_and_sagemaker_json),
         cmocka_unit_test(test_zipmap_outputs),
         cmocka_unit_test(test_csv_requests),
+        cmocka_unit_test(test_metadata_and_status),
+        cmocka_unit_test(test_nonfinite_outputs),
+        cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_v2_round_trip),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }
