@@ -908,29 +908,39 @@ st_status sv_manager_tfs_status(sv_manager *m, st_str name, st_str version, st_b
                      name.ptr);
         goto done;
     }
+    /* Served versions, newest first, then those loading, then failures. */
+    static _Thread_local char texts[3 * SV_MAX_VERSIONS][24];
+    static _Thread_local sv_version_status list[3 * SV_MAX_VERSIONS];
     size_t n = 0;
-    st_buf_append_str(out, ST_STR("{\"model_version_status\":["));
-    for (size_t i = model->n_serving; i-- > 0;) {
-        if (number >= 0 && model->serving[i]->number != number)
+    for (size_t i = model->n_serving; i-- > 0;)
+        if (number < 0 || model->serving[i]->number == number)
+            list[n++] = (sv_version_status){ model->serving[i]->number_text, SV_VERSION_AVAILABLE, NULL };
+    for (size_t i = 0; i < model->n_pending; i++)
+        if (number < 0 || model->pending[i] == number) {
+            snprintf(texts[n], sizeof texts[n], "%lld", (long long)model->pending[i]);
+            list[n] = (sv_version_status){ texts[n], SV_VERSION_LOADING, NULL };
+            n++;
+        }
+    for (size_t i = model->n_failed; i-- > 0;) {
+        int64_t f = model->failed[i].number;
+        bool is_listed = false;
+        for (size_t k = 0; k < n; k++)
+            is_listed = is_listed || strtoll(list[k].version, NULL, 10) == f;
+        if (is_listed || (number >= 0 && f != number))
             continue;
-        st_buf_printf(out,
-                      "%s{\"version\":\"%s\",\"state\":\"AVAILABLE\",\"status\":{\"error_code\":\"OK\","
-                      "\"error_message\":\"\"}}",
-                      n++ ? "," : "", model->serving[i]->number_text);
-    }
-    for (size_t i = 0; i < model->n_pending; i++) {
-        if (number >= 0 && model->pending[i] != number)
-            continue;
-        st_buf_printf(out,
-                      "%s{\"version\":\"%lld\",\"state\":\"LOADING\",\"status\":{\"error_code\":\"OK\","
-                      "\"error_message\":\"\"}}",
-                      n++ ? "," : "", (long long)model->pending[i]);
+        snprintf(texts[n], sizeof texts[n], "%lld", (long long)f);
+        bool is_last = i == model->n_failed - 1;
+        list[n] = (sv_version_status){ texts[n], SV_VERSION_END,
+                                       is_last ? model->last_error : "failed to load (see the server log)" };
+        n++;
     }
     if (n == 0 && number >= 0) {
         st = st_fail(err, ST_ENOTFOUND, "model '%s' has no version %lld", model->name, (long long)number);
         goto done;
     }
-    st_buf_append_str(out, ST_STR("]}"));
+    st = sv_encode_tfs_status(list, n, out);
+    if (st != ST_OK)
+        st_fail(err, st, "cannot encode the model status");
 done:
     pthread_mutex_unlock(&m->mu);
     return st;

@@ -348,11 +348,12 @@ static void route_v2(sv_server *s, http_exchange *ex, const http_request *req, s
     if (rest.len == 0 || st_str_eq_c(rest, "/")) {
         if (!check_method(s, ex, req, "GET", none))
             return;
-        char body[256];
-        snprintf(body, sizeof body, "{\"name\":\"stratus\",\"version\":\"%s\",\"extensions\":[]}",
-                 s->server_version);
-        respond_text(ex, 200, json_type, body);
-        count(s, NULL, none, 200);
+        st_buf body = { 0 };
+        if (sv_encode_v2_server_metadata("stratus", s->server_version, NULL, 0, &body) == ST_OK)
+            respond_json_buf(s, ex, &body, none);
+        else
+            respond_status(s, ex, ST_ENOMEM, NULL, none);
+        st_buf_free(&body);
         return;
     }
     if (st_str_eq_c(rest, "/health/live")) {
@@ -443,6 +444,24 @@ static void route_tfs(sv_server *s, http_exchange *ex, const http_request *req, 
         respond_error(ex, 400, "only :predict is supported (the Classify and Regress APIs need tf.Example input)",
                       NULL);
         count(s, NULL, SV_PROTO_TFS, 400);
+        return;
+    }
+    if (st_str_eq_c(rest, "/metadata")) {
+        if (!check_method(s, ex, req, "GET", none))
+            return;
+        sv_version *v = NULL;
+        bool is_parked;
+        st_error err = { 0 };
+        st_buf body = { 0 };
+        st_status st = sv_manager_acquire(s->manager, model, version, label, NULL, &is_parked, &v, &err);
+        if (st == ST_OK && (st = sv_encode_tfs_metadata(&v->sig, &body)) != ST_OK)
+            st_fail(&err, st, "cannot encode the model metadata");
+        if (st == ST_OK)
+            respond_json_buf(s, ex, &body, none);
+        else
+            respond_status(s, ex, st, &err, none);
+        st_buf_free(&body);
+        sv_version_release(v);
         return;
     }
     if (rest.len != 0 || label.len != 0) {

@@ -213,6 +213,8 @@ def test_tfserving(server):
     status, r, _ = server.json("GET", "/v1/models/iris/versions/2")
     assert status == 200 and r["model_version_status"][0]["version"] == "2"
     assert server.json("GET", "/v1/models/nope")[0] == 404
+    status, r, _ = server.json("GET", "/v1/models/iris/versions/1/metadata")
+    assert status == 200 and r["model_spec"]["version"] == "1"
 
 
 # ---- SageMaker -------------------------------------------------------------------
@@ -325,6 +327,9 @@ def test_failed_version_keeps_previous(server, repo):
     status, r, _ = server.json("POST", "/v2/models/iris/infer", v2_body())
     assert status == 200 and r["model_version"] == "2"
     assert "version 7 failed to load" in server.stderr()
+    status, r, _ = server.json("GET", "/v1/models/iris")
+    states = {v["version"]: (v["state"], v["status"]["error_code"]) for v in r["model_version_status"]}
+    assert states["7"] == ("END", "UNKNOWN") and states["2"] == ("AVAILABLE", "OK")
 
 
 def test_full_queue_answers_429(tmp_path, repo):
