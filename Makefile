@@ -3,7 +3,7 @@
 #   make                  build bin/stratus
 #   make deps             install the Debian packages the project needs
 #   make test             deps, build, unit + fuzz-replay + e2e tests
-#   make run              the main job (for now: the CLI's help)
+#   make run              serve the example models on :8080 (PORT=...)
 #   make bench            benchmarks side by side with the peers
 #   make fuzz             libFuzzer on every parser (FUZZ_SECONDS each)
 #   make SANITIZE=address,undefined test   (or SANITIZE=thread)
@@ -120,8 +120,17 @@ conformance: deps $(OUT)/conformance
 	@$(OUT)/conformance --write-passing tests/conformance/passing.txt --markdown docs/conformance.md \
 	    $(CONF_DIRS) | tee $(OUT)/conformance.txt
 
+# The demo: the example repository (scripts/make_examples.py) on $(PORT).
+PORT ?= 8080
 run: $(STRATUS)
-	./$(STRATUS) help
+	@echo "stratus serve on http://localhost:$(PORT) with examples/models (Ctrl-C stops it). Try:"
+	@echo "  curl localhost:$(PORT)/v2/models/iris"
+	@echo "  curl -d @examples/iris_request.json localhost:$(PORT)/v2/models/iris/infer"
+	@echo "  curl -d @examples/iris_request.json localhost:$(PORT)/v2/models/iris/versions/1/infer"
+	@echo "  curl -d '{\"instances\": [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]]}' localhost:$(PORT)/v1/models/iris:predict"
+	@echo "  curl -H 'Content-Type: text/csv' -d '6.3,3.3,6.0,2.5' localhost:$(PORT)/invocations"
+	@echo "  curl localhost:$(PORT)/metrics"
+	@exec ./$(STRATUS) serve --models examples/models --port $(PORT)
 
 # --- benchmarks --------------------------------------------------------------
 $(OUT)/bench/%: bench/%.c $(LIB)

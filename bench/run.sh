@@ -17,4 +17,7 @@ echo "== engine vs onnxruntime"
 # own predictor and ONNX Runtime.
 echo "== trees vs xgboost and onnxruntime"
 /usr/bin/python3 bench/trees.py "$STRATUS_BIN" "$(pwd)/build/bench-cache" "${BENCH_SECONDS:-3}" || rc=1
+# The HTTP server against nginx and a FastAPI server (wrk on loopback).
+echo "== serve vs nginx, fastapi"
+STRATUS_BIN="$STRATUS_BIN" sh bench/serve.sh || rc=1
 exit $rc

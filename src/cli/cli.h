@@ -80,6 +80,7 @@ int cli_fsck_run(const cli_verb *verb, int argc, char **argv);
  * hash.  Returns CLI_EXIT_OK with the path in out, else prints the error
  * and returns CLI_EXIT_FAIL. */
 int cli_model_path(const cli_verb *verb, const char *arg, char *out, size_t cap);
+int cli_serve_run(const cli_verb *verb, int argc, char **argv);
 
 struct eng_io;
 /* "[batch, 3, 224, 224]" for a declared input or output. */

@@ -10,8 +10,11 @@
  * I/O thread once a whole request (body included, de-chunked) has
  * arrived; the handler, or any thread it hands `ex` to (a batcher, a
  * worker), later calls http_respond() exactly once.  Until then the
- * request's memory stays valid and the connection reads no further
- * request, so responses on a connection always leave in request order.
+ * request's memory stays valid and no further request of that connection
+ * reaches the handler (up to max_pipelined more are read and parsed ahead),
+ * so responses on a connection always leave in request order.  A peer that
+ * goes away meanwhile does not invalidate the exchange: the answer is then
+ * simply dropped.
  *
  *     static void hello(http_exchange *ex, void *user) {
  *         http_respond(ex, 200, "text/plain", NULL, 0, "hi\n", 3);
@@ -35,7 +38,9 @@
 #include "base/status.h"
 #include "base/str.h"
 
-/* Limits and knobs; http_config_default() gives sane values. */
+/* Limits and knobs; http_config_default() gives sane values.  A limit or
+ * timeout left 0 takes its default value at start (max_pipelined 0 means
+ * no request is read ahead of the one in progress). */
 typedef struct http_config {
     const char *host;                 /* bind address, "0.0.0.0" / "::" / "127.0.0.1" */
     int port;                         /* 0: any free port (see http_server_port) */
@@ -48,6 +53,7 @@ typedef struct http_config {
     int request_timeout_ms;           /* whole request (head + body) within this */
     int idle_timeout_ms;              /* keep-alive connection with no request */
     size_t max_pipelined;             /* requests buffered behind one in progress */
+    size_t max_uri_bytes;             /* request target; 414 beyond */
 } http_config;
 
 http_config http_config_default(void);
@@ -87,7 +93,10 @@ uint64_t http_exchange_start_us(const http_exchange *ex);
 /* Sends the response and ends the exchange; callable from any thread,
  * exactly once per exchange.  `extra_headers` (may be NULL) are complete
  * "Name: value\r\n" lines.  The body is copied once into the connection's
- * output; use http_respond_buf to hand over a buffer instead. */
+ * output; use http_respond_buf to hand over a buffer instead.  The server
+ * adds Date, Content-Length and, when the connection ends after this
+ * answer, Connection: close.  A status outside 200..999 is sent as 500;
+ * 204 and 304 go without body and length, HEAD answers without body. */
 void http_respond(http_exchange *ex, int status, const char *content_type,
                   const char *extra_headers, size_t extra_len, const void *body, size_t body_len);
 /* Like http_respond, but takes ownership of *body (written with writev,
@@ -106,9 +115,14 @@ size_t http_server_in_flight(const http_server *srv);
 /* Drains: stops accepting, lets requests in progress finish and be
  * answered for up to grace_ms, closes idle keep-alive connections, then
  * closes everything and joins the I/O threads.  Thread-safe, idempotent;
- * returns when done.  Signal handling is the caller's. */
+ * returns when done.  Signal handling is the caller's.  Called from a
+ * handler on an I/O thread it only starts the drain (a thread cannot join
+ * itself); call it again from another thread to wait. */
 void http_server_stop(http_server *srv, int grace_ms);
-/* Frees a stopped server (stops it with no grace first if needed). */
+/* Frees a stopped server (stops it with no grace first if needed).
+ * Exchanges still at a handler must be answered first (their answers are
+ * dropped); it waits up to 10 s for them, then logs and leaves the server
+ * allocated rather than free memory they use. */
 void http_server_free(http_server *srv);
 
 /* The reason phrase for a status code ("Not Found"); "Unknown" if none. */

@@ -82,7 +82,10 @@ st_status sv_decode(sv_proto p, const char *content_type, const uint8_t *body, s
  * them, whatever req->outputs selects).  Appends to *body; *content_type
  * receives a static string.  Classifier outputs (an int64/string label
  * tensor, a probability tensor, a sequence of maps from ZipMap) take each
- * protocol's natural form. */
+ * protocol's natural form.  SageMaker answers text/csv when Accept names
+ * text/csv before application/json, JSON when it names application/json
+ * first, else in the request's own format (req->wants_csv).  NaN and
+ * infinities are written as null (JSON) or nan/inf (CSV). */
 st_status sv_encode(sv_proto p, const char *accept, const sv_model_sig *sig, const sv_request *req,
                     const eng_tensor *outputs, size_t n_outputs, st_buf *body,
                     const char **content_type, st_error *err);
@@ -94,6 +97,40 @@ st_status sv_encode_error(const char *msg, st_buf *body);
  * "datatype", "shape"}], "outputs": [...]}; versions may be NULL. */
 st_status sv_encode_v2_metadata(const sv_model_sig *sig, const char *const *versions,
                                 size_t n_versions, st_buf *body);
+
+/* V2 server metadata: {"name", "version", "extensions": [...]}. */
+st_status sv_encode_v2_server_metadata(const char *name, const char *version,
+                                       const char *const *extensions, size_t n_extensions,
+                                       st_buf *body);
+
+/* A model version's state as TF Serving's model status API reports it. */
+typedef enum sv_version_state {
+    SV_VERSION_START,
+    SV_VERSION_LOADING,
+    SV_VERSION_AVAILABLE,
+    SV_VERSION_UNLOADING,
+    SV_VERSION_END,
+} sv_version_state;
+
+typedef struct sv_version_status {
+    const char *version;
+    sv_version_state state;
+    const char *error_message; /* NULL: OK; else the load failure */
+} sv_version_status;
+
+/* TF Serving model status (GET /v1/models/{m}[/versions/{v}]):
+ * {"model_version_status": [{"version", "state", "status": {"error_code",
+ * "error_message"}}]}; error_code "OK", or "UNKNOWN" with the message. */
+st_status sv_encode_tfs_status(const sv_version_status *versions, size_t n, st_buf *body);
+
+/* TF Serving model metadata (GET /v1/models/{m}[...]/metadata): the
+ * GetModelMetadataResponse in proto3 JSON, one "serving_default"
+ * signature: {"model_spec": {"name", "signature_name", "version"},
+ * "metadata": {"signature_def": {"signature_def": {"serving_default":
+ * {"inputs": {name: {"dtype": "DT_FLOAT", "tensor_shape": {"dim":
+ * [{"size": "-1", "name": ""}], "unknown_rank": false}, "name"}},
+ * "outputs": {...}, "method_name": "tensorflow/serving/predict"}}}}}. */
+st_status sv_encode_tfs_metadata(const sv_model_sig *sig, st_buf *body);
 
 /* The V2 datatype name ("FP32", "INT64", "BYTES", ...) of a dtype, or NULL. */
 const char *sv_v2_datatype(st_dtype dtype);

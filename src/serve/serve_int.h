@@ -1,0 +1,240 @@
+/* serve_int.h - the insides of `stratus serve` shared by its files: the
+ * model manager (models.c), the batcher (batcher.c), the metrics
+ * (metrics.c) and the HTTP router (router.c).  Not a door: the CLI uses
+ * serve.h. */
+#ifndef ST_SERVE_INT_H
+#define ST_SERVE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/status.h"
+#include "base/str.h"
+#include "engine/engine.h"
+#include "serve/proto.h"
+
+/* ---- metrics ------------------------------------------------------------ */
+
+/* Label values of `protocol`: the four wire protocols, then requests that
+ * carry no payload (health, metadata, metrics). */
+enum { SV_PROTO_LABEL_NONE = SV_PROTO_VERTEX + 1, SV_N_PROTO_LABELS };
+/* The status codes counted one by one; anything else counts as the last. */
+#define SV_N_CODES 14
+#define SV_DURATION_BUCKETS 16
+#define SV_BATCH_BUCKETS 10
+
+/* Request counters of one model version, kept by the model after the
+ * version unloads so that counters never go backwards.  Incremented with
+ * relaxed atomics: no lock on the hot path. */
+typedef struct sv_counters {
+    char version[24];
+    _Atomic uint64_t requests[SV_N_PROTO_LABELS][SV_N_CODES];
+    struct sv_counters *next;
+} sv_counters;
+
+/* A Prometheus histogram: per-bucket (not cumulative) atomic counts. */
+typedef struct sv_histogram {
+    _Atomic uint64_t buckets[SV_DURATION_BUCKETS + 1]; /* last: +Inf */
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_us;
+} sv_histogram;
+
+typedef struct sv_model_stats {
+    sv_histogram duration; /* routing to response, microseconds */
+    sv_histogram queue;    /* enqueue to run */
+    sv_histogram compute;  /* eng_run of the batch */
+    _Atomic uint64_t batch_buckets[SV_BATCH_BUCKETS + 1];
+    _Atomic uint64_t batch_count;
+    _Atomic uint64_t batch_sum;
+    _Atomic uint64_t load_failures;
+} sv_model_stats;
+
+/* Index of an HTTP status among the counted ones. */
+int sv_metrics_code_index(int http_status);
+int sv_metrics_code_at(int index);
+void sv_histogram_observe_us(sv_histogram *h, uint64_t us);
+void sv_batch_observe(sv_model_stats *s, uint64_t rows);
+
+/* ---- models ------------------------------------------------------------- */
+
+typedef enum { SV_POLICY_LATEST, SV_POLICY_SPECIFIC, SV_POLICY_ALL } sv_policy;
+
+#define SV_MAX_SPECIFIC 32
+#define SV_MAX_LABELS 16
+#define SV_MAX_VERSIONS 64
+
+/* DIR/<name>/config.json, or the defaults. */
+typedef struct sv_config {
+    sv_policy policy;
+    int latest_n;
+    int64_t specific[SV_MAX_SPECIFIC];
+    size_t n_specific;
+    int64_t max_batch_size;     /* rows merged into one run; <= 1: no batching */
+    int64_t max_queue_delay_us; /* longest a request waits for others to join */
+    int64_t max_queue_size;     /* requests queued per version; 429 beyond */
+    int instances;              /* workers running one version at once */
+    char label_names[SV_MAX_LABELS][32];
+    int64_t label_versions[SV_MAX_LABELS];
+    size_t n_labels;
+} sv_config;
+
+typedef struct sv_model sv_model;
+typedef struct sv_item sv_item;
+
+/* One loaded model version.  Reference counted: the model's serving list
+ * holds one reference, every request routed to it another; the last
+ * release frees the engine model and the workers' sessions. */
+typedef struct sv_version {
+    _Atomic int refs;
+    sv_model *model;
+    int64_t number;
+    char number_text[24];
+    eng_model *engine;
+    eng_io *inputs, *outputs;
+    sv_model_sig sig;
+    sv_config config;            /* as it was when this version loaded */
+    _Atomic bool is_batchable;   /* cleared when an output cannot be split */
+    sv_counters *counters;
+    eng_session **sessions;      /* one per worker, made by that worker */
+    int n_sessions;
+    /* The batcher's queue, under the batcher's lock. */
+    sv_item *q_head, *q_tail;
+    size_t q_len;
+    int running;
+    bool is_in_ready;
+    struct sv_version *ready_next;
+} sv_version;
+
+/* A request parked until its model finishes loading.  resume() runs on the
+ * loader thread, with status ST_OK (route again) or the reason it gave up. */
+typedef struct sv_waiter {
+    struct sv_waiter *next;
+    uint64_t deadline_us;
+    void (*resume)(struct sv_waiter *w, st_status status, const char *msg);
+} sv_waiter;
+
+typedef struct sv_failed_load {
+    int64_t number;
+    int64_t mtime_ns, size; /* the file that failed; a new one is tried again */
+} sv_failed_load;
+
+/* A model as the repository names it.  Never freed while the manager runs
+ * (its counters must outlive its versions); fields under the manager lock
+ * except the stats. */
+struct sv_model {
+    char name[128];
+    char dir[2048];             /* DIR/<name> of the repository, or "" */
+    char file[2048];            /* the single file of --model, or "" */
+    sv_config config;
+    bool is_present;            /* still in the repository */
+    bool is_attempted;          /* the first load has been tried */
+    sv_version *serving[SV_MAX_VERSIONS]; /* ascending by number */
+    size_t n_serving;
+    int64_t pending[SV_MAX_VERSIONS];     /* wanted, not loaded yet */
+    size_t n_pending;
+    int64_t loading;            /* the version being loaded, or -1 */
+    sv_failed_load failed[SV_MAX_VERSIONS];
+    size_t n_failed;
+    char last_error[480];
+    sv_waiter *waiters;
+    sv_counters *counters;      /* every version ever served */
+    sv_model_stats stats;
+};
+
+/* Writes the Prometheus exposition of the models (manager lock held). */
+void sv_metrics_write(st_buf *out, sv_model *const *models, size_t n_models,
+                      sv_counters *unrouted, int64_t in_flight);
+
+/* Called with an extra reference held by the caller. */
+void sv_version_retain(sv_version *v);
+/* Drops a reference; the last one frees the version. */
+void sv_version_release(sv_version *v);
+
+typedef struct sv_manager sv_manager;
+
+typedef struct sv_manager_options {
+    const char *repository;      /* DIR of --models, or NULL */
+    const char *const *names;    /* --model NAME=PATH pairs */
+    const char *const *paths;
+    size_t n_files;
+    int n_workers;               /* sessions per version */
+    int poll_ms;                 /* repository rescan period */
+    int load_wait_ms;            /* how long a request waits for a loading model */
+    eng_options engine;
+} sv_manager_options;
+
+/* Scans the repository (names and versions are known on return), then
+ * loads every model on a background thread. */
+st_status sv_manager_start(const sv_manager_options *opt, sv_manager **out, st_error *err);
+/* Stops the loader and releases every version (in-flight requests keep
+ * theirs until they answer). */
+void sv_manager_free(sv_manager *m);
+
+/* Routes a request: the version to run (a reference the caller releases),
+ * chosen by number (`version`), label, or the highest served when both are
+ * empty.  When the model or that version is still loading and `w` is given,
+ * parks w, sets *is_parked and returns ST_EAGAIN.  ST_ENOTFOUND for unknown
+ * models or versions, ST_EAGAIN (503) when nothing can serve. */
+st_status sv_manager_acquire(sv_manager *m, st_str name, st_str version, st_str label,
+                             sv_waiter *w, bool *is_parked, sv_version **out, st_error *err);
+/* The only model when exactly one is known (SageMaker, Vertex); else
+ * NULL name.  Copies its name into buf. */
+bool sv_manager_single_name(sv_manager *m, char *buf, size_t cap);
+/* True when every known model has a served version and nothing is
+ * loading for the first time. */
+bool sv_manager_is_ready(sv_manager *m);
+/* Blocks until the first loads are done (tests, `make run` banners). */
+void sv_manager_wait_initial(sv_manager *m, int timeout_ms);
+
+/* Prometheus text of every model's series and the process. */
+void sv_manager_write_metrics(sv_manager *m, st_buf *out, int64_t in_flight);
+/* TF Serving's GET /v1/models/{m}[/versions/{v}] body, or an error. */
+st_status sv_manager_tfs_status(sv_manager *m, st_str name, st_str version, st_buf *out,
+                                st_error *err);
+/* V2 model metadata/readiness.  *is_ready for the model (or version). */
+st_status sv_manager_v2_metadata(sv_manager *m, st_str name, st_str version, st_buf *out,
+                                 bool *is_ready, st_error *err);
+/* The counters and stats of requests that reached no model. */
+sv_counters *sv_manager_unrouted(sv_manager *m);
+sv_model_stats *sv_version_stats(sv_version *v);
+
+/* ---- batcher ------------------------------------------------------------ */
+
+/* What a run gave one request.  outputs point into the worker's session
+ * memory: valid only during the done() call. */
+typedef struct sv_result {
+    st_status status;
+    const st_error *err;
+    const eng_tensor *outputs;
+    size_t n_outputs;
+    uint64_t queue_us;
+    uint64_t compute_us;
+    int64_t batch_rows;
+    st_buf *scratch; /* the worker's reusable buffer for encoding */
+} sv_result;
+
+/* A request for the batcher, owned by the caller (no allocation here). */
+struct sv_item {
+    sv_version *version;
+    const eng_tensor *inputs; /* version->sig.n_inputs tensors */
+    int64_t rows;             /* along axis 0, -1 when it cannot be merged */
+    uint64_t enqueue_us;
+    void (*done)(sv_item *it, const sv_result *res);
+    sv_item *next;
+};
+
+typedef struct sv_batcher sv_batcher;
+
+st_status sv_batcher_start(int n_workers, sv_batcher **out, st_error *err);
+/* Queues `it` on its version; ST_EBUSY (nothing queued) when the version's
+ * queue holds max_queue_size requests already. */
+st_status sv_batcher_submit(sv_batcher *b, sv_item *it);
+/* Runs what is queued, then stops and joins the workers. */
+void sv_batcher_free(sv_batcher *b);
+int sv_batcher_workers(const sv_batcher *b);
+
+#endif
