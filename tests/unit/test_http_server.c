@@ -293,6 +293,24 @@ static void expect_response(client *c, int status, const char *body)
     free(r);
 }
 
+/* Reads the interim "100 Continue" response. */
+static void expect_continue(client *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    while (c->len < sizeof cont - 1)
+        assert_true(fill(c) > 0);
+    assert_memory_equal(c->buf, cont, sizeof cont - 1);
+    c->len -= sizeof cont - 1;
+    memmove(c->buf, c->buf + sizeof cont - 1, c->len);
+}
+
+/* Waits (boundedly) until the server holds at least one request. */
+static void wait_in_flight(http_server *srv)
+{
+    for (int i = 0; i < 1000 && http_server_in_flight(srv) == 0; i++)
+        st_sleep_us(1000);
+}
+
 /* ---- tests ------------------------------------------------------------------- */
 
 static void test_keep_alive(void **state)
@@ -413,12 +431,7 @@ static void test_expect_continue(void **state)
     http_server *srv = start(&cfg);
     client *c = connect_to(srv);
     SEND(c, "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
-    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    while (c->len < sizeof cont - 1)
-        assert_true(fill(c) > 0);
-    assert_memory_equal(c->buf, cont, sizeof cont - 1);
-    c->len -= sizeof cont - 1;
-    memmove(c->buf, c->buf + sizeof cont - 1, c->len);
+    expect_continue(c);
     SEND(c, "data");
     expect_response(c, 200, "POST /echo||data");
     /* too large: 413 at once, no 100 */
@@ -579,12 +592,7 @@ static void test_half_close(void **state)
     SEND(c, "GET /async?ms=30 HTTP/1.1\r\nHost: a\r\n\r\n"
             "PUT /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
     expect_response(c, 200, "GET /async|ms=30|");
-    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    while (c->len < sizeof cont - 1)
-        assert_true(fill(c) > 0);
-    assert_memory_equal(c->buf, cont, sizeof cont - 1);
-    c->len -= sizeof cont - 1;
-    memmove(c->buf, c->buf + sizeof cont - 1, c->len);
+    expect_continue(c);
     SEND(c, "ok");
     expect_response(c, 200, "PUT /echo||ok");
     client_close(c);
@@ -674,8 +682,7 @@ static void test_stop_drains(void **state)
     SEND(idle, "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
     expect_response(idle, 200, NULL);
     SEND(busy, "GET /async?ms=150 HTTP/1.1\r\nHost: a\r\n\r\n");
-    for (int i = 0; i < 500 && http_server_in_flight(srv) == 0; i++)
-        st_sleep_us(2000);
+    wait_in_flight(srv);
     assert_int_equal(http_server_in_flight(srv), 1);
     http_server_stop(srv, 5000);
     http_server_stop(srv, 5000); /* idempotent */
@@ -704,8 +711,7 @@ static void test_peer_gone_while_handled(void **state)
         client *c = connect_to(srv);
         SEND(c, "POST /async?ms=50 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"
                 "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
-        for (int k = 0; k < 500 && http_server_in_flight(srv) == 0; k++)
-            st_sleep_us(1000);
+        wait_in_flight(srv);
         client_close(c); /* gone before the answer */
     }
     for (int i = 0; i < 1000 && http_server_in_flight(srv) > 0; i++)
@@ -719,8 +725,7 @@ static void test_peer_gone_while_handled(void **state)
      * answer just frees it */
     c = connect_to(srv);
     SEND(c, "GET /async?ms=100 HTTP/1.1\r\nHost: a\r\n\r\n");
-    for (int k = 0; k < 500 && http_server_in_flight(srv) == 0; k++)
-        st_sleep_us(1000);
+    wait_in_flight(srv);
     http_server_stop(srv, 0);
     client_close(c);
     join_late();
