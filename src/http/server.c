@@ -779,6 +779,16 @@ static void conn_settle(http_conn *c)
             conn_flush(c);
         if (c->is_closed)
             return;
+        if (!c->is_lingering && !c->is_parse_stopped && c->len > 0 && c->q_len < queue_cap(c)) {
+            /* Written answers made room: requests already buffered go on. */
+            conn_parse(c);
+            if (c->is_closed)
+                return;
+            if (conn_has_output(c) && !c->is_write_blocked)
+                conn_flush(c);
+            if (c->is_closed)
+                return;
+        }
         if (c->is_cont_wanted && c->q_len == 0 && !c->is_lingering) {
             /* every earlier answer is out: now the 100 may go */
             c->is_cont_wanted = false;
@@ -863,18 +873,21 @@ static void exchange_answered(http_exchange *ex)
 
 static void io_run_answered(http_io *io)
 {
-    while (io->local_head) {
-        http_exchange *ex = io->local_head;
-        io->local_head = ex->done_next;
-        if (!io->local_head)
-            io->local_tail = NULL;
-        exchange_answered(ex);
-    }
-    while (io->dirty) {
-        http_conn *c = io->dirty;
-        io->dirty = c->dirty_next;
-        c->is_dirty = false;
-        conn_settle(c);
+    /* Settling a connection can dispatch (and so answer) again: repeat. */
+    while (io->local_head || io->dirty) {
+        while (io->local_head) {
+            http_exchange *ex = io->local_head;
+            io->local_head = ex->done_next;
+            if (!io->local_head)
+                io->local_tail = NULL;
+            exchange_answered(ex);
+        }
+        while (io->dirty) {
+            http_conn *c = io->dirty;
+            io->dirty = c->dirty_next;
+            c->is_dirty = false;
+            conn_settle(c);
+        }
     }
 }
 

@@ -34,6 +34,7 @@ static pthread_t late_threads[MAX_LATE];
 static int n_late;
 static pthread_mutex_t late_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int handled;
+static http_server *stop_target; /* for /stop */
 
 static void echo_body(const http_request *r, st_buf *out)
 {
@@ -79,7 +80,6 @@ static int query_int(st_str q, const char *key)
 
 static void test_handler(http_exchange *ex, void *user)
 {
-    (void)user;
     atomic_fetch_add(&handled, 1);
     const http_request *r = http_exchange_request(ex);
     if (st_str_eq_c(r->path, "/async")) {
@@ -117,6 +117,12 @@ static void test_handler(http_exchange *ex, void *user)
             out.data[i] = (uint8_t)('a' + i % 26);
         out.len = (size_t)n;
         http_respond_buf(ex, 200, "application/octet-stream", NULL, 0, &out);
+        return;
+    }
+    if (st_str_eq_c(r->path, "/stop")) { /* a handler may start the drain */
+        (void)user;
+        http_server_stop(stop_target, 2000);
+        respond_echo(ex);
         return;
     }
     if (st_str_eq_c(r->path, "/nocontent")) {
@@ -293,6 +299,24 @@ static void expect_response(client *c, int status, const char *body)
     free(r);
 }
 
+/* Reads the interim "100 Continue" response. */
+static void expect_continue(client *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    while (c->len < sizeof cont - 1)
+        assert_true(fill(c) > 0);
+    assert_memory_equal(c->buf, cont, sizeof cont - 1);
+    c->len -= sizeof cont - 1;
+    memmove(c->buf, c->buf + sizeof cont - 1, c->len);
+}
+
+/* Waits (boundedly) until the server holds at least one request. */
+static void wait_in_flight(http_server *srv)
+{
+    for (int i = 0; i < 1000 && http_server_in_flight(srv) == 0; i++)
+        st_sleep_us(1000);
+}
+
 /* ---- tests ------------------------------------------------------------------- */
 
 static void test_keep_alive(void **state)
@@ -413,12 +437,7 @@ static void test_expect_continue(void **state)
     http_server *srv = start(&cfg);
     client *c = connect_to(srv);
     SEND(c, "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
-    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    while (c->len < sizeof cont - 1)
-        assert_true(fill(c) > 0);
-    assert_memory_equal(c->buf, cont, sizeof cont - 1);
-    c->len -= sizeof cont - 1;
-    memmove(c->buf, c->buf + sizeof cont - 1, c->len);
+    expect_continue(c);
     SEND(c, "data");
     expect_response(c, 200, "POST /echo||data");
     /* too large: 413 at once, no 100 */
@@ -579,12 +598,7 @@ static void test_half_close(void **state)
     SEND(c, "GET /async?ms=30 HTTP/1.1\r\nHost: a\r\n\r\n"
             "PUT /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
     expect_response(c, 200, "GET /async|ms=30|");
-    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    while (c->len < sizeof cont - 1)
-        assert_true(fill(c) > 0);
-    assert_memory_equal(c->buf, cont, sizeof cont - 1);
-    c->len -= sizeof cont - 1;
-    memmove(c->buf, c->buf + sizeof cont - 1, c->len);
+    expect_continue(c);
     SEND(c, "ok");
     expect_response(c, 200, "PUT /echo||ok");
     client_close(c);
@@ -674,8 +688,7 @@ static void test_stop_drains(void **state)
     SEND(idle, "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
     expect_response(idle, 200, NULL);
     SEND(busy, "GET /async?ms=150 HTTP/1.1\r\nHost: a\r\n\r\n");
-    for (int i = 0; i < 500 && http_server_in_flight(srv) == 0; i++)
-        st_sleep_us(2000);
+    wait_in_flight(srv);
     assert_int_equal(http_server_in_flight(srv), 1);
     http_server_stop(srv, 5000);
     http_server_stop(srv, 5000); /* idempotent */
@@ -704,8 +717,7 @@ static void test_peer_gone_while_handled(void **state)
         client *c = connect_to(srv);
         SEND(c, "POST /async?ms=50 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"
                 "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
-        for (int k = 0; k < 500 && http_server_in_flight(srv) == 0; k++)
-            st_sleep_us(1000);
+        wait_in_flight(srv);
         client_close(c); /* gone before the answer */
     }
     for (int i = 0; i < 1000 && http_server_in_flight(srv) > 0; i++)
@@ -719,8 +731,7 @@ static void test_peer_gone_while_handled(void **state)
      * answer just frees it */
     c = connect_to(srv);
     SEND(c, "GET /async?ms=100 HTTP/1.1\r\nHost: a\r\n\r\n");
-    for (int k = 0; k < 500 && http_server_in_flight(srv) == 0; k++)
-        st_sleep_us(1000);
+    wait_in_flight(srv);
     http_server_stop(srv, 0);
     client_close(c);
     join_late();
@@ -770,6 +781,33 @@ static void test_concurrent_clients(void **state)
     finish(srv);
 }
 
+/* No read-ahead (max_pipelined 0) still answers pipelined requests in
+ * order; a handler that stops the server gets its answer out. */
+static void test_no_read_ahead_and_stop_from_handler(void **state)
+{
+    (void)state;
+    http_config cfg = test_config();
+    cfg.max_pipelined = 0;
+    http_server *srv = start(&cfg);
+    stop_target = srv;
+    client *c = connect_to(srv);
+    SEND(c, "GET /async?ms=20 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo?k=2 HTTP/1.1\r\nHost: a\r\n\r\n"
+            "GET /async?ms=1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect_response(c, 200, "GET /async|ms=20|");
+    expect_response(c, 200, "GET /echo|k=2|");
+    expect_response(c, 200, "GET /async|ms=1|");
+    SEND(c, "GET /stop HTTP/1.1\r\nHost: a\r\n\r\n");
+    response *r = malloc(sizeof *r);
+    assert_true(read_response(c, r));
+    assert_string_equal(r->body, "GET /stop||");
+    assert_non_null(strstr(r->head, "Connection: close"));
+    free(r);
+    assert_true(reads_to_close(c));
+    client_close(c);
+    finish(srv); /* joins */
+    stop_target = NULL;
+}
+
 static void test_bind_errors(void **state)
 {
     (void)state;
@@ -810,6 +848,7 @@ int main(void)
         cmocka_unit_test(test_stop_drains),
         cmocka_unit_test(test_peer_gone_while_handled),
         cmocka_unit_test(test_concurrent_clients),
+        cmocka_unit_test(test_no_read_ahead_and_stop_from_handler),
         cmocka_unit_test(test_bind_errors),
         cmocka_unit_test(test_status_text),
     };
