@@ -190,9 +190,16 @@ static void *gbm_copy(st_arena *arena, const void *src, size_t n, size_t size)
     return dst;
 }
 
-st_status gbm_ir_finish(gbm_ir *b, st_arena *arena, gbm_desc *out)
+st_status gbm_ir_finish(gbm_ir *b, st_arena *arena, size_t n_features, size_t n_targets, tree_post post,
+                        gbm_desc *out)
 {
     tree_ir *ir = &out->ir;
+    ir->n_features = n_features;
+    ir->n_targets = n_targets;
+    ir->agg = TREE_AGG_SUM;
+    ir->post = post;
+    out->n_features = n_features;
+    out->n_tree_nodes = b->n_nodes;
     ir->nodes = gbm_copy(arena, b->nodes, b->n_nodes, sizeof *b->nodes);
     ir->roots = gbm_copy(arena, b->roots, b->n_trees, sizeof *b->roots);
     ir->categories = gbm_copy(arena, b->categories, b->n_categories, sizeof *b->categories);

@@ -109,8 +109,10 @@ st_status gbm_ir_leaf(gbm_ir *b, uint32_t target, double weight, int32_t *id);
 st_status gbm_ir_root(gbm_ir *b, int32_t root);
 /* Appends a category to the shared list; the node's range is the caller's. */
 st_status gbm_ir_category(gbm_ir *b, int64_t category);
-/* Copies the arrays into `arena` and points out->ir at them. */
-st_status gbm_ir_finish(gbm_ir *b, st_arena *arena, gbm_desc *out);
+/* Copies the arrays into `arena` and fills out->ir with them and the
+ * sizes given (summed trees, no base values: the caller may add them). */
+st_status gbm_ir_finish(gbm_ir *b, st_arena *arena, size_t n_features, size_t n_targets, tree_post post,
+                        gbm_desc *out);
 void gbm_ir_release(gbm_ir *b);
 
 #endif

@@ -539,23 +539,15 @@ st_status lgbm_describe(const uint8_t *data, size_t len, st_arena *arena, gbm_de
     if (s != ST_OK)
         goto done;
     out->n_trees = n_trees;
-    out->n_features = c.n_features;
     out->n_classes = obj->is_multiclass ? c.n_targets : 0;
-    out->n_tree_nodes = c.ir.n_nodes;
     if (obj->is_multiclass) {
         out->is_output_2d = true;
         out->output_name = "probabilities";
     } else if (c.n_targets > 1) {
         out->is_output_2d = true;
     }
-    if ((s = gbm_ir_finish(&c.ir, arena, out)) != ST_OK) {
+    if ((s = gbm_ir_finish(&c.ir, arena, c.n_features, c.n_targets, obj->post, out)) != ST_OK)
         s = st_fail(err, s, "out of memory");
-        goto done;
-    }
-    out->ir.n_features = c.n_features;
-    out->ir.n_targets = c.n_targets;
-    out->ir.agg = TREE_AGG_SUM;
-    out->ir.post = obj->post;
 done:
     gbm_ir_release(&c.ir);
     st_arena_free(&c.scratch);

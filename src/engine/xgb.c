@@ -503,7 +503,6 @@ st_status xgb_describe(const json_value *root, st_arena *arena, gbm_desc *out, s
         }
         c.n_targets = n_class;
         out->n_classes = n_class;
-        out->finish = o->finish;
         out->is_output_2d = o->finish == GBM_FINISH_NONE;
         if (out->is_output_2d)
             out->output_name = "probabilities";
@@ -545,9 +544,7 @@ st_status xgb_describe(const json_value *root, st_arena *arena, gbm_desc *out, s
     }
     if ((s = xgb_trees(&c, model, weight_drop, out)) != ST_OK)
         goto done;
-    out->n_features = c.n_features;
-    out->n_tree_nodes = c.ir.n_nodes;
-    if ((s = gbm_ir_finish(&c.ir, arena, out)) != ST_OK) {
+    if ((s = gbm_ir_finish(&c.ir, arena, c.n_features, c.n_targets, o->post, out)) != ST_OK) {
         s = st_fail(err, s, "out of memory");
         goto done;
     }
@@ -558,11 +555,7 @@ st_status xgb_describe(const json_value *root, st_arena *arena, gbm_desc *out, s
     }
     for (size_t i = 0; i < c.n_targets; i++)
         base[i] = margin;
-    out->ir.n_features = c.n_features;
-    out->ir.n_targets = c.n_targets;
-    out->ir.agg = TREE_AGG_SUM;
     out->ir.base_values = base;
-    out->ir.post = o->post;
 done:
     gbm_ir_release(&c.ir);
     st_arena_free(&c.scratch);
