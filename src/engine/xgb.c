@@ -65,8 +65,8 @@ typedef struct xgb_ctx {
 
 /* --- parameters (XGBoost writes most of them as strings) ---------------- */
 
-static st_status xgb_param_double(const json_value *obj, const char *key, double dflt, double *out,
-                                  st_error *err)
+static st_status xgb_param_double(const json_value *obj, const char *where, const char *key, double dflt,
+                                  double *out, st_error *err)
 {
     const json_value *v = json_value_get_c(obj, key);
     *out = dflt;
@@ -74,22 +74,28 @@ static st_status xgb_param_double(const json_value *obj, const char *key, double
         return ST_OK;
     st_str text = v->type == JSON_KIND_STRING ? v->u.string : v->type == JSON_KIND_NUMBER ? v->u.number : ST_STR("");
     if (v->type != JSON_KIND_STRING && v->type != JSON_KIND_NUMBER)
-        return st_fail(err, ST_ECORRUPT, "learner_model_param.%s must be a number or a string", key);
+        return st_fail(err, ST_ECORRUPT, "%s.%s must be a number or a string", where, key);
+    /* XGBoost 2 writes base_score as a one-element vector, "[5E-1]". */
+    if (text.len >= 2 && text.ptr[0] == '[' && text.ptr[text.len - 1] == ']') {
+        text = st_str_make(text.ptr + 1, text.len - 2);
+        if (memchr(text.ptr, ',', text.len))
+            return st_fail(err, ST_EUNSUPPORTED, "%s.%s: one value per target is not supported", where, key);
+    }
     if (json_parse_double(text, out) != ST_OK || !isfinite(*out))
-        return st_fail(err, ST_ECORRUPT, "learner_model_param.%s is '%.*s', not a finite number", key,
+        return st_fail(err, ST_ECORRUPT, "%s.%s is '%.*s', not a finite number", where, key,
                        (int)(text.len > 40 ? 40 : text.len), text.ptr);
     return ST_OK;
 }
 
-static st_status xgb_param_size(const json_value *obj, const char *key, size_t max, size_t *out, st_error *err)
+static st_status xgb_param_size(const json_value *obj, const char *where, const char *key, size_t max, size_t *out,
+                                st_error *err)
 {
     double d;
-    st_status s = xgb_param_double(obj, key, 0, &d, err);
+    st_status s = xgb_param_double(obj, where, key, 0, &d, err);
     if (s != ST_OK)
         return s;
     if (d < 0 || d != floor(d) || d > (double)max)
-        return st_fail(err, ST_ECORRUPT, "learner_model_param.%s is %g; it must be an integer in [0, %zu]", key, d,
-                       max);
+        return st_fail(err, ST_ECORRUPT, "%s.%s is %g; it must be an integer in [0, %zu]", where, key, d, max);
     *out = (size_t)d;
     return ST_OK;
 }
@@ -247,8 +253,13 @@ static st_status xgb_read_tree(xgb_ctx *c, const json_value *tree, size_t t, xgb
     x->n = n;
     const json_value *param = xgb_object(tree, "tree_param");
     if (param) {
-        size_t declared;
-        if ((s = xgb_param_size(param, "num_nodes", INT32_MAX, &declared, c->err)) != ST_OK)
+        size_t declared, leaf_vector;
+        if ((s = xgb_param_size(param, "tree_param", "size_leaf_vector", INT32_MAX, &leaf_vector, c->err)) != ST_OK)
+            return st_fail_wrap(c->err, s, "tree %zu", t);
+        if (leaf_vector > 1)
+            return st_fail(c->err, ST_EUNSUPPORTED,
+                           "tree %zu: vector leaves (multi_strategy=multi_output_tree) are not supported", t);
+        if ((s = xgb_param_size(param, "tree_param", "num_nodes", INT32_MAX, &declared, c->err)) != ST_OK)
             return st_fail_wrap(c->err, s, "tree %zu", t);
         if (json_value_get_c(param, "num_nodes") && declared != n)
             return st_fail(c->err, ST_ECORRUPT, "tree %zu: tree_param.num_nodes is %zu but left_children has %zu entries",
@@ -434,7 +445,7 @@ static st_status xgb_trees(xgb_ctx *c, const json_value *model, const json_value
     const json_value *gparam = xgb_object(model, "gbtree_model_param");
     if (gparam && json_value_get_c(gparam, "num_trees")) {
         size_t declared;
-        st_status s = xgb_param_size(gparam, "num_trees", SIZE_MAX / 2, &declared, c->err);
+        st_status s = xgb_param_size(gparam, "gbtree_model_param", "num_trees", SIZE_MAX / 2, &declared, c->err);
         if (s != ST_OK)
             return s;
         if (declared != n_trees)
@@ -486,10 +497,11 @@ st_status xgb_describe(const json_value *root, st_arena *arena, gbm_desc *out, s
     }
     size_t n_class, n_target;
     double base_score;
-    if ((s = xgb_param_size(param, "num_feature", XGB_MAX_FEATURES, &c.n_features, err)) != ST_OK ||
-        (s = xgb_param_size(param, "num_class", XGB_MAX_CLASSES, &n_class, err)) != ST_OK ||
-        (s = xgb_param_size(param, "num_target", XGB_MAX_CLASSES, &n_target, err)) != ST_OK ||
-        (s = xgb_param_double(param, "base_score", 0.5, &base_score, err)) != ST_OK)
+    const char *lmp = "learner_model_param";
+    if ((s = xgb_param_size(param, lmp, "num_feature", XGB_MAX_FEATURES, &c.n_features, err)) != ST_OK ||
+        (s = xgb_param_size(param, lmp, "num_class", XGB_MAX_CLASSES, &n_class, err)) != ST_OK ||
+        (s = xgb_param_size(param, lmp, "num_target", XGB_MAX_CLASSES, &n_target, err)) != ST_OK ||
+        (s = xgb_param_double(param, lmp, "base_score", 0.5, &base_score, err)) != ST_OK)
         goto done;
     if (c.n_features == 0) {
         s = st_fail(err, ST_ECORRUPT, "learner_model_param.num_feature is 0: the model takes no features");

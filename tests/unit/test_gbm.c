@@ -118,6 +118,11 @@ static void test_xgb_ir(void **state)
     assert_int_equal(ir->categories[n->cat_begin], 2);
     assert_int_equal(ir->categories[n->cat_begin + 1], 5);
     assert_true(ir->leaf_weights[ir->nodes[5].leaf_begin] == -0.25);
+    /* XGBoost 2 writes base_score as a vector of one. */
+    char *v2 = replaced(xgb_model, "\"base_score\":\"5E-1\"", "\"base_score\":\"[2.5E-1]\"");
+    assert_int_equal(describe(v2, strlen(v2), &arena, &d, &err), ST_OK);
+    assert_true(fabs(d.ir.base_values[0] - log(0.25 / 0.75)) < 1e-6);
+    free(v2);
     st_arena_free(&arena);
 }
 
@@ -195,6 +200,8 @@ static void test_xgb_corrupt(void **state)
         { "\"base_score\":\"5E-1\"", "\"base_score\":\"1.5\"", "base_score 1.5 is out of range for binary:logistic" },
         { "\"num_feature\":\"3\",\"num_target\"", "\"num_feature\":\"-3\",\"num_target\"", "num_feature is -3" },
         { "\"name\":\"gbtree\"", "\"name\":\"gblinear\"", "booster 'gblinear' is not supported" },
+        { "\"num_nodes\":\"3\"", "\"num_nodes\":\"3\",\"size_leaf_vector\":\"2\"", "tree 0: vector leaves" },
+        { "\"base_score\":\"5E-1\"", "\"base_score\":\"[5E-1,1E0]\"", "one value per target is not supported" },
         { "\"learner\"", "\"learnr\"", "no 'learner' object" },
         { "\"split_indices\":[1,0,0]", "\"split_indices\":[1.5,0,0]", "split_indices[0] is not an integer" },
     };
