@@ -13,4 +13,8 @@ done
 # into build/bench-cache on first use).
 echo "== engine vs onnxruntime"
 /usr/bin/python3 bench/engine.py "$STRATUS_BIN" "$(pwd)/build/bench-cache" "${BENCH_SECONDS:-3}" || rc=1
+# Tree ensembles: Stratus (ONNX-ML and native XGBoost JSON) against XGBoost's
+# own predictor and ONNX Runtime.
+echo "== trees vs xgboost and onnxruntime"
+/usr/bin/python3 bench/trees.py "$STRATUS_BIN" "$(pwd)/build/bench-cache" "${BENCH_SECONDS:-3}" || rc=1
 exit $rc

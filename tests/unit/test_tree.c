@@ -1,7 +1,7 @@
 /* test_tree.c - the tree engine against a plain reference walk of the IR
- * (every comparison, missing rule, aggregation and post transform), the
- * generic walk against the AVX-512 one, and corrupted IRs refused with
- * the tree and node named. */
+ * (every comparison, missing rule, aggregation and post transform, each
+ * walk: complete trees, node arrays, deep trees, NaN blocks), and
+ * corrupted IRs refused with the tree and node named. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,10 +204,14 @@ static void check_against_ref(gen *g, size_t n_rows, bool with_nan)
     size_t nf = g->ir.n_features, nt = g->ir.n_targets;
     float *x = make_rows(n_rows, nf, with_nan);
     float *got = malloc(n_rows * nt * sizeof *got);
-    float *got_simd = malloc(n_rows * nt * sizeof *got);
+    float *got_pool = malloc(n_rows * nt * sizeof *got);
     assert_non_null(got);
-    assert_non_null(got_simd);
+    assert_non_null(got_pool);
     tree_predict_range(m, x, nf, got, 0, n_rows, false);
+    if (tree_avx512_ok()) {
+        tree_predict_range(m, x, nf, got_pool, 0, n_rows, true);
+        assert_memory_equal(got, got_pool, n_rows * nt * sizeof *got);
+    }
     for (size_t r = 0; r < n_rows; r++) {
         double want[64];
         ref_predict(&g->ir, x + r * nf, want);
@@ -215,21 +219,33 @@ static void check_against_ref(gen *g, size_t n_rows, bool with_nan)
             if (fabs(got[r * nt + k] - want[k]) > 1e-5 * (1.0 + fabs(want[k])))
                 fail_msg("row %zu target %zu: got %.9g, want %.9g", r, k, got[r * nt + k], want[k]);
     }
-    if (tree_avx512_ok()) {
-        tree_predict_range(m, x, nf, got_simd, 0, n_rows, true);
-        assert_memory_equal(got, got_simd, n_rows * nt * sizeof *got);
+    /* one row at a time (trees walked side by side) */
+    for (size_t r = 0; r < n_rows; r++)
+        tree_predict_range(m, x, nf, got_pool, r, r + 1, false);
+    assert_memory_equal(got, got_pool, n_rows * nt * sizeof *got);
+    /* every walk a tree may take gives the same bits: complete trees
+     * walked as node arrays, node arrays step by step */
+    for (int w = TREE_WALK_FIXED; w <= TREE_WALK_DEEP; w++) {
+        uint8_t saved[64];
+        memcpy(saved, m->walk, m->n_trees);
+        for (size_t t = 0; t < m->n_trees; t++)
+            if (m->walk[t] < w)
+                m->walk[t] = (uint8_t)w;
+        tree_predict_range(m, x, nf, got_pool, 0, n_rows, false);
+        assert_memory_equal(got, got_pool, n_rows * nt * sizeof *got);
+        memcpy(m->walk, saved, m->n_trees);
     }
     /* the public entry, with and without a pool, gives the same bits */
     st_pool *pool = NULL;
     assert_int_equal(st_pool_create(2, &pool, NULL), ST_OK);
-    tree_predict(m, x, n_rows, nf, got_simd, pool);
-    assert_memory_equal(got, got_simd, n_rows * nt * sizeof *got);
-    tree_predict(m, x, n_rows, nf, got_simd, NULL);
-    assert_memory_equal(got, got_simd, n_rows * nt * sizeof *got);
+    tree_predict(m, x, n_rows, nf, got_pool, pool);
+    assert_memory_equal(got, got_pool, n_rows * nt * sizeof *got);
+    tree_predict(m, x, n_rows, nf, got_pool, NULL);
+    assert_memory_equal(got, got_pool, n_rows * nt * sizeof *got);
     st_pool_destroy(pool);
     free(x);
     free(got);
-    free(got_simd);
+    free(got_pool);
     st_arena_free(&arena);
 }
 
@@ -311,16 +327,16 @@ static void test_post_transforms(void **state)
 {
     (void)state;
     double s[3] = { 0.0, 1.0, 2.0 };
-    tree_post_row(TREE_POST_SOFTMAX_ZERO, s, 3);
+    tree_post_transform(TREE_POST_SOFTMAX_ZERO, s, 3);
     assert_true(s[0] == 0.0);
     assert_true(fabs(s[1] - 1.0 / (1.0 + exp(1.0))) < 1e-12);
     double p[3] = { 0.5, 0.975, 0.025 };
-    tree_post_row(TREE_POST_PROBIT, p, 3);
+    tree_post_transform(TREE_POST_PROBIT, p, 3);
     assert_true(fabs(p[0]) < 1e-12);
     assert_true(fabs(p[1] - 1.959963984540054) < 1e-9);
     assert_true(fabs(p[2] + 1.959963984540054) < 1e-9);
     double e[1] = { 1.0 };
-    tree_post_row(TREE_POST_EXP, e, 1);
+    tree_post_transform(TREE_POST_EXP, e, 1);
     assert_true(fabs(e[0] - exp(1.0)) < 1e-15);
 }
 

@@ -15,6 +15,7 @@ extern const eng_op eng_ops_misc[];   /* recurrent, quantisation, strings, signa
 extern const eng_op eng_ops_control[]; /* If, Loop, Scan */
 extern const eng_op eng_ops_sequence[]; /* sequences and optionals */
 extern const eng_op eng_ops_detection[]; /* NonMaxSuppression */
+extern const eng_op eng_ops_ml_tree[]; /* ONNX-ML tree ensembles */
 
 /* Load-time state for a Gelu node (also used when passes.c fuses the
  * exported Erf pattern into one node). */

@@ -15,6 +15,7 @@ static const eng_op *const families[] = {
     eng_ops_control,
     eng_ops_sequence,
     eng_ops_detection,
+    eng_ops_ml_tree,
 };
 
 const eng_op *eng_op_find(st_str domain, st_str op_type, int opset)

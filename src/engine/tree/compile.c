@@ -19,6 +19,10 @@
 #define TREE_MAX_TARGETS 4096
 /* Trees at most this deep are walked a fixed number of steps. */
 #define TREE_FIXED_DEPTH 16
+/* Trees at most this deep are laid out as complete trees (up to 12 KiB
+ * each) when at least an eighth full; up to TREE_DENSE_DEPTH, always. */
+#define TREE_PERFECT_DEPTH 10
+#define TREE_DENSE_DEPTH 8
 
 /* The largest float <= t, for finite t. */
 static float float_at_or_below(double t)
@@ -345,6 +349,8 @@ static void *arena_array(st_arena *a, size_t n, size_t size)
     return st_arena_calloc(a, n ? n : 1, size, 64);
 }
 
+static st_status build_perfect(tree_model *m, st_arena *arena);
+
 st_status tree_compile(const tree_ir *ir, st_arena *arena, tree_model **out, st_error *err)
 {
     st_status s = check_header(ir, err);
@@ -391,6 +397,8 @@ st_status tree_compile(const tree_ir *ir, st_arena *arena, tree_model **out, st_
         memcpy(m->base_values, ir->base_values, ir->n_targets * sizeof *m->base_values);
     for (size_t t = 0; t < ir->n_trees; t++)
         walk_tree(&c, t, &cur); /* checked above: cannot fail */
+    if (build_perfect(m, arena) != ST_OK)
+        goto nomem;
     *out = m;
     s = ST_OK;
     goto done;
@@ -400,6 +408,52 @@ done:
     st_free(c.seen);
     st_free(c.stack);
     return s;
+}
+
+/* Fills complete-tree slot `slot` (level `level` of depth) from compiled
+ * node i; a leaf above the last level pads its subtree. */
+static void fill_perfect(const tree_model *m, uint32_t i, uint32_t slot, unsigned level, unsigned depth,
+                         tree_test *tests, uint32_t *leaf)
+{
+    const tree_node *nd = &m->nodes[i];
+    bool is_leaf = nd->right == i;
+    if (level == depth) {
+        leaf[slot - ((1u << depth) - 1)] = nd->aux;
+        return;
+    }
+    tests[slot].thr = is_leaf ? INFINITY : nd->thr;
+    tests[slot].feature = is_leaf ? 0 : nd->feature;
+    fill_perfect(m, is_leaf ? i : i + 1, 2 * slot + 1, level + 1, depth, tests, leaf);
+    fill_perfect(m, is_leaf ? i : nd->right, 2 * slot + 2, level + 1, depth, tests, leaf);
+}
+
+/* Chooses the trees worth a complete layout and builds it. */
+static st_status build_perfect(tree_model *m, st_arena *arena)
+{
+    size_t total = 0;
+    for (size_t t = 0; t < m->n_trees; t++) {
+        size_t n_real = (t + 1 < m->n_trees ? m->roots[t + 1] : m->n_nodes) - m->roots[t];
+        unsigned d = m->depth[t];
+        if (m->walk[t] != TREE_WALK_FIXED || d == 0 || d > TREE_PERFECT_DEPTH ||
+            (d > TREE_DENSE_DEPTH && ((size_t)2 << d) > 8 * n_real))
+            continue;
+        m->walk[t] = TREE_WALK_PERFECT;
+        total += (size_t)1 << d;
+    }
+    m->perfect_at = arena_array(arena, m->n_trees, sizeof *m->perfect_at);
+    m->perfect_tests = arena_array(arena, total, sizeof *m->perfect_tests);
+    m->perfect_leaf = arena_array(arena, total, sizeof *m->perfect_leaf);
+    if (!m->perfect_at || !m->perfect_tests || !m->perfect_leaf || total >= UINT32_MAX)
+        return ST_ENOMEM;
+    size_t at = 0;
+    for (size_t t = 0; t < m->n_trees; t++) {
+        if (m->walk[t] != TREE_WALK_PERFECT)
+            continue;
+        m->perfect_at[t] = (uint32_t)at;
+        fill_perfect(m, m->roots[t], 0, 0, m->depth[t], m->perfect_tests + at, m->perfect_leaf + at);
+        at += (size_t)1 << m->depth[t];
+    }
+    return ST_OK;
 }
 
 size_t tree_n_features(const tree_model *m)

@@ -36,7 +36,9 @@ typedef enum tree_cmp {
     TREE_CMP_GT,     /* x >  t */
     TREE_CMP_EQ,     /* x == t */
     TREE_CMP_NEQ,    /* x != t */
-    TREE_CMP_MEMBER, /* x, an integer category, is in the node's set */
+    TREE_CMP_MEMBER, /* x, an integer category, is in the node's set
+                        (x is truncated toward zero, as LightGBM and
+                        XGBoost read categories) */
 } tree_cmp;
 
 /* What a NaN (or, for LightGBM's "zero" rule, a zero) feature does. */
@@ -117,5 +119,11 @@ size_t tree_n_targets(const tree_model *m);
  * may be NULL (one thread). */
 void tree_predict(const tree_model *m, const float *x, size_t n_rows, size_t row_stride,
                   float *scores, st_pool *pool);
+
+/* Added by the engine (not part of the first contract): applies a post
+ * transform to one row of n scores in place, as tree_predict does.  For
+ * front ends that must see the raw scores first (a classifier's label is
+ * the argmax before SOFTMAX_ZERO reorders zeros). */
+void tree_post_transform(tree_post post, double *scores, size_t n);
 
 #endif

@@ -1,5 +1,5 @@
 /* tree_int.h - the compiled form of a tree ensemble, shared by the
- * compiler (compile.c) and the walkers (predict.c, predict_avx.c).
+ * compiler (compile.c) and the walkers (predict.c).
  *
  * Nodes of all trees sit in one array, each tree in pre-order.  Every
  * interior node tests "x[feature] <= thr" (float, exact: see compile.c);
@@ -33,6 +33,12 @@ typedef struct tree_entry {
     uint32_t is_last;
 } tree_entry;
 
+/* A test of a complete tree: threshold and feature on one cache line. */
+typedef struct tree_test {
+    float thr;
+    uint32_t feature;
+} tree_test;
+
 /* An interior node of a general tree (any cmp, any missing rule). */
 typedef struct tree_gnode {
     double threshold;
@@ -47,6 +53,7 @@ typedef struct tree_gnode {
 
 /* How a tree is walked. */
 enum {
+    TREE_WALK_PERFECT,  /* fast nodes only, laid out as a complete tree */
     TREE_WALK_FIXED,    /* fast nodes only, fixed number of steps */
     TREE_WALK_DEEP,     /* fast nodes only, too deep or lopsided for steps */
     TREE_WALK_GENERAL,  /* some node needs tree_gnode */
@@ -65,28 +72,35 @@ struct tree_model {
     size_t n_entries;
     tree_gnode *gnodes;
     size_t n_gnodes;
+    /* TREE_WALK_PERFECT trees of depth D: node i (0 = root) has children
+     * 2i + 1 (le) and 2i + 2; leaves that end a path early are padded
+     * with +inf thresholds (x <= +inf: left, for every number).  Tree t's
+     * 2^D - 1 tests start at perfect_at[t] in perfect_tests, its 2^D leaf
+     * entries at perfect_at[t] in perfect_leaf. */
+    tree_test *perfect_tests;
+    uint32_t *perfect_leaf;
+    uint32_t *perfect_at;
     bool is_single_entry;   /* every leaf adds exactly one entry */
     tree_agg agg;
     tree_post post;
     double *base_values;    /* n_targets */
 };
 
-/* Rows walked together. */
+/* Rows walked together: by the scalar walks, by the AVX-512 walk. */
 #define TREE_BLOCK 16
+#define TREE_SIMD_BLOCK 64
 
-/* Scores rows [begin, end) (generic C). */
+/* Scores rows [begin, end); use_simd picks the AVX-512 walk for full
+ * blocks of complete trees (only when tree_avx512_ok()). */
 void tree_predict_range(const tree_model *m, const float *x, size_t row_stride, float *scores,
                         size_t begin, size_t end, bool use_simd);
+
+/* AVX-512 walk of TREE_SIMD_BLOCK NaN-free rows through one complete tree:
+ * their entry indexes (predict_avx.c).  Needs 32-bit row offsets. */
+bool tree_avx512_ok(void);
+void tree_walk_perfect_avx512(const tree_test *tests, const uint32_t *leaf, unsigned depth, const float *x,
+                              size_t row_stride, uint32_t *entry);
 /* The general test at a node: true when the row goes to true child. */
 bool tree_gnode_test(const tree_gnode *g, float xf);
-/* The post transform of one row's scores, in place. */
-void tree_post_row(tree_post post, double *s, size_t n);
-
-/* AVX-512 walker for blocks of TREE_BLOCK rows through a fixed-depth
- * tree: leaf node indexes of the rows into leaf[] (predict_avx.c).
- * Available when tree_avx512_ok(). */
-bool tree_avx512_ok(void);
-void tree_walk_fixed_avx512(const tree_node *nodes, uint32_t root, unsigned depth, const float *x,
-                            size_t row_stride, uint32_t *leaf);
 
 #endif
