@@ -112,6 +112,20 @@ static int print_json(const cli_verb *verb, const char *path, const eng_model_in
         if (!info->ops[i].is_supported)
             json_write_string(&w, st_str_c(info->ops[i].op_type));
     json_write_array_end(&w);
+    if (info->objective) { /* tree ensembles in their own formats */
+        json_write_key(&w, ST_STR("encoding"));
+        json_write_string(&w, st_str_c(info->encoding));
+        json_write_key(&w, ST_STR("objective"));
+        json_write_string(&w, st_str_c(info->objective));
+        json_write_key(&w, ST_STR("trees"));
+        json_write_uint64(&w, info->n_trees);
+        json_write_key(&w, ST_STR("tree_nodes"));
+        json_write_uint64(&w, info->n_tree_nodes);
+        json_write_key(&w, ST_STR("features"));
+        json_write_uint64(&w, info->n_features);
+        json_write_key(&w, ST_STR("classes"));
+        json_write_uint64(&w, info->n_classes);
+    }
     json_write_object_end(&w);
     int rc = CLI_EXIT_OK;
     if (json_writer_finish(&w) != ST_OK)
@@ -132,8 +146,26 @@ static void print_io(const char *title, const eng_io *io, size_t n)
     }
 }
 
+/* XGBoost and LightGBM models: what the trees are and do. */
+static void print_trees_text(const char *path, const eng_model_info *info)
+{
+    bool is_xgb = strcmp(info->format, "xgboost") == 0;
+    printf("%s: %s model (%s, %s)\n", path, is_xgb ? "XGBoost" : "LightGBM", info->encoding, info->producer);
+    printf("objective: %s\n", info->objective[0] ? info->objective : "(none)");
+    printf("trees: %zu (%zu nodes)\n", info->n_trees, info->n_tree_nodes);
+    printf("features: %zu\n", info->n_features);
+    if (info->n_classes)
+        printf("classes: %zu\n", info->n_classes);
+    print_io("inputs", info->inputs, info->n_inputs);
+    print_io("outputs", info->outputs, info->n_outputs);
+}
+
 static void print_text(const char *path, const eng_model_info *info)
 {
+    if (info->objective) {
+        print_trees_text(path, info);
+        return;
+    }
     printf("%s: ONNX model (IR %lld%s%s)\n", path, (long long)info->ir_version, info->producer[0] ? ", " : "",
            info->producer);
     printf("opsets:");

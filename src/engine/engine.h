@@ -75,8 +75,9 @@ typedef struct eng_options {
 typedef struct eng_model eng_model;
 typedef struct eng_session eng_session;
 
-/* Loads and checks a model (ONNX; later also XGBoost/LightGBM, detected by
- * content).  `opt` may be NULL.  On error *out is NULL and err says what
+/* Loads and checks a model: ONNX, XGBoost (JSON or UBJSON, as
+ * Booster.save_model writes them) or LightGBM (text), detected by
+ * content.  `opt` may be NULL.  On error *out is NULL and err says what
  * was wrong (unknown operator with its domain and opset, dangling names,
  * truncated file, ...). */
 st_status eng_load_file(const char *path, const eng_options *opt, eng_model **out,
@@ -123,7 +124,7 @@ typedef struct eng_opset_use {
 } eng_opset_use;
 
 typedef struct eng_model_info {
-    const char *format;        /* "onnx" */
+    const char *format;        /* "onnx", "xgboost" or "lightgbm" */
     int64_t ir_version;
     const char *producer;      /* "pytorch 2.1" or "" */
     eng_opset_use *opsets;
@@ -138,6 +139,17 @@ typedef struct eng_model_info {
     size_t n_parameters;       /* elements of all initializers */
     size_t parameter_bytes;
     size_t n_unsupported;      /* distinct unsupported operators */
+    /* Tree ensembles in their own formats (format "xgboost" or
+     * "lightgbm"); NULL and 0 for ONNX models.  Their graph is one
+     * ai.stratus/GbmPredict node: input "input" float32 [N, n_features],
+     * output "predictions" [N] (or [N, targets]), or "probabilities"
+     * [N, n_classes] for multi:softprob and LightGBM multiclass. */
+    const char *encoding;      /* "json", "ubjson" or "text" */
+    const char *objective;     /* as the model names it */
+    size_t n_trees;
+    size_t n_tree_nodes;       /* leaves included */
+    size_t n_features;
+    size_t n_classes;          /* 0 unless multiclass */
 } eng_model_info;
 
 /* Describes the model at `path`; everything in *out lives in `arena`.

@@ -10,6 +10,7 @@
 #include <errno.h>
 
 #include "engine/eng_int.h"
+#include "engine/gbm_int.h"
 
 typedef struct op_tally {
     eng_op_use *ops;
@@ -145,7 +146,13 @@ st_status eng_inspect_file(const char *path, st_arena *arena, eng_model_info *ou
         return st_fail(err, ST_EIO, "%s: cannot map: %s", path, strerror(errno));
     static const uint8_t empty[1];
     onnx_model m;
-    st_status s = onnx_decode_model(map ? map : empty, len, arena, &m, err);
+    st_status s;
+    if (map && gbm_detect(map, len) != GBM_FORMAT_NONE) {
+        if ((s = gbm_inspect(map, len, arena, out, err)) != ST_OK)
+            st_fail_wrap(err, s, "%s", path);
+        goto done;
+    }
+    s = onnx_decode_model(map ? map : empty, len, arena, &m, err);
     if (s != ST_OK) {
         st_fail_wrap(err, s, "%s", path);
         goto done;

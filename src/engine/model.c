@@ -12,6 +12,7 @@
 #include "base/alloc.h"
 #include "base/hash.h"
 #include "engine/eng_int.h"
+#include "engine/gbm_int.h"
 #include "engine/model_int.h"
 
 /* --- name table: st_str -> value id, open addressing ------------------- */
@@ -590,6 +591,9 @@ done:
 
 static st_status model_finish(eng_model *m, st_error *err)
 {
+    /* XGBoost and LightGBM models, told apart from ONNX by content. */
+    if (gbm_detect(m->bytes, m->n_bytes) != GBM_FORMAT_NONE)
+        return gbm_model_build(m, err);
     st_status s = onnx_decode_model(m->bytes, m->n_bytes, &m->arena, &m->onnx, err);
     if (s != ST_OK)
         return s;
