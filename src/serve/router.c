@@ -366,11 +366,11 @@ static void route_v2(sv_server *s, http_exchange *ex, const http_request *req, s
     if (st_str_eq_c(rest, "/health/ready")) {
         if (!check_method(s, ex, req, "GET", none))
             return;
-        /* The spec answers "not ready" with a 4xx; 503 is the one load
-         * balancers and Kubernetes probes read as "try later". */
+        /* The V2 spec: 200 means ready, a 4xx means not (Triton answers
+         * 400 too); Kubernetes probes read any 4xx as a failure. */
         bool is_ready = sv_manager_is_ready(s->manager);
-        respond_text(ex, is_ready ? 200 : 503, json_type, is_ready ? "{\"ready\":true}" : "{\"ready\":false}");
-        count(s, NULL, none, is_ready ? 200 : 503);
+        respond_text(ex, is_ready ? 200 : 400, json_type, is_ready ? "{\"ready\":true}" : "{\"ready\":false}");
+        count(s, NULL, none, is_ready ? 200 : 400);
         return;
     }
     if (!take_prefix(&rest, "/models/")) {
@@ -406,8 +406,8 @@ static void route_v2(sv_server *s, http_exchange *ex, const http_request *req, s
     bool is_ready = false;
     st_status st = sv_manager_v2_metadata(s->manager, model, version, is_ready_route ? NULL : &body, &is_ready, &err);
     if (is_ready_route && (st == ST_OK || st == ST_EAGAIN)) {
-        respond_text(ex, is_ready ? 200 : 503, json_type, is_ready ? "{\"ready\":true}" : "{\"ready\":false}");
-        count(s, NULL, none, is_ready ? 200 : 503);
+        respond_text(ex, is_ready ? 200 : 400, json_type, is_ready ? "{\"ready\":true}" : "{\"ready\":false}");
+        count(s, NULL, none, is_ready ? 200 : 400);
     } else if (st != ST_OK) {
         if (st == ST_EAGAIN && !err.msg[0])
             st_fail(&err, ST_EAGAIN, "model '%.*s' is loading", (int)(model.len > 128 ? 128 : model.len), model.ptr);
