@@ -332,6 +332,28 @@ def test_failed_version_keeps_previous(server, repo):
     assert states["7"] == ("END", "UNKNOWN") and states["2"] == ("AVAILABLE", "OK")
 
 
+def test_not_ready_is_a_4xx(tmp_path):
+    """The V2 spec: 200 means ready, a 4xx means not.  A model whose only
+    version fails to load is not ready, nor is the server (all models)."""
+    repo = tmp_path / "models"
+    (repo / "bad" / "1").mkdir(parents=True)
+    (repo / "bad" / "1" / "model.onnx").write_bytes(b"this is not an onnx model")
+    shutil.copytree(EXAMPLES / "iris", repo / "iris")
+    server = Server(tmp_path, "--models", repo, wait_ready=False)
+    try:
+        server.wait_ready("/v2/models/iris/ready")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and "failed to load" not in server.stderr():
+            time.sleep(0.05)
+        assert server.request("GET", "/v2/models/bad/ready")[0] == 400
+        assert server.request("GET", "/v2/health/ready")[0] == 400
+        assert server.request("GET", "/v2/health/live")[0] == 200
+        status, r, _ = server.json("GET", "/v2/models/bad")
+        assert status == 503 and "no version ready" in r["error"]
+    finally:
+        server.stop()
+
+
 def test_full_queue_answers_429(tmp_path, repo):
     (repo / "iris" / "config.json").write_text(json.dumps(
         {"max_batch_size": 64, "max_queue_delay_us": 1500000, "max_queue_size": 1}))
