@@ -233,24 +233,11 @@ static st_status convert_field(csv_scan *s, const csv_field *f, st_dtype t, uint
                 return field_error(s, ST_EINVAL, txt, n, "is out of range");
             mag = mag * 10 + (uint64_t)(ch - '0');
         }
-        uint64_t pos_max, neg_max;
-        switch (t) {
-        case ST_DT_INT8: pos_max = INT8_MAX; neg_max = 128; break;
-        case ST_DT_INT16: pos_max = INT16_MAX; neg_max = 32768; break;
-        case ST_DT_INT32: pos_max = INT32_MAX; neg_max = (uint64_t)INT32_MAX + 1; break;
-        case ST_DT_INT64: pos_max = INT64_MAX; neg_max = (uint64_t)INT64_MAX + 1; break;
-        case ST_DT_UINT8: pos_max = UINT8_MAX; neg_max = 0; break;
-        case ST_DT_UINT16: pos_max = UINT16_MAX; neg_max = 0; break;
-        case ST_DT_UINT32: pos_max = UINT32_MAX; neg_max = 0; break;
-        default: pos_max = UINT64_MAX; neg_max = 0; break;
-        }
-        if (mag > (neg ? neg_max : pos_max)) {
+        if (!sv_store_int(t, dst, neg, mag)) {
             char why[64];
             snprintf(why, sizeof why, "is out of range for %s", st_dtype_name(t));
             return field_error(s, ST_EINVAL, txt, n, why);
         }
-        uint64_t v = neg ? 0 - mag : mag;
-        memcpy(dst, &v, st_dtype_size(t));
         return ST_OK;
     }
     if (st == ST_EINVAL) {

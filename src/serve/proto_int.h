@@ -109,4 +109,8 @@ typedef struct sv_csv {
 st_status sv_csv_parse(const uint8_t *text, size_t len, st_dtype t, size_t max_elements,
                        st_arena *arena, sv_csv *out, st_error *err);
 
+/* Stores the integer (neg ? -mag : mag) at p as integer type t
+ * (little-endian); false, p untouched, when t cannot hold it. */
+bool sv_store_int(st_dtype t, uint8_t *p, bool neg, uint64_t mag);
+
 #endif

@@ -123,7 +123,7 @@ static void store_float(st_dtype t, uint8_t *p, double d)
     }
 }
 
-static bool store_int(st_dtype t, uint8_t *p, bool neg, uint64_t mag)
+bool sv_store_int(st_dtype t, uint8_t *p, bool neg, uint64_t mag)
 {
     uint64_t pos_max, neg_max;
     size_t es = st_dtype_size(t);
@@ -162,7 +162,7 @@ static size_t convert_numbers(const uint8_t *src, st_dtype from, uint8_t *dst, s
         load_int(from, s, &neg, &mag);
         if (is_float_type(to))
             store_float(to, d, neg ? -(double)mag : (double)mag);
-        else if (!store_int(to, d, neg, mag))
+        else if (!sv_store_int(to, d, neg, mag))
             return i;
     }
     return n;
