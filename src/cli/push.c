@@ -39,20 +39,17 @@ static int split_kvs(const cli_verb *verb, const char *flag, const cli_multi *m,
     return CLI_EXIT_OK;
 }
 
-/* The engine tells formats apart by content; the registry records which. */
+/* The engine tells formats apart by content; the registry records which.
+ * The first 4 KiB decide (leading whitespace before a JSON object). */
 static const char *sniff_format(const char *path)
 {
-    char head[16] = { 0 };
+    uint8_t head[4096];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return "onnx";
-    ssize_t n = read(fd, head, sizeof head - 1);
+    ssize_t n = read(fd, head, sizeof head);
     close(fd);
-    if (n >= 4 && memcmp(head, "tree", 4) == 0)
-        return "lightgbm";
-    if (n >= 1 && (head[0] == '{' || memcmp(head, "binf", 4) == 0))
-        return "xgboost";
-    return "onnx";
+    return eng_detect_format(head, n > 0 ? (size_t)n : 0);
 }
 
 typedef struct push_progress {

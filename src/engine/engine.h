@@ -162,6 +162,10 @@ st_status eng_inspect_file(const char *path, st_arena *arena, eng_model_info *ou
 st_status eng_tensor_from_pb(const uint8_t *data, size_t len, st_arena *arena, eng_tensor *out,
                              const char **name, st_error *err);
 
+/* The format eng_load_* would read `data` as, from its first bytes:
+ * "xgboost" (JSON or UBJSON), "lightgbm", or "onnx" for anything else. */
+const char *eng_detect_format(const uint8_t *data, size_t len);
+
 /* Convenience: a tensor header over caller memory. */
 eng_tensor eng_tensor_make(st_dtype dtype, const int64_t *shape, uint32_t rank, void *data);
 

@@ -35,6 +35,19 @@ gbm_format gbm_detect(const uint8_t *data, size_t len)
     return GBM_FORMAT_NONE;
 }
 
+const char *eng_detect_format(const uint8_t *data, size_t len)
+{
+    switch (gbm_detect(data, len)) {
+    case GBM_FORMAT_XGB_JSON:
+    case GBM_FORMAT_XGB_UBJSON:
+        return "xgboost";
+    case GBM_FORMAT_LIGHTGBM:
+        return "lightgbm";
+    default:
+        return "onnx";
+    }
+}
+
 /* XGBoost writes NaN and infinities as bare NaN / Infinity / -Infinity
  * (the split_conditions of categorical nodes are NaN), which strict JSON
  * refuses.  This copies the text with each such token outside strings
