@@ -133,8 +133,9 @@ st_status reg_push(reg_store *r, const reg_push_request *req, int64_t *version, 
 st_status reg_set_alias(reg_store *r, st_str name, int64_t version, st_str alias, st_error *err);
 
 /* Removes a version with its metrics, params, tags and lineage.  When an
- * alias points to it: ST_EINVAL unless `force`, which removes those aliases
- * too.  The blob is deleted when no other version uses it.  The model and
+ * alias or a deployment points to it: ST_EINVAL (naming them) unless
+ * `force`, which removes those aliases too, clears the deployment's canary
+ * or shadow, and removes a deployment whose stable version it was.  The blob is deleted when no other version uses it.  The model and
  * its numbering stay (a later push does not reuse the number). */
 st_status reg_remove_version(reg_store *r, st_str name, int64_t version, bool force,
                              st_error *err);
@@ -214,7 +215,8 @@ typedef struct reg_audit_entry {
     int64_t id;
     const char *at;
     const char *who;
-    const char *action;  /* "push", "alias", "rm", "gc" */
+    const char *action;  /* "push", "alias", "unalias", "rm", "gc", "deploy",
+                            "promote", "rollback", "undeploy" */
     const char *target;  /* "churn@3" */
     const char *before;  /* JSON or NULL */
     const char *after;   /* JSON or NULL */
@@ -223,6 +225,84 @@ typedef struct reg_audit_entry {
 /* The last `limit` audit records (0: all), oldest first. */
 st_status reg_list_audit(reg_store *r, size_t limit, st_arena *arena, reg_audit_entry **out,
                          size_t *n, st_error *err);
+
+/* ---- deployments ------------------------------------------------------- */
+
+/* When a canary is judged worse than the stable version and traffic goes
+ * back (`stratus serve` checks this while it serves).  Over the last
+ * `window_s` seconds, once the canary has answered `min_requests`:
+ * its error rate minus the stable one's above `max_error_rate_increase`,
+ * or its p99 latency above `max_p99_ratio` times the stable one's (0: not
+ * checked), rolls it back. */
+typedef struct reg_rollback_rule {
+    double max_error_rate_increase; /* 0..1; default 0.05 */
+    double max_p99_ratio;           /* >= 1, or 0 = off; default 2 */
+    int64_t window_s;               /* 1..86400; default 60 */
+    int64_t min_requests;           /* >= 1; default 20 */
+} reg_rollback_rule;
+
+/* The defaults above. */
+reg_rollback_rule reg_rollback_rule_default(void);
+
+/* A model's traffic policy.  Version numbers are 0 when unset. */
+typedef struct reg_deployment {
+    const char *model;
+    int64_t stable;            /* takes the traffic the canary does not */
+    int64_t canary;            /* 0: none */
+    double canary_percent;     /* 0..100 of requests to the canary */
+    int64_t shadow;            /* gets a copy of every request; never answers */
+    const char *sticky_header; /* "" or a header whose value pins the choice */
+    reg_rollback_rule rule;
+    int64_t previous_stable;   /* what `rollback` without a canary returns to */
+    const char *state;         /* "stable", "canary", "rolled_back" */
+    const char *reason;        /* why the last rollback happened, or "" */
+    const char *updated_at;
+    const char *updated_by;
+    int64_t revision;          /* 1, 2, ...: bumps on every change */
+} reg_deployment;
+
+/* Sets (creates or replaces) the policy of `name` from `want` (its
+ * stable, canary, canary_percent, shadow, sticky_header and rule; the
+ * other fields are ignored).  Every version named must exist; the canary
+ * and shadow must differ from the stable version; percent 0..100, and a
+ * canary needs a percent > 0; the sticky header must be a valid header
+ * name.  The old stable version becomes previous_stable when it changes.
+ * Audit action "deploy" with before/after as JSON.  `out` (may be NULL)
+ * receives the new policy, memory in `arena`. */
+st_status reg_deploy_set(reg_store *r, st_str name, const reg_deployment *want,
+                         st_arena *arena, reg_deployment *out, st_error *err);
+/* The policy of `name`; ST_ENOTFOUND when the model has none. */
+st_status reg_deploy_get(reg_store *r, st_str name, st_arena *arena, reg_deployment *out,
+                         st_error *err);
+/* Every policy, sorted by model name. */
+st_status reg_deploy_list(reg_store *r, st_arena *arena, reg_deployment **out, size_t *n,
+                          st_error *err);
+/* Promotion: the canary becomes the stable version with all traffic
+ * (previous_stable keeps the old one).  ST_EINVAL when there is no canary.
+ * Audit action "promote". */
+st_status reg_deploy_promote(reg_store *r, st_str name, st_arena *arena, reg_deployment *out,
+                             st_error *err);
+/* Rollback: with a canary, traffic returns to the stable version (canary
+ * cleared, state "rolled_back", `reason` kept); without one, the stable
+ * version goes back to previous_stable.  When `only_canary` > 0 this is
+ * the automatic kind: it changes nothing (and returns ST_OK) unless that
+ * version is still the canary, so two servers judging the same canary
+ * roll it back once.  Audit action "rollback" (reason in "after"). */
+st_status reg_deploy_rollback(reg_store *r, st_str name, int64_t only_canary, const char *reason,
+                              st_arena *arena, reg_deployment *out, st_error *err);
+/* Removes the policy; ST_ENOTFOUND when there is none.  Audit "undeploy". */
+st_status reg_deploy_remove(reg_store *r, st_str name, st_error *err);
+
+/* Removes an alias; ST_ENOTFOUND when it does not exist.  Audit "unalias". */
+st_status reg_remove_alias(reg_store *r, st_str name, st_str alias, st_error *err);
+
+/* A number that changes whenever anything in the registry changes, in
+ * this process or another (servers poll it to follow changes live). */
+st_status reg_generation(reg_store *r, int64_t *out, st_error *err);
+
+/* Who the audit log names for this store's changes from now on (default:
+ * the user running the process); e.g. "api:admin" or "stratus serve". */
+void reg_set_actor(reg_store *r, const char *who);
 
 /* ---- consistency ------------------------------------------------------- */
 

@@ -43,6 +43,7 @@ struct sv_manager {
     eng_options engine;
     _Atomic bool is_stopping;   /* read unlocked by the loader between loads */
     bool is_initial_done;
+    bool is_sync_requested;     /* sv_manager_sync_now: scan before the period ends */
     pthread_t loader;
     bool is_loader_started;
     sv_counters unrouted;
@@ -629,6 +630,12 @@ static void *loader_main(void *arg)
         if (is_stopping)
             break;
         uint64_t now = st_now_us();
+        pthread_mutex_lock(&m->mu);
+        if (m->is_sync_requested) {
+            m->is_sync_requested = false;
+            next_scan = now;
+        }
+        pthread_mutex_unlock(&m->mu);
         if (now >= next_scan) {
             sync_models(m);
             next_scan = st_now_us() + (uint64_t)m->poll_ms * 1000u;
@@ -646,7 +653,7 @@ static void *loader_main(void *arg)
             wake = st_now_us() + 100000u;
         struct timespec ts = { (time_t)(wake / 1000000u), (long)(wake % 1000000u) * 1000 };
         pthread_mutex_lock(&m->mu);
-        if (!m->is_stopping)
+        if (!m->is_stopping && !m->is_sync_requested)
             pthread_cond_timedwait(&m->cv, &m->mu, &ts);
         pthread_mutex_unlock(&m->mu);
     }
@@ -753,6 +760,14 @@ void sv_manager_free(sv_manager *m)
     pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->mu);
     st_free(m);
+}
+
+void sv_manager_sync_now(sv_manager *m)
+{
+    pthread_mutex_lock(&m->mu);
+    m->is_sync_requested = true;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
 }
 
 void sv_manager_wait_initial(sv_manager *m, int timeout_ms)

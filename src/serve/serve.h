@@ -34,6 +34,15 @@ typedef struct sv_options {
     const char *predict_route;     /* Vertex AI; default $AIP_PREDICT_ROUTE or /predict */
     const char *health_route;      /* Vertex AI; default $AIP_HEALTH_ROUTE or /health */
     const char *server_version;    /* GET /v2 "version" */
+    const char *registry;          /* serve this STRATUS_HOME's registry: every
+                                      model's aliased versions under its
+                                      deployment policy, followed live, and
+                                      the management API under /api/v1 */
+    const char *admin_token_file;  /* the API's bearer token; NULL:
+                                      <registry>/admin.token, made (mode 0600)
+                                      at first start */
+    const char *api_keys_file;     /* inference routes need a key from this
+                                      file; NULL: open */
 } sv_options;
 
 /* Defaults: http_config_default(), workers 0, 16 Mi elements per tensor,

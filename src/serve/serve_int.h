@@ -15,6 +15,7 @@
 #include "base/status.h"
 #include "base/str.h"
 #include "engine/engine.h"
+#include "http/http.h"
 #include "serve/proto.h"
 
 /* ---- metrics ------------------------------------------------------------ */
@@ -158,6 +159,7 @@ typedef struct sv_manager sv_manager;
 
 typedef struct sv_manager_options {
     const char *repository;      /* DIR of --models, or NULL */
+    const char *registry;        /* a STRATUS_HOME to serve, or NULL */
     const char *const *names;    /* --model NAME=PATH pairs */
     const char *const *paths;
     size_t n_files;
@@ -187,6 +189,10 @@ bool sv_manager_single_name(sv_manager *m, char *buf, size_t cap);
 /* True when every known model has a served version and nothing is
  * loading for the first time. */
 bool sv_manager_is_ready(sv_manager *m);
+/* Wakes the loader to scan (the repository, or the registry) now rather
+ * than at the end of its poll period: the management API calls it after a
+ * change so the policy it just wrote is served at once. */
+void sv_manager_sync_now(sv_manager *m);
 /* Blocks until the first loads are done (tests, `make run` banners). */
 void sv_manager_wait_initial(sv_manager *m, int timeout_ms);
 
@@ -201,6 +207,38 @@ st_status sv_manager_v2_metadata(sv_manager *m, st_str name, st_str version, st_
 /* The counters and stats of requests that reached no model. */
 sv_counters *sv_manager_unrouted(sv_manager *m);
 sv_model_stats *sv_version_stats(sv_version *v);
+
+/* ---- management API (admin.c) and API keys (auth.c) ---------------------- */
+
+typedef struct sv_admin sv_admin;
+
+typedef struct sv_admin_options {
+    const char *home;        /* the registry's STRATUS_HOME */
+    const char *token_file;  /* NULL: <home>/admin.token, made (0600) when absent */
+    sv_manager *manager;     /* poked (sv_manager_sync_now) after every change */
+} sv_admin_options;
+
+/* Reads (or makes) the admin token and starts the thread that runs the
+ * registry calls: they may wait on SQLite's lock, which must never happen
+ * on an I/O thread. */
+st_status sv_admin_start(const sv_admin_options *opt, sv_admin **out, st_error *err);
+/* Answers a request whose path starts with /api/v1 (`rest` is what
+ * follows it): 401 without the right bearer token, before anything else.
+ * Answers asynchronously (http_respond from the admin thread). */
+void sv_admin_handle(sv_admin *a, http_exchange *ex, const http_request *req, st_str rest);
+/* Answers what is queued, stops the thread, frees. */
+void sv_admin_free(sv_admin *a);
+
+/* The API keys of the inference routes (--api-keys FILE). */
+typedef struct sv_keys sv_keys;
+/* Reads one key per line (blank lines and #comments skipped); keeps only
+ * their SHA-256.  ST_EINVAL for a file with no key or a key shorter than
+ * 16 bytes, naming the line. */
+st_status sv_keys_load(const char *path, sv_keys **out, st_error *err);
+/* True when the request has `Authorization: Bearer KEY` or `X-API-Key:
+ * KEY` with a key of the set (compared in constant time). */
+bool sv_keys_check(const sv_keys *k, const http_request *req);
+void sv_keys_free(sv_keys *k);
 
 /* ---- batcher ------------------------------------------------------------ */
 
