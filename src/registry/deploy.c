@@ -11,11 +11,6 @@
 
 #define OOM(err) st_fail(err, ST_ENOMEM, "out of memory")
 
-/* Limits of the rollback rule, shared by the checks and their messages. */
-#define RULE_MAX_P99_RATIO 1000.0
-#define RULE_MAX_WINDOW_S 86400
-#define RULE_MAX_MIN_REQUESTS 1000000000LL
-
 reg_rollback_rule reg_rollback_rule_default(void)
 {
     return (reg_rollback_rule){
@@ -67,18 +62,18 @@ static st_status check_rule(reg_rollback_rule *rule, st_error *err)
         p99 = def.max_p99_ratio;
     else if (p99 == REG_P99_OFF)
         p99 = 0;
-    else if (!(p99 >= 1 && p99 <= RULE_MAX_P99_RATIO))
+    else if (!(p99 >= 1 && p99 <= REG_P99_RATIO_MAX))
         return st_fail(err, ST_EINVAL,
                        "max p99 ratio must be at least 1 and at most %g (or off), got %g",
-                       RULE_MAX_P99_RATIO, rule->max_p99_ratio);
+                       REG_P99_RATIO_MAX, rule->max_p99_ratio);
     int64_t window_s = rule->window_s ? rule->window_s : def.window_s;
-    if (window_s < 1 || window_s > RULE_MAX_WINDOW_S)
+    if (window_s < 1 || window_s > REG_WINDOW_MAX_S)
         return st_fail(err, ST_EINVAL, "rollback window must be 1 to %d seconds, got %lld",
-                       RULE_MAX_WINDOW_S, (long long)rule->window_s);
+                       REG_WINDOW_MAX_S, (long long)rule->window_s);
     int64_t min_requests = rule->min_requests ? rule->min_requests : def.min_requests;
-    if (min_requests < 1 || min_requests > RULE_MAX_MIN_REQUESTS)
+    if (min_requests < 1 || min_requests > (long long)REG_MIN_REQUESTS_MAX)
         return st_fail(err, ST_EINVAL, "min requests must be 1 to %lld, got %lld",
-                       RULE_MAX_MIN_REQUESTS, (long long)rule->min_requests);
+                       (long long)REG_MIN_REQUESTS_MAX, (long long)rule->min_requests);
     *rule = (reg_rollback_rule){ mei, p99, window_s, min_requests };
     return ST_OK;
 }

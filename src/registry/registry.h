@@ -255,6 +255,10 @@ reg_rollback_rule reg_rollback_rule_default(void);
 #define REG_P99_OFF (-1.0)
 /* Longest sticky header name, in bytes. */
 #define REG_HEADER_MAX 64
+/* Upper limits of the rollback rule. */
+#define REG_P99_RATIO_MAX 1000.0
+#define REG_WINDOW_MAX_S 86400
+#define REG_MIN_REQUESTS_MAX 1000000000
 
 /* A model's traffic policy.  Version numbers are 0 when unset. */
 typedef struct reg_deployment {
