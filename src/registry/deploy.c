@@ -202,9 +202,7 @@ static st_status store(reg_store *r, int64_t model_id, const reg_deployment *d, 
     reg_bind_cstr(st, 14, d->updated_at);
     reg_bind_cstr(st, 15, d->updated_by);
     sqlite3_bind_int64(st, 16, d->revision);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? ST_OK : reg_db_fail(r, rc, "saving the deployment", err);
+    return reg_db_run(r, st, "saving the deployment", err);
 }
 
 static st_status delete_row(reg_store *r, int64_t model_id, st_error *err)
@@ -214,9 +212,7 @@ static st_status delete_row(reg_store *r, int64_t model_id, st_error *err)
     if (s != ST_OK)
         return s;
     sqlite3_bind_int64(st, 1, model_id);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? ST_OK : reg_db_fail(r, rc, "removing the deployment", err);
+    return reg_db_run(r, st, "removing the deployment", err);
 }
 
 /* Audit record with the policies before and after (either may be NULL). */
@@ -452,6 +448,11 @@ st_status reg_deploy_get(reg_store *r, st_str name, st_arena *arena, reg_deploym
     return s;
 }
 
+static bool row_deployment(sqlite3_stmt *st, void *items, size_t i, st_arena *arena)
+{
+    return read_row(st, arena, (reg_deployment *)items + i);
+}
+
 st_status reg_deploy_list(reg_store *r, st_arena *arena, reg_deployment **out, size_t *n,
                           st_error *err)
 {
@@ -460,39 +461,11 @@ st_status reg_deploy_list(reg_store *r, st_arena *arena, reg_deployment **out, s
     st_status s = reg_tx_read(r, err);
     if (s != ST_OK)
         return s;
-    sqlite3_stmt *st = NULL;
-    size_t count = 0, cap = 0;
-    reg_deployment *items = NULL;
-    if ((s = reg_db_prepare(r, SELECT_DEPLOYMENT "ORDER BY m.name", &st, err)) != ST_OK)
-        goto done;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            size_t grown = cap ? cap * 2 : 16;
-            reg_deployment *bigger = st_arena_calloc(arena, grown, sizeof *bigger, 8);
-            if (!bigger) {
-                s = OOM(err);
-                goto done;
-            }
-            if (count)
-                memcpy(bigger, items, count * sizeof *items);
-            items = bigger;
-            cap = grown;
-        }
-        if (!read_row(st, arena, &items[count++])) {
-            s = OOM(err);
-            goto done;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        s = reg_db_fail(r, rc, "listing deployments", err);
-        goto done;
-    }
-    *out = items;
-    *n = count;
-done:
-    sqlite3_finalize(st);
+    void *items = NULL;
+    s = reg_db_collect(r, SELECT_DEPLOYMENT "WHERE d.model_id > ? ORDER BY m.name", 0,
+                       sizeof(reg_deployment), row_deployment, arena, &items, n, err);
     reg_tx_rollback(r);
+    *out = items;
     return s;
 }
 
