@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -321,6 +322,15 @@ static void test_rollback_canary(void **state)
     assert_string_equal(e.action, "rollback");
     assert_non_null(strstr(e.after, "\"reason\":\"error rate +12 points\""));
     assert_non_null(strstr(e.after, "\"state\":\"rolled_back\""));
+    /* A reason is one bounded line. */
+    assert_int_equal(deploy(f, "churn", (reg_deployment){ .stable = 1, .canary = 2, .canary_percent = 10 }, NULL, &err), ST_OK);
+    assert_int_equal(reg_deploy_rollback(f->reg, ST_STR("churn"), 0, "two\nlines", &f->arena, &d, &err), ST_EINVAL);
+    char *long_reason = calloc(1, REG_VALUE_MAX + 2);
+    memset(long_reason, 'r', REG_VALUE_MAX + 1);
+    assert_int_equal(reg_deploy_rollback(f->reg, ST_STR("churn"), 0, long_reason, &f->arena, &d, &err), ST_EINVAL);
+    long_reason[REG_VALUE_MAX] = '\0';
+    assert_int_equal(reg_deploy_rollback(f->reg, ST_STR("churn"), 0, long_reason, &f->arena, &d, &err), ST_OK);
+    free(long_reason);
     /* Nothing left to roll back. */
     size_t audits = audit_count(f);
     assert_int_equal(reg_deploy_rollback(f->reg, ST_STR("churn"), 0, NULL, &f->arena, &d, &err), ST_EINVAL);
@@ -394,6 +404,48 @@ static void test_rollback_only_canary_race(void **state)
     /* A missing model is still an error. */
     assert_int_equal(reg_deploy_rollback(second, ST_STR("nosuch"), 1, NULL, NULL, NULL, &err), ST_ENOTFOUND);
     reg_close(second);
+}
+
+/* The same race with real concurrency: threads with their own handles
+ * judge one canary at once; exactly one rollback is recorded. */
+typedef struct racer {
+    const char *home;
+    st_status status;
+} racer;
+
+static void *race_rollback(void *arg)
+{
+    racer *x = arg;
+    reg_store *r;
+    if ((x->status = reg_open(x->home, REG_OPEN_EXISTING, &r, NULL)) != ST_OK)
+        return NULL;
+    x->status = reg_deploy_rollback(r, ST_STR("churn"), 2, "raced", NULL, NULL, NULL);
+    reg_close(r);
+    return NULL;
+}
+
+static void test_rollback_threads(void **state)
+{
+    fixture *f = *state;
+    push_versions(f, "churn", 2);
+    st_error err = { 0 };
+    assert_int_equal(deploy(f, "churn", (reg_deployment){ .stable = 1, .canary = 2, .canary_percent = 10 }, NULL, &err), ST_OK);
+    size_t audits = audit_count(f);
+    enum { N = 4 };
+    pthread_t threads[N];
+    racer racers[N];
+    for (int i = 0; i < N; i++) {
+        racers[i] = (racer){ f->home, ST_EINTERNAL };
+        assert_int_equal(pthread_create(&threads[i], NULL, race_rollback, &racers[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(racers[i].status, ST_OK);
+    }
+    assert_int_equal(audit_count(f), audits + 1);
+    reg_deployment d = get(f, "churn");
+    assert_int_equal(d.canary, 0);
+    assert_int_equal(d.revision, 2);
 }
 
 /* ---- rm and the deployment --------------------------------------------------- */
@@ -618,6 +670,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollback_canary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_stable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_only_canary_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rm_refused_and_forced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_alias, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
