@@ -14,6 +14,7 @@
 
 #include "testing.h"
 
+#include "base/alloc.h"
 #include "json/json.h"
 #include "registry/reg_int.h"
 #include "registry/registry.h"
@@ -584,6 +585,87 @@ static void test_actor(void **state)
     assert_string_equal(last_audit(f).who, user);
 }
 
+/* ---- allocation failures ---------------------------------------------------- */
+
+/* Runs `op` failing at allocation 1, 2, ... until it succeeds without
+ * reaching the failure point; after each failure the policy, audit log and
+ * generation are as they were, after the success they moved once. */
+static size_t fail_everywhere(fixture *f, st_status (*op)(fixture *f, st_error *err),
+                              void (*after_success)(fixture *f))
+{
+    size_t failures = 0;
+    for (uint64_t n = 1; n < 5000; n += n < 64 ? 1 : 3) {
+        int64_t revision = get(f, "churn").revision;
+        size_t audits = audit_count(f);
+        int64_t gen = generation(f->reg);
+        st_error err = { 0 };
+        uint64_t before = st_alloc_count();
+        st_alloc_fail_after(n);
+        st_status s = op(f, &err);
+        uint64_t used = st_alloc_count() - before;
+        st_alloc_fail_reset();
+        /* SQLite may keep a poisoned state: reopen. */
+        reg_close(f->reg);
+        assert_int_equal(reg_open(f->home, REG_OPEN_EXISTING, &f->reg, &err), ST_OK);
+        if (s != ST_OK) {
+            assert_true(err.msg[0] != '\0');
+            assert_int_equal(get(f, "churn").revision, revision);
+            assert_int_equal(audit_count(f), audits);
+            assert_int_equal(generation(f->reg), gen);
+            failures++;
+            continue;
+        }
+        assert_int_equal(get(f, "churn").revision, revision + 1);
+        assert_true(audit_count(f) > audits);
+        assert_true(generation(f->reg) > gen);
+        if (after_success)
+            after_success(f);
+        if (used < n)
+            return failures;
+    }
+    fail_msg("never succeeded");
+    return failures;
+}
+
+/* What the operations below work on, read before allocations may fail. */
+static int64_t alloc_test_stable = 1, alloc_test_canary = 3;
+
+static st_status deploy_canary(fixture *f, st_error *err)
+{
+    reg_deployment want = { .stable = alloc_test_stable == 1 ? 2 : 1, .canary = alloc_test_canary,
+                            .canary_percent = 5, .sticky_header = "X-User" };
+    st_status s = reg_deploy_set(f->reg, ST_STR("churn"), &want, &f->arena, &(reg_deployment){ 0 }, err);
+    if (s == ST_OK)
+        alloc_test_stable = want.stable;
+    return s;
+}
+
+static st_status rm_canary(fixture *f, st_error *err)
+{
+    return reg_remove_version(f->reg, ST_STR("churn"), alloc_test_canary, true, err);
+}
+
+/* The canary is gone: push a new one for the next attempt. */
+static void new_canary(fixture *f)
+{
+    push_versions(f, "churn", 1);
+    reg_deployment want = { .stable = alloc_test_stable, .canary = ++alloc_test_canary,
+                            .canary_percent = 5 };
+    assert_int_equal(reg_deploy_set(f->reg, ST_STR("churn"), &want, NULL, NULL, NULL), ST_OK);
+}
+
+static void test_alloc_failures(void **state)
+{
+    fixture *f = *state;
+    push_versions(f, "churn", 3);
+    st_error err = { 0 };
+    assert_int_equal(deploy(f, "churn", (reg_deployment){ .stable = 1 }, NULL, &err), ST_OK);
+    size_t deploy_failures = fail_everywhere(f, deploy_canary, NULL);
+    size_t rm_failures = fail_everywhere(f, rm_canary, new_canary);
+    fprintf(stderr, "# failed %zu deploys and %zu removals, each cleanly\n", deploy_failures, rm_failures);
+    assert_true(deploy_failures > 20 && rm_failures > 20);
+}
+
 /* ---- schema 2 -> 3 ----------------------------------------------------------- */
 
 static void test_migration_from_2(void **state)
@@ -675,6 +757,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_remove_alias, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_actor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json, setup, teardown),
     };
