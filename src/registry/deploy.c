@@ -274,7 +274,6 @@ static st_status no_policy(const change *c, st_error *err)
 static st_status save(reg_store *r, change *c, const char *action, reg_deployment *next,
                       st_arena *arena, reg_deployment *out, st_error *err)
 {
-    next->model = c->cur.model ? c->cur.model : "";
     next->updated_at = c->now;
     next->updated_by = c->who;
     next->revision = c->found ? c->cur.revision + 1 : 1;
