@@ -1,6 +1,6 @@
 /* fsck.c - checking a Stratus home: the database's own integrity and
  * foreign keys, every version's blob (present, right size, right hash),
- * every alias, and files in the blob folder that nothing names.  With gc,
+ * every alias and deployment, and files in the blob folder that nothing names.  With gc,
  * orphans are removed under the write lock (a push re-checks its blob
  * after taking that lock, so it is never robbed). */
 #include <dirent.h>
@@ -249,6 +249,18 @@ st_status reg_fsck(reg_store *r, bool gc, reg_fsck_fn on_issue, void *ctx,
                         "SELECT m.name, v.version, 'is numbered above the model''s last version' "
                         "FROM versions v JOIN models m ON m.id = v.model_id WHERE v.version > m.last_version",
                         REG_FSCK_DANGLING, "version", NULL, err)) != ST_OK ||
+        (s = check_rows(&c,
+                        /* Deployments name versions by number (a version
+                         * row may be renumbered never, but removed), so
+                         * no foreign key guards them: look. */
+                        "SELECT m.name, r.role, r.version, 'names a version that does not exist' FROM ("
+                        "  SELECT model_id, 'stable' AS role, stable AS version FROM deployments"
+                        "  UNION ALL SELECT model_id, 'canary', canary FROM deployments WHERE canary > 0"
+                        "  UNION ALL SELECT model_id, 'shadow', shadow FROM deployments WHERE shadow > 0"
+                        ") r JOIN models m ON m.id = r.model_id "
+                        "WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.model_id = r.model_id "
+                        "AND v.version = r.version)",
+                        REG_FSCK_DANGLING, "deployment", NULL, err)) != ST_OK ||
         (s = check_blobs(&c, err)) != ST_OK)
         goto done;
     if (gc) {

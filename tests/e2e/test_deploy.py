@@ -206,3 +206,19 @@ def test_no_registry(st):
     for args in [["deploy", "churn"], ["deployments"], ["audit"], ["promote", "churn"]]:
         p = st(*args)
         assert p.returncode == 1 and "no registry" in p.stderr
+
+
+def test_fsck_reports_a_deployment_naming_a_missing_version(st, churn, home):
+    """Deployments name versions by number, with no foreign key: a row
+    edited behind the registry's back is damage that fsck must report."""
+    import sqlite3
+    ok(st("deploy", "churn", "--version", "2", "--canary", "3", "--percent", "10"))
+    assert fsck_json(st)[0] == 0
+    db = sqlite3.connect(str(home / "registry.db"))
+    with db:
+        db.execute("UPDATE deployments SET canary = 99")
+    db.close()
+    code, report = fsck_json(st)
+    assert code == 1
+    text = json.dumps(report)
+    assert "deployment" in text and "canary 99" in text
