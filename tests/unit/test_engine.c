@@ -2,6 +2,7 @@
  * models built here with the ONNX protobuf encoding written by hand. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "testing.h"
@@ -186,6 +187,53 @@ static void test_fusion_matmul_bias_relu(void **state)
     st_buf_free(&model);
 }
 
+/* A weight over 8 MiB that only MatMul reads is multiplied where it lies
+ * in the model bytes, at whatever byte address: the model is loaded at
+ * four shifts so that the weight sits misaligned in most of them. */
+static void test_weight_in_place(void **state)
+{
+    (void)state;
+    enum { K = 1024, N = 2100 };
+    st_buf graph = { 0 }, model = { 0 };
+    float *w = malloc((size_t)K * N * sizeof *w);
+    assert_non_null(w);
+    for (size_t i = 0; i < (size_t)K * N; i++)
+        w[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    add_initializer_2d(&graph, "w", w, (int64_t)K * N, K);
+    add_node(&graph, "MatMul", "x", "w", "y");
+    add_value_info(&graph, 11, "x", K);
+    add_value_info(&graph, 12, "y", N);
+    finish_model(&model, &graph);
+    unsigned char *bytes = malloc(model.len + 4);
+    assert_non_null(bytes);
+    float x[K];
+    for (int i = 0; i < K; i++)
+        x[i] = (float)(i % 7) - 3.0f;
+    for (size_t shift = 0; shift < 4; shift++) {
+        memcpy(bytes + shift, model.data, model.len);
+        eng_model *m = NULL;
+        eng_session *s = NULL;
+        st_error err = { 0 };
+        assert_int_equal(eng_load_memory(bytes + shift, model.len, NULL, NULL, &m, &err), ST_OK);
+        assert_int_equal(eng_session_new(m, &s, &err), ST_OK);
+        int64_t shape[1] = { K };
+        eng_tensor in = eng_tensor_make(ST_DT_FLOAT32, shape, 1, x), out;
+        assert_int_equal(eng_run(s, &in, 1, &out, 1, &err), ST_OK);
+        assert_int_equal(out.count, N);
+        for (int j = 0; j < N; j++) {
+            double acc = 0;
+            for (int i = 0; i < K; i++)
+                acc += (double)x[i] * w[(size_t)i * N + j];
+            assert_float_equal(((float *)out.data)[j], acc, 1e-3);
+        }
+        eng_session_free(s);
+        eng_free(m);
+    }
+    free(bytes);
+    free(w);
+    st_buf_free(&model);
+}
+
 /* x * 0.5 * (1 + erf(x / sqrt 2)), as exporters write GELU, loads as one
  * Gelu node and computes the same values. */
 static void test_fusion_gelu(void **state)
@@ -293,6 +341,7 @@ int main(void)
         cmocka_unit_test(test_passes_fold_and_prune),
         cmocka_unit_test(test_fusion_matmul_bias_relu),
         cmocka_unit_test(test_fusion_gelu),
+        cmocka_unit_test(test_weight_in_place),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_input_checks),
     };

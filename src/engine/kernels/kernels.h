@@ -27,6 +27,16 @@ void eng_sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t
 void eng_sgemm_ref(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda, bool trans_a,
                    const float *b, size_t ldb, bool trans_b, float beta, float *c, size_t ldc);
 
+/* eng_sgemm with B at any byte address (ldb still counts floats): a
+ * weight read in place from a mapped model file, where protobuf put it.  B
+ * is only ever copied with memcpy, a block of about 1 MiB at a time, into
+ * an aligned per-thread buffer (kept, like the packing buffer) and
+ * multiplied from there.  Without that memory it still computes, slowly.
+ * Summation order over k may differ from eng_sgemm (B stored k x n is
+ * taken in depth blocks). */
+void eng_sgemm_unaligned_b(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda, bool trans_a,
+                           const void *b, size_t ldb, bool trans_b, float beta, float *c, size_t ldc, st_pool *pool);
+
 /* A B operand packed once for many products, e.g. a model's constant
  * weights, in the layout the micro-kernels stream (column panels as wide
  * as the register tile, zero-padded).  Packing at load time saves the
