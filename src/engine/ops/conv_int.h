@@ -61,6 +61,9 @@ typedef struct conv_attrs {
      * direct path (eng_sconv_pack), valid while W's data is w_packed_of. */
     const float *w_packed;
     const void *w_packed_of;
+    /* The same W transformed for the Winograd path (eng_wino_pack) when
+     * the kernel is 3x3 with unit strides and dilations, one group. */
+    const float *w_wino;
 } conv_attrs;
 
 /* One convolution or pooling problem.  Spatial arrays are indexed
