@@ -628,11 +628,18 @@ static void depthwise_unit(const conv_job *j, size_t unit, float *buf)
     const conv_geom *g = j->g;
     size_t n = unit / (size_t)g->c_in, c = unit % (size_t)g->c_in;
     const conv_dw_shape *s = &j->dw;
-    conv_dw_pad(s, j->x + (n * (size_t)g->c_in + c) * j->in_plane, buf);
+    const float *plane = j->x + (n * (size_t)g->c_in + c) * j->in_plane;
+    bool is_raw = conv_dw_raw_applies(s);
+    if (!is_raw)
+        conv_dw_pad(s, plane, buf);
     for (size_t mm = 0; mm < j->m_g; mm++) {
         size_t m = c * j->m_g + mm;
         size_t at = (n * (size_t)g->c_out + m) * j->out_plane;
-        conv_dw_plane_f32(s, buf, j->w + m * s->kh * s->kw, j->bias ? j->bias[m] : 0.0f, j->y + at);
+        float b = j->bias ? j->bias[m] : 0.0f;
+        if (is_raw)
+            conv_dw_raw_f32(s, plane, j->w + m * s->kh * s->kw, b, j->y + at);
+        else
+            conv_dw_plane_f32(s, buf, j->w + m * s->kh * s->kw, b, j->y + at);
         if (j->act && j->act->sum)
             conv_vadd_f32(j->y + at, j->act->sum + at, j->out_plane);
         if (j->act)
