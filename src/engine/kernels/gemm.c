@@ -73,44 +73,55 @@ const gemm_variant *gemm_variant_best(void)
 
 /* --- per-thread packing memory ------------------------------------------------ */
 
-/* One growing buffer per thread, reused by every call on that thread, so
- * the steady state allocates nothing.  A pthread key frees it when the
- * thread exits; the main thread's lives until the process ends. */
-static _Thread_local float *scratch_buf;
-static _Thread_local size_t scratch_floats;
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static bool is_scratch_key_ok;
+/* Growing buffers per thread, reused by every call on that thread, so
+ * the steady state allocates nothing.  Pthread keys free them when the
+ * thread exits; the main thread's live until the process ends.  Two: the
+ * packing buffer, and the buffer eng_sgemm_unaligned_b holds its operand
+ * in while it calls eng_sgemm (which uses the first). */
+typedef enum { BUF_PACK, BUF_BOUNCE, BUF_COUNT } thread_buf_id;
 
-static void scratch_free(void *p)
+static _Thread_local float *thread_bufs[BUF_COUNT];
+static _Thread_local size_t thread_buf_floats[BUF_COUNT];
+static pthread_key_t thread_buf_keys[BUF_COUNT];
+static pthread_once_t thread_buf_once = PTHREAD_ONCE_INIT;
+static bool is_thread_buf_key_ok[BUF_COUNT];
+
+static void thread_buf_free(void *p)
 {
     st_free(p);
 }
 
-static void scratch_key_create(void)
+static void thread_buf_keys_create(void)
 {
-    is_scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
+    for (int i = 0; i < BUF_COUNT; i++)
+        is_thread_buf_key_ok[i] = pthread_key_create(&thread_buf_keys[i], thread_buf_free) == 0;
 }
 
-/* At least `floats` floats, 64-byte aligned; NULL when out of memory. */
-static float *scratch_get(size_t floats)
+/* At least `floats` floats of buffer id, 64-byte aligned; NULL when out
+ * of memory. */
+static float *thread_buf_get(thread_buf_id id, size_t floats)
 {
-    if (floats <= scratch_floats)
-        return scratch_buf;
-    pthread_once(&scratch_once, scratch_key_create);
-    if (!is_scratch_key_ok || floats > SIZE_MAX / sizeof(float))
+    if (floats <= thread_buf_floats[id])
+        return thread_bufs[id];
+    pthread_once(&thread_buf_once, thread_buf_keys_create);
+    if (!is_thread_buf_key_ok[id] || floats > SIZE_MAX / sizeof(float))
         return NULL;
     float *fresh = st_aligned_alloc(64, floats * sizeof(float));
     if (!fresh)
         return NULL;
-    if (pthread_setspecific(scratch_key, fresh) != 0) {
+    if (pthread_setspecific(thread_buf_keys[id], fresh) != 0) {
         st_free(fresh);
         return NULL;
     }
-    st_free(scratch_buf);
-    scratch_buf = fresh;
-    scratch_floats = floats;
+    st_free(thread_bufs[id]);
+    thread_bufs[id] = fresh;
+    thread_buf_floats[id] = floats;
     return fresh;
+}
+
+static float *scratch_get(size_t floats)
+{
+    return thread_buf_get(BUF_PACK, floats);
 }
 
 static size_t round_up(size_t x, size_t to)
@@ -617,39 +628,6 @@ void eng_sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t
  * The copy lands in L2 from the same single pass over B that packing
  * would make, so large weights cost little more than pre-packed ones. */
 
-static _Thread_local float *bounce_buf;
-static _Thread_local size_t bounce_floats;
-static pthread_key_t bounce_key;
-static pthread_once_t bounce_once = PTHREAD_ONCE_INIT;
-static bool is_bounce_key_ok;
-
-static void bounce_key_create(void)
-{
-    is_bounce_key_ok = pthread_key_create(&bounce_key, scratch_free) == 0;
-}
-
-/* Like scratch_get, but a buffer of its own: eng_sgemm uses scratch_get
- * while the bounce buffer holds its operand. */
-static float *bounce_get(size_t floats)
-{
-    if (floats <= bounce_floats)
-        return bounce_buf;
-    pthread_once(&bounce_once, bounce_key_create);
-    if (!is_bounce_key_ok || floats > SIZE_MAX / sizeof(float))
-        return NULL;
-    float *fresh = st_aligned_alloc(64, floats * sizeof(float));
-    if (!fresh)
-        return NULL;
-    if (pthread_setspecific(bounce_key, fresh) != 0) {
-        st_free(fresh);
-        return NULL;
-    }
-    st_free(bounce_buf);
-    bounce_buf = fresh;
-    bounce_floats = floats;
-    return fresh;
-}
-
 /* About 1 MiB of B per block: a core's L2. */
 enum { BOUNCE_TARGET_FLOATS = 1 << 18, BOUNCE_MIN_ROWS = 32 };
 
@@ -676,7 +654,7 @@ void gemm_sgemm_unaligned_b_variant(const gemm_variant *v, size_t m, size_t n, s
     rows = rows < BOUNCE_MIN_ROWS ? BOUNCE_MIN_ROWS : rows / BOUNCE_MIN_ROWS * BOUNCE_MIN_ROWS;
     rows = min_size(rows, total);
     size_t floats;
-    float *buf = st_mul_overflow(rows, len, &floats) ? NULL : bounce_get(floats);
+    float *buf = st_mul_overflow(rows, len, &floats) ? NULL : thread_buf_get(BUF_BOUNCE, floats);
     for (size_t r0 = 0; r0 < total; r0 += rows) {
         const size_t nr = min_size(rows, total - r0);
         if (!buf) {

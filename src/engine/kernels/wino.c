@@ -220,25 +220,9 @@ void eng_wino_run_ref(const eng_wino_conv *p)
 
 #include <immintrin.h>
 
+#include "engine/kernels/cols512.h"
+
 #define T512 __attribute__((target("avx512f,avx2,fma")))
-
-static T512 __mmask16 lanes(size_t n)
-{
-    return _cvtu32_mask16(n >= 16 ? 0xffffu : (1u << n) - 1u);
-}
-
-/* Columns [start, start + 16) of an input row of w floats, 0 outside it;
- * start >= -1 (pads of at most 1). */
-static T512 __m512 load_cols(const float *row, ptrdiff_t start, size_t w)
-{
-    if (start >= (ptrdiff_t)w)
-        return _mm512_setzero_ps();
-    if (start >= 0)
-        return _mm512_maskz_loadu_ps(lanes(w - (size_t)start), row + start);
-    /* start == -1: columns 0..14 one lane up, lane 0 zero. */
-    const __m512i up = _mm512_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
-    return _mm512_maskz_permutexvar_ps(_cvtu32_mask16(0xfffe), up, _mm512_maskz_loadu_ps(lanes(w), row));
-}
 
 /* The row stage of one patch row for 16 tiles: columns 2t + k - pad_left
  * of input row iy (zeros outside), its even and odd columns split out with
@@ -252,8 +236,8 @@ static inline __attribute__((always_inline)) T512 void row512(const eng_wino_con
         return;
     }
     const float *row = plane + (size_t)iy * p->w;
-    __m512 x0 = load_cols(row, col, p->w), x1 = load_cols(row, col + 16, p->w);
-    __m512 x2 = load_cols(row, col + 2, p->w), x3 = load_cols(row, col + 18, p->w);
+    __m512 x0 = eng_cols16(row, col, p->w), x1 = eng_cols16(row, col + 16, p->w);
+    __m512 x2 = eng_cols16(row, col + 2, p->w), x3 = eng_cols16(row, col + 18, p->w);
     __m512 e0 = _mm512_permutex2var_ps(x0, ev, x1), o0 = _mm512_permutex2var_ps(x0, od, x1);
     __m512 e1 = _mm512_permutex2var_ps(x2, ev, x3), o1 = _mm512_permutex2var_ps(x2, od, x3);
     a[0] = _mm512_sub_ps(e0, e1);
@@ -270,7 +254,7 @@ static T512 void input512(const eng_wino_conv *p, const wino_geom *g, size_t c, 
     const float *plane = p->x + c * p->h * p->w;
     const size_t stride = g->vs;
     for (size_t t0 = 0; t0 < g->tw; t0 += 16) {
-        __mmask16 k = lanes(g->tw - t0);
+        __mmask16 k = eng_lanes16(g->tw - t0);
         ptrdiff_t col = (ptrdiff_t)(2 * t0) - (ptrdiff_t)p->pad_left;
         __m512 a[4][4];
         ptrdiff_t iy0 = (ptrdiff_t)(2 * ty0) - (ptrdiff_t)p->pad_top;
@@ -305,7 +289,7 @@ static T512 void output512(const eng_wino_conv *p, const wino_geom *g, size_t ty
         const __m512 bias = _mm512_set1_ps(p->bias ? p->bias[m] : 0.0f);
         for (size_t ty = ty0; ty < ty1; ty++)
             for (size_t t0 = 0; t0 < g->tw; t0 += 16) {
-                __mmask16 k = lanes(g->tw - t0);
+                __mmask16 k = eng_lanes16(g->tw - t0);
                 const float *src = g->m + m * g->band_tiles + (ty - ty0) * g->tw + t0;
                 __m512 s[2][4];
                 for (int j = 0; j < 4; j++) {
@@ -328,9 +312,9 @@ static T512 void output512(const eng_wino_conv *p, const wino_geom *g, size_t ty
                     }
                     float *dst = p->y + (m * p->oh + oy) * p->ow + 2 * t0;
                     size_t cols = p->ow - 2 * t0; /* > 0: t0 < tw */
-                    _mm512_mask_storeu_ps(dst, lanes(cols), _mm512_permutex2var_ps(y0, lo, y1));
+                    _mm512_mask_storeu_ps(dst, eng_lanes16(cols), _mm512_permutex2var_ps(y0, lo, y1));
                     if (cols > 16)
-                        _mm512_mask_storeu_ps(dst + 16, lanes(cols - 16), _mm512_permutex2var_ps(y0, hi, y1));
+                        _mm512_mask_storeu_ps(dst + 16, eng_lanes16(cols - 16), _mm512_permutex2var_ps(y0, hi, y1));
                 }
             }
     }

@@ -19,6 +19,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+
+#include "engine/kernels/cols512.h"
 #define CONV_X86 1
 #endif
 
@@ -209,23 +211,6 @@ AVX2 static void dw_plane_avx2_3x3(const conv_dw_shape *s, const float *src, con
 
 #define AVX512 __attribute__((target("avx512f,avx2,fma")))
 
-static inline __attribute__((always_inline)) AVX512 __mmask16 dw_lanes(size_t n)
-{
-    return _cvtu32_mask16(n >= 16 ? 0xffffu : (1u << n) - 1u);
-}
-
-/* Columns [start, start + 16) of a row of w floats, 0 outside it;
- * start >= -1. */
-static inline __attribute__((always_inline)) AVX512 __m512 dw_cols(const float *row, ptrdiff_t start, size_t w)
-{
-    if (start >= (ptrdiff_t)w)
-        return _mm512_setzero_ps();
-    if (start >= 0)
-        return _mm512_maskz_loadu_ps(dw_lanes(w - (size_t)start), row + start);
-    const __m512i up = _mm512_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
-    return _mm512_maskz_permutexvar_ps(_cvtu32_mask16(0xfffe), up, _mm512_maskz_loadu_ps(dw_lanes(w), row));
-}
-
 static AVX512 void dw3_raw_avx512(const conv_dw_shape *s, const float *plane, const float *w, float bias, float *dst)
 {
     const __m512 vb = _mm512_set1_ps(bias);
@@ -241,11 +226,11 @@ static AVX512 void dw3_raw_avx512(const conv_dw_shape *s, const float *plane, co
                 if (iy < 0 || iy >= (ptrdiff_t)s->ih)
                     continue;
                 const float *row = plane + (size_t)iy * s->iw;
-                acc = _mm512_fmadd_ps(wv[3 * i], dw_cols(row, col, s->iw), acc);
-                acc = _mm512_fmadd_ps(wv[3 * i + 1], dw_cols(row, col + 1, s->iw), acc);
-                acc = _mm512_fmadd_ps(wv[3 * i + 2], dw_cols(row, col + 2, s->iw), acc);
+                acc = _mm512_fmadd_ps(wv[3 * i], eng_cols16(row, col, s->iw), acc);
+                acc = _mm512_fmadd_ps(wv[3 * i + 1], eng_cols16(row, col + 1, s->iw), acc);
+                acc = _mm512_fmadd_ps(wv[3 * i + 2], eng_cols16(row, col + 2, s->iw), acc);
             }
-            _mm512_mask_storeu_ps(dst + y * s->ow + x0, dw_lanes(s->ow - x0), acc);
+            _mm512_mask_storeu_ps(dst + y * s->ow + x0, eng_lanes16(s->ow - x0), acc);
         }
 }
 
