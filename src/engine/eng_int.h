@@ -28,6 +28,10 @@ typedef struct eng_value {
     bool is_graph_input;
     bool is_graph_output;
     eng_tensor constant;       /* is_const: its data (read-only) */
+    bool is_in_place;          /* constant.data is a large weight where it
+                                  lies in the mapped file, at any byte
+                                  address: only Gemm and MatMul read it, as
+                                  their B (model.c, weight_in_place) */
     int producer;              /* node index, -1 for inputs and constants */
     int outer;                 /* captured from the enclosing graph: its
                                   place among the owner node's implicit

@@ -116,8 +116,9 @@ static void io_from_value(eng_io *io, const eng_value *v, const onnx_type *t, st
     }
 }
 
-/* Materializes an initializer into an aligned, read-only tensor. */
-static st_status load_constant(eng_model *m, const onnx_tensor *t, eng_value *v, st_error *err)
+/* Materializes an initializer into an aligned, read-only tensor, or with
+ * in_place leaves its data where the decoder found it (any alignment). */
+static st_status load_constant(eng_model *m, const onnx_tensor *t, eng_value *v, bool in_place, st_error *err)
 {
     if (!st_dtype_is_valid(t->data_type) || t->data_type == ST_DT_UNDEFINED)
         return st_fail(err, ST_EUNSUPPORTED, "initializer '%.*s' has data type %s, which Stratus does not run",
@@ -135,8 +136,9 @@ static st_status load_constant(eng_model *m, const onnx_tensor *t, eng_value *v,
         c->data = (void *)td.strings;
     } else if (td.byte_size == 0) {
         c->data = NULL;
-    } else if (onnx_tensor_data_is_aligned(&td) && td.align_bytes >= 16) {
+    } else if (in_place || (onnx_tensor_data_is_aligned(&td) && td.align_bytes >= 16)) {
         c->data = (void *)td.data;
+        v->is_in_place = in_place;
     } else {
         /* Unaligned raw_data (most of it: protobuf packs bytes anywhere) is
          * copied into the model's weight block. */
@@ -158,6 +160,50 @@ static st_status load_constant(eng_model *m, const onnx_tensor *t, eng_value *v,
     v->rank = (int)c->rank;
     memcpy(v->dims, c->shape, sizeof v->dims);
     return ST_OK;
+}
+
+/* --- weights read in place ------------------------------------------------------ */
+
+/* Weights at least this large that only Gemm and MatMul read, as B, are
+ * neither copied to aligned memory nor packed at load: they are multiplied
+ * where they lie in the mapped file (eng_sgemm_unaligned_b).  Bigger than
+ * a core's caches, they stream from memory on every product whether
+ * packed or not, and copying them means writing fresh pages, which on a
+ * VM costs from 0.3 to 8 ms per MB (a 100 MB model's load went from
+ * ~100 ms to ~600 ms when no huge pages were to be had). */
+#define WEIGHT_IN_PLACE_BYTES ((size_t)8 << 20)
+
+static bool is_matmul_like(const onnx_node *n)
+{
+    return n->domain.len == 0 && (st_str_eq_c(n->op_type, "Gemm") || st_str_eq_c(n->op_type, "MatMul"));
+}
+
+/* Whether initializer t of the main graph pg qualifies: float32, 2-D,
+ * inline, large, read only as input 1 of Gemm/MatMul, not a graph output.
+ * Graphs with subgraphs are left alone (a body may read any outer name). */
+static bool weight_in_place(const onnx_graph *pg, const onnx_tensor *t)
+{
+    if (t->data_type != ST_DT_FLOAT32 || t->dim_count != 2 || t->data_location == ONNX_LOCATION_EXTERNAL ||
+        !t->has_raw_data || t->byte_size < WEIGHT_IN_PLACE_BYTES)
+        return false;
+    for (size_t i = 0; i < pg->output_count; i++)
+        if (st_str_eq(pg->outputs[i].name, t->name))
+            return false;
+    size_t readers = 0;
+    for (size_t i = 0; i < pg->node_count; i++) {
+        const onnx_node *n = &pg->nodes[i];
+        for (size_t a = 0; a < n->attr_count; a++)
+            if (n->attrs[a].g || n->attrs[a].graph_count)
+                return false;
+        for (size_t j = 0; j < n->input_count; j++) {
+            if (!st_str_eq(n->inputs[j], t->name))
+                continue;
+            if (j != 1 || !is_matmul_like(n))
+                return false;
+            readers++;
+        }
+    }
+    return readers > 0;
 }
 
 /* --- graph building ----------------------------------------------------------- */
@@ -331,9 +377,14 @@ static st_status graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, c
     /* One block for the initializers that must be copied, on huge pages:
      * a 100 MB model then costs ~50 page faults instead of ~25,000. */
     size_t weight_bytes = 0;
-    for (size_t i = 0; i < pg->initializer_count; i++)
-        if (pg->initializers[i].data_location != ONNX_LOCATION_EXTERNAL)
+    bool *in_place = st_arena_calloc(arena, pg->initializer_count + 1, sizeof *in_place, 8);
+    if (!in_place)
+        return st_fail(err, ST_ENOMEM, "out of memory building the graph");
+    for (size_t i = 0; i < pg->initializer_count; i++) {
+        in_place[i] = !parent && weight_in_place(pg, &pg->initializers[i]);
+        if (pg->initializers[i].data_location != ONNX_LOCATION_EXTERNAL && !in_place[i])
             weight_bytes += pg->initializers[i].byte_size + 64;
+    }
     /* Inline data lives in the file: a block larger than the file (plus
      * alignment) could only come from lying dims. */
     size_t file_bound = m->n_bytes + 64 * (pg->initializer_count + 1);
@@ -354,7 +405,7 @@ static st_status graph_build(eng_model *m, const onnx_graph *pg, eng_graph *g, c
             return st_fail(err, ST_ECORRUPT, "initializer '%.*s' is defined twice", ST_STR_FMT(t->name));
         int id;
         add_value(g, names_p, t->name, &id, err);
-        if ((s = load_constant(m, t, &g->values[id], err)) != ST_OK)
+        if ((s = load_constant(m, t, &g->values[id], in_place[i], err)) != ST_OK)
             return s;
     }
     for (size_t i = 0; i < pg->input_count; i++) {

@@ -489,6 +489,8 @@ static void test_depthwise_kernel_matches_scalar(void **state)
         g.stride[2] = rnd_int(1, 3);
         g.dilation[1] = it % 2 ? 1 : rnd_int(1, 2);
         g.dilation[2] = it % 2 ? 1 : rnd_int(1, 2);
+        if (it % 6 == 0) /* the unpadded kernel's case */
+            g.stride[1] = g.stride[2] = g.dilation[1] = g.dilation[2] = 1;
         g.out[1] = rnd_int(1, 13);
         g.out[2] = rnd_int(1, 37);
         for (int d = 1; d < CONV_SP; d++) {
@@ -512,6 +514,14 @@ static void test_depthwise_kernel_matches_scalar(void **state)
             if (!(fabs((double)a[i] - (double)b[i]) <= 1e-5 * fmax(1.0, fabs((double)b[i]))))
                 fail_msg("k %zux%zu s %zu,%zu d %zu,%zu out %zux%zu: [%zu] %g vs %g", s.kh, s.kw, s.sh, s.sw, s.dh,
                          s.dw, s.oh, s.ow, i, (double)a[i], (double)b[i]);
+        /* The kernel on the unpadded plane, where it applies. */
+        if (conv_dw_raw_applies(&s)) {
+            conv_dw_raw_f32(&s, plane, wt, 0.5f, a);
+            for (size_t i = 0; i < s.oh * s.ow; i++)
+                if (!(fabs((double)a[i] - (double)b[i]) <= 1e-5 * fmax(1.0, fabs((double)b[i]))))
+                    fail_msg("raw: pads %zu,%zu in %zux%zu out %zux%zu: [%zu] %g vs %g", s.pad_top, s.pad_left, s.ih,
+                             s.iw, s.oh, s.ow, i, (double)a[i], (double)b[i]);
+        }
         free(plane);
         free(buf);
         free(a);

@@ -2,6 +2,7 @@
  * models built here with the ONNX protobuf encoding written by hand. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "testing.h"
@@ -186,6 +187,134 @@ static void test_fusion_matmul_bias_relu(void **state)
     st_buf_free(&model);
 }
 
+/* A weight over 8 MiB that only MatMul reads is multiplied where it lies
+ * in the model bytes, at whatever byte address: the model is loaded at
+ * four shifts so that the weight sits misaligned in most of them. */
+static void test_weight_in_place(void **state)
+{
+    (void)state;
+    enum { K = 1024, N = 2100 };
+    st_buf graph = { 0 }, model = { 0 };
+    float *w = malloc((size_t)K * N * sizeof *w);
+    assert_non_null(w);
+    for (size_t i = 0; i < (size_t)K * N; i++)
+        w[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    add_initializer_2d(&graph, "w", w, (int64_t)K * N, K);
+    add_node(&graph, "MatMul", "x", "w", "y");
+    add_value_info(&graph, 11, "x", K);
+    add_value_info(&graph, 12, "y", N);
+    finish_model(&model, &graph);
+    unsigned char *bytes = malloc(model.len + 4);
+    assert_non_null(bytes);
+    float x[K];
+    for (int i = 0; i < K; i++)
+        x[i] = (float)(i % 7) - 3.0f;
+    for (size_t shift = 0; shift < 4; shift++) {
+        memcpy(bytes + shift, model.data, model.len);
+        eng_model *m = NULL;
+        eng_session *s = NULL;
+        st_error err = { 0 };
+        assert_int_equal(eng_load_memory(bytes + shift, model.len, NULL, NULL, &m, &err), ST_OK);
+        assert_int_equal(eng_session_new(m, &s, &err), ST_OK);
+        int64_t shape[1] = { K };
+        eng_tensor in = eng_tensor_make(ST_DT_FLOAT32, shape, 1, x), out;
+        assert_int_equal(eng_run(s, &in, 1, &out, 1, &err), ST_OK);
+        assert_int_equal(out.count, N);
+        for (int j = 0; j < N; j++) {
+            double acc = 0;
+            for (int i = 0; i < K; i++)
+                acc += (double)x[i] * w[(size_t)i * N + j];
+            assert_float_equal(((float *)out.data)[j], acc, 1e-3);
+        }
+        eng_session_free(s);
+        eng_free(m);
+    }
+    free(bytes);
+    free(w);
+    st_buf_free(&model);
+}
+
+/* ValueInfoProto float32 of rank 4; a negative dim is the dynamic "N". */
+static void add_value_info_4d(st_buf *graph, unsigned field, const char *name, const int64_t *dims)
+{
+    st_buf shape = { 0 }, tensor = { 0 }, type = { 0 }, vi = { 0 };
+    for (int i = 0; i < 4; i++) {
+        st_buf d = { 0 };
+        if (dims[i] < 0)
+            pb_str(&d, 2, "N");
+        else
+            pb_int(&d, 1, dims[i]);
+        pb_msg(&shape, 1, &d);
+    }
+    pb_int(&tensor, 1, 1);
+    pb_msg(&tensor, 2, &shape);
+    pb_msg(&type, 1, &tensor);
+    pb_str(&vi, 1, name);
+    pb_msg(&vi, 2, &type);
+    pb_msg(graph, field, &vi);
+}
+
+/* relu(Conv(x, W)) with W [16, 16, 3, 3] on 10x10 images: a conv the
+ * Winograd path takes on AVX-512 (the direct path elsewhere), with the
+ * ReLU fused, alone and with images shared over two threads; against a
+ * naive convolution. */
+static void test_conv3x3_relu(void **state)
+{
+    (void)state;
+    enum { C = 16, H = 10, OH = 8 };
+    st_buf graph = { 0 }, model = { 0 }, t = { 0 };
+    static float w[C * C * 9];
+    for (size_t i = 0; i < C * C * 9; i++)
+        w[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    pb_int(&t, 1, C);
+    pb_int(&t, 1, C);
+    pb_int(&t, 1, 3);
+    pb_int(&t, 1, 3);
+    pb_int(&t, 2, 1);
+    pb_str(&t, 8, "w");
+    pb_bytes(&t, 9, w, sizeof w);
+    pb_msg(&graph, 5, &t);
+    add_node(&graph, "Conv", "x", "w", "c");
+    add_node(&graph, "Relu", "c", NULL, "y");
+    add_value_info_4d(&graph, 11, "x", (const int64_t[]){ -1, C, H, H });
+    add_value_info_4d(&graph, 12, "y", (const int64_t[]){ -1, C, OH, OH });
+    finish_model(&model, &graph);
+    enum { N = 4 };
+    static float x[N * C * H * H];
+    for (size_t i = 0; i < N * C * H * H; i++)
+        x[i] = (float)((i * 40503u) % 2001) / 1000.0f - 1.0f;
+    for (int threads = 1; threads <= 2; threads++) {
+        eng_options opt = { .threads = threads };
+        eng_model *m = NULL;
+        eng_session *s = NULL;
+        st_error err = { 0 };
+        assert_int_equal(eng_load_memory(model.data, model.len, NULL, &opt, &m, &err), ST_OK);
+        assert_int_equal(eng_session_new(m, &s, &err), ST_OK);
+        for (int64_t n = 1; n <= N; n += N - 1) {
+            int64_t shape[4] = { n, C, H, H };
+            eng_tensor in = eng_tensor_make(ST_DT_FLOAT32, shape, 4, x), out;
+            assert_int_equal(eng_run(s, &in, 1, &out, 1, &err), ST_OK);
+            assert_int_equal(out.count, (size_t)(n * C * OH * OH));
+            const float *y = out.data;
+            for (int64_t b = 0; b < n; b++)
+                for (int mo = 0; mo < C; mo++)
+                    for (int oy = 0; oy < OH; oy++)
+                        for (int ox = 0; ox < OH; ox++) {
+                            double acc = 0;
+                            for (int c = 0; c < C; c++)
+                                for (int i = 0; i < 3; i++)
+                                    for (int j = 0; j < 3; j++)
+                                        acc += (double)x[((b * C + c) * H + oy + i) * H + ox + j] *
+                                               w[((mo * C + c) * 3 + i) * 3 + j];
+                            assert_float_equal(y[((b * C + mo) * OH + oy) * OH + ox], acc > 0 ? acc : 0, 1e-4);
+                        }
+        }
+        eng_session_free(s);
+        eng_free(m);
+    }
+    st_buf_free(&model);
+}
+
 /* x * 0.5 * (1 + erf(x / sqrt 2)), as exporters write GELU, loads as one
  * Gelu node and computes the same values. */
 static void test_fusion_gelu(void **state)
@@ -293,6 +422,8 @@ int main(void)
         cmocka_unit_test(test_passes_fold_and_prune),
         cmocka_unit_test(test_fusion_matmul_bias_relu),
         cmocka_unit_test(test_fusion_gelu),
+        cmocka_unit_test(test_weight_in_place),
+        cmocka_unit_test(test_conv3x3_relu),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_input_checks),
     };

@@ -84,7 +84,9 @@ static float *matrix(size_t rows, size_t cols, size_t ld)
     return x;
 }
 
-typedef enum { RUN_PLAIN, RUN_PACKED } run_kind;
+/* RUN_UNALIGNED: B copied to an odd byte address (a weight in place in a
+ * model file) and multiplied through eng_sgemm_unaligned_b. */
+typedef enum { RUN_PLAIN, RUN_PACKED, RUN_UNALIGNED } run_kind;
 
 /* Runs case g with variant v (plain or with B pre-packed), on `pool`, and
  * compares with the reference; C's padding must stay as it was. */
@@ -123,6 +125,15 @@ static void check_case(const gemm_variant *v, gemm_case g, run_kind kind, st_poo
         /* B is not referenced after packing. */
         memset(b, 0xff, (b_rows == 0 || b_cols == 0 ? 1 : (b_rows - 1) * ldb + b_cols) * sizeof *b);
         eng_sgemm_packed(m, g.alpha, a, lda, g.trans_a, pb, g.beta, c, ldc, pool);
+    } else if (kind == RUN_UNALIGNED) {
+        size_t b_bytes = (b_rows == 0 || b_cols == 0 ? 1 : (b_rows - 1) * ldb + b_cols) * sizeof *b;
+        size_t shift = 1 + rand_below(3);
+        unsigned char *raw = malloc(b_bytes + shift);
+        assert_non_null(raw);
+        memcpy(raw + shift, b, b_bytes);
+        gemm_sgemm_unaligned_b_variant(v, m, n, k, g.alpha, a, lda, g.trans_a, raw + shift, ldb, g.trans_b, g.beta,
+                                       c, ldc, pool);
+        free(raw);
     } else {
         gemm_sgemm_variant(v, m, n, k, g.alpha, a, lda, g.trans_a, b, ldb, g.trans_b, g.beta, c, ldc, pool);
     }
@@ -133,7 +144,7 @@ static void check_case(const gemm_variant *v, gemm_case g, run_kind kind, st_poo
         if (i % ldc >= n ? got != 12345.0f : !(fabsf(got - exp) <= tol))
             fail_msg("%s%s: m=%zu n=%zu k=%zu ta=%d tb=%d lda=%zu ldb=%zu ldc=%zu alpha=%g beta=%g: "
                      "C[%zu][%zu] = %.8g, want %.8g",
-                     v->name, kind == RUN_PACKED ? " packed" : "", m, n, k, g.trans_a, g.trans_b, lda, ldb, ldc,
+                     v->name, kind == RUN_PACKED ? " packed" : kind == RUN_UNALIGNED ? " unaligned B" : "", m, n, k, g.trans_a, g.trans_b, lda, ldb, ldc,
                      (double)g.alpha, (double)g.beta, i / ldc, i % ldc, (double)got, (double)exp);
     }
     free(mem);
@@ -244,6 +255,32 @@ static void test_packed_b(void **state)
     }
 }
 
+/* B at odd addresses: small M (one block) and shapes of several blocks
+ * in both storage orders, alone and on a pool. */
+static void test_unaligned_b(void **state)
+{
+    (void)state;
+    static const size_t shapes[][3] = { { 1, 100, 64 },  { 3, 33, 17 },    { 1, 2100, 300 }, { 64, 700, 500 },
+                                        { 9, 2200, 3 },  { 100, 33, 1030 }, { 1, 40, 9000 },  { 5, 9000, 40 } };
+    st_pool *pool = NULL;
+    st_error err;
+    assert_int_equal(st_pool_create(2, &pool, &err), ST_OK);
+    const gemm_variant *vs[3];
+    size_t nv = runnable_variants(vs);
+    for (size_t vi = 0; vi < nv; vi++) {
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int t = 0; t < 4; t++) {
+                gemm_case g = random_case(shapes[s][0], shapes[s][1], shapes[s][2]);
+                g.trans_a = t & 1;
+                g.trans_b = t >> 1;
+                check_case(vs[vi], g, RUN_UNALIGNED, t == 3 ? pool : NULL);
+            }
+        for (int i = 0; i < 40; i++)
+            check_case(vs[vi], random_case(rand_size(), rand_size(), rand_size()), RUN_UNALIGNED, NULL);
+    }
+    st_pool_destroy(pool);
+}
+
 /* Big enough to be split over the pool, in every grid shape. */
 static void test_threads(void **state)
 {
@@ -350,6 +387,10 @@ static void *alloc_failure_thread(void *arg)
     g.trans_b = true;
     g.m = 5;
     check_case(v, g, RUN_PLAIN, NULL);
+    check_case(v, random_case(3, 40, 300), RUN_UNALIGNED, NULL);
+    g = random_case(20, 300, 40);
+    g.trans_b = false;
+    check_case(v, g, RUN_UNALIGNED, NULL);
     st_alloc_fail_reset();
     return NULL;
 }
@@ -376,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_small_m),       cmocka_unit_test(test_one_column),
         cmocka_unit_test(test_random_shapes),
         cmocka_unit_test(test_blocking),      cmocka_unit_test(test_packed_b),
+        cmocka_unit_test(test_unaligned_b),
         cmocka_unit_test(test_threads),       cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_degenerate),    cmocka_unit_test(test_alloc_failure),
     };

@@ -73,44 +73,55 @@ const gemm_variant *gemm_variant_best(void)
 
 /* --- per-thread packing memory ------------------------------------------------ */
 
-/* One growing buffer per thread, reused by every call on that thread, so
- * the steady state allocates nothing.  A pthread key frees it when the
- * thread exits; the main thread's lives until the process ends. */
-static _Thread_local float *scratch_buf;
-static _Thread_local size_t scratch_floats;
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static bool is_scratch_key_ok;
+/* Growing buffers per thread, reused by every call on that thread, so
+ * the steady state allocates nothing.  Pthread keys free them when the
+ * thread exits; the main thread's live until the process ends.  Two: the
+ * packing buffer, and the buffer eng_sgemm_unaligned_b holds its operand
+ * in while it calls eng_sgemm (which uses the first). */
+typedef enum { BUF_PACK, BUF_BOUNCE, BUF_COUNT } thread_buf_id;
 
-static void scratch_free(void *p)
+static _Thread_local float *thread_bufs[BUF_COUNT];
+static _Thread_local size_t thread_buf_floats[BUF_COUNT];
+static pthread_key_t thread_buf_keys[BUF_COUNT];
+static pthread_once_t thread_buf_once = PTHREAD_ONCE_INIT;
+static bool is_thread_buf_key_ok[BUF_COUNT];
+
+static void thread_buf_free(void *p)
 {
     st_free(p);
 }
 
-static void scratch_key_create(void)
+static void thread_buf_keys_create(void)
 {
-    is_scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
+    for (int i = 0; i < BUF_COUNT; i++)
+        is_thread_buf_key_ok[i] = pthread_key_create(&thread_buf_keys[i], thread_buf_free) == 0;
 }
 
-/* At least `floats` floats, 64-byte aligned; NULL when out of memory. */
-static float *scratch_get(size_t floats)
+/* At least `floats` floats of buffer id, 64-byte aligned; NULL when out
+ * of memory. */
+static float *thread_buf_get(thread_buf_id id, size_t floats)
 {
-    if (floats <= scratch_floats)
-        return scratch_buf;
-    pthread_once(&scratch_once, scratch_key_create);
-    if (!is_scratch_key_ok || floats > SIZE_MAX / sizeof(float))
+    if (floats <= thread_buf_floats[id])
+        return thread_bufs[id];
+    pthread_once(&thread_buf_once, thread_buf_keys_create);
+    if (!is_thread_buf_key_ok[id] || floats > SIZE_MAX / sizeof(float))
         return NULL;
     float *fresh = st_aligned_alloc(64, floats * sizeof(float));
     if (!fresh)
         return NULL;
-    if (pthread_setspecific(scratch_key, fresh) != 0) {
+    if (pthread_setspecific(thread_buf_keys[id], fresh) != 0) {
         st_free(fresh);
         return NULL;
     }
-    st_free(scratch_buf);
-    scratch_buf = fresh;
-    scratch_floats = floats;
+    st_free(thread_bufs[id]);
+    thread_bufs[id] = fresh;
+    thread_buf_floats[id] = floats;
     return fresh;
+}
+
+static float *scratch_get(size_t floats)
+{
+    return thread_buf_get(BUF_PACK, floats);
 }
 
 static size_t round_up(size_t x, size_t to)
@@ -608,6 +619,76 @@ void eng_sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t
 {
     gemm_sgemm_variant(gemm_variant_best(), m, n, k, alpha, a, lda, trans_a, b, ldb, trans_b, beta, c, ldc,
                        pool);
+}
+
+/* --- B at any address ---------------------------------------------------------
+ * A weight left where it lies in a mapped model file may sit at any byte
+ * offset, so it is never read as floats in place: blocks of it are copied
+ * (memcpy) into an aligned per-thread buffer and multiplied from there.
+ * The copy lands in L2 from the same single pass over B that packing
+ * would make, so large weights cost little more than pre-packed ones. */
+
+/* About 1 MiB of B per block: a core's L2. */
+enum { BOUNCE_TARGET_FLOATS = 1 << 18, BOUNCE_MIN_ROWS = 32 };
+
+void gemm_sgemm_unaligned_b_variant(const gemm_variant *v, size_t m, size_t n, size_t k, float alpha,
+                                    const float *a, size_t lda, bool trans_a, const void *b, size_t ldb,
+                                    bool trans_b, float beta, float *c, size_t ldc, st_pool *pool)
+{
+    if (m == 0 || n == 0 || k == 0 || alpha == 0.0f) {
+        gemm_sgemm_variant(v, m, n, k, alpha, a, lda, trans_a, NULL, ldb, trans_b, beta, c, ldc, pool);
+        return;
+    }
+    const unsigned char *bytes = b;
+    if (trans_b && !trans_a && v->dot && v->is_dot_any_address && m <= v->dot_max_m) {
+        /* Batch 1: the dot path streams W once, through unaligned vector
+         * loads only, so it reads W where it lies (about a quarter faster than
+         * through the buffer). */
+        gemm_sgemm_variant(v, m, n, k, alpha, a, lda, trans_a, (const float *)b, ldb, trans_b, beta, c, ldc, pool);
+        return;
+    }
+    /* A block is `rows` stored rows of B, each `len` floats: columns of C
+     * when B is stored n x k, depth when it is stored k x n. */
+    const size_t len = trans_b ? k : n, total = trans_b ? n : k;
+    size_t rows = BOUNCE_TARGET_FLOATS / len;
+    rows = rows < BOUNCE_MIN_ROWS ? BOUNCE_MIN_ROWS : rows / BOUNCE_MIN_ROWS * BOUNCE_MIN_ROWS;
+    rows = min_size(rows, total);
+    size_t floats;
+    float *buf = st_mul_overflow(rows, len, &floats) ? NULL : thread_buf_get(BUF_BOUNCE, floats);
+    for (size_t r0 = 0; r0 < total; r0 += rows) {
+        const size_t nr = min_size(rows, total - r0);
+        if (!buf) {
+            /* No memory: one stored row at a time through a stack buffer
+             * is slow but still right. */
+            float row[256];
+            for (size_t r = r0; r < r0 + nr; r++)
+                for (size_t p0 = 0; p0 < len; p0 += 256) {
+                    size_t cnt = min_size(256, len - p0);
+                    memcpy(row, bytes + (r * ldb + p0) * sizeof(float), cnt * sizeof(float));
+                    if (trans_b)
+                        gemm_sgemm_variant(v, m, 1, cnt, alpha, trans_a ? a + p0 * lda : a + p0, lda, trans_a, row,
+                                           1, false, p0 ? 1.0f : beta, c + r, ldc, pool);
+                    else
+                        gemm_sgemm_variant(v, m, cnt, 1, alpha, trans_a ? a + r * lda : a + r, lda, trans_a, row,
+                                           cnt, false, r ? 1.0f : beta, c + p0, ldc, pool);
+                }
+            continue;
+        }
+        for (size_t r = 0; r < nr; r++)
+            memcpy(buf + r * len, bytes + ((r0 + r) * ldb) * sizeof(float), len * sizeof(float));
+        if (trans_b)
+            gemm_sgemm_variant(v, m, nr, k, alpha, a, lda, trans_a, buf, len, true, beta, c + r0, ldc, pool);
+        else
+            gemm_sgemm_variant(v, m, n, nr, alpha, trans_a ? a + r0 * lda : a + r0, lda, trans_a, buf, len, false,
+                               r0 ? 1.0f : beta, c, ldc, pool);
+    }
+}
+
+void eng_sgemm_unaligned_b(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda, bool trans_a,
+                           const void *b, size_t ldb, bool trans_b, float beta, float *c, size_t ldc, st_pool *pool)
+{
+    gemm_sgemm_unaligned_b_variant(gemm_variant_best(), m, n, k, alpha, a, lda, trans_a, b, ldb, trans_b, beta, c,
+                                   ldc, pool);
 }
 
 void eng_sgemm_packed(size_t m, float alpha, const float *a, size_t lda, bool trans_a, const eng_sgemm_packed_b *b,

@@ -440,6 +440,7 @@ static const gemm_variant avx2_variant = {
     .tiles = { LAYOUT_TILES(0), LAYOUT_TILES(1) },
     .dot = dot256,
     .axpy = axpy256,
+    .is_dot_any_address = true,
     .dot_max_m = 8,
     .axpy_max_m = 16,
     .pack_a_rows = pack_a_rows256,

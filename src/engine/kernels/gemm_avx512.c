@@ -434,6 +434,7 @@ static const gemm_variant avx512_variant = {
     .tiles = { LAYOUT_TILES(0), LAYOUT_TILES(1) },
     .dot = dot512,
     .axpy = axpy512,
+    .is_dot_any_address = true,
     .dot_max_m = 16,
     .axpy_max_m = 4,
     .pack_a_rows = pack_a_rows512,

@@ -66,6 +66,8 @@ typedef struct gemm_variant {
     gemm_dot_fn dot;     /* C = A W^T for m <= dot_max_m (NULL: tiles) */
     gemm_axpy_fn axpy;   /* stored B, m <= axpy_max_m (NULL: tiles) */
     size_t dot_max_m, axpy_max_m;
+    bool is_dot_any_address; /* dot reads W with unaligned vector loads
+                              * only: W may sit at any byte address */
     /* Transposing packers (NULL: the portable loops in gemm.c).
      * pack_a_rows: dst[p * mr + i] = a[i * lda + p] for i < rows <= mr,
      *   p < kc (lanes i >= rows are left alone).
@@ -87,6 +89,10 @@ const gemm_variant *gemm_variant_best(void);
 void gemm_sgemm_variant(const gemm_variant *v, size_t m, size_t n, size_t k, float alpha, const float *a,
                         size_t lda, bool trans_a, const float *b, size_t ldb, bool trans_b, float beta,
                         float *c, size_t ldc, st_pool *pool);
+/* eng_sgemm_unaligned_b with an explicit variant. */
+void gemm_sgemm_unaligned_b_variant(const gemm_variant *v, size_t m, size_t n, size_t k, float alpha,
+                                    const float *a, size_t lda, bool trans_a, const void *b, size_t ldb,
+                                    bool trans_b, float beta, float *c, size_t ldc, st_pool *pool);
 /* eng_sgemm_pack_b with an explicit variant. */
 eng_sgemm_packed_b *gemm_pack_b_variant(const gemm_variant *v, size_t k, size_t n, const float *b, size_t ldb,
                                         bool trans_b, void *mem, size_t mem_bytes);

@@ -27,6 +27,16 @@ void eng_sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t
 void eng_sgemm_ref(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda, bool trans_a,
                    const float *b, size_t ldb, bool trans_b, float beta, float *c, size_t ldc);
 
+/* eng_sgemm with B at any byte address (ldb still counts floats): a
+ * weight read in place from a mapped model file, where protobuf put it.  B
+ * is only ever copied with memcpy, a block of about 1 MiB at a time, into
+ * an aligned per-thread buffer (kept, like the packing buffer) and
+ * multiplied from there.  Without that memory it still computes, slowly.
+ * Summation order over k may differ from eng_sgemm (B stored k x n is
+ * taken in depth blocks). */
+void eng_sgemm_unaligned_b(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda, bool trans_a,
+                           const void *b, size_t ldb, bool trans_b, float beta, float *c, size_t ldc, st_pool *pool);
+
 /* A B operand packed once for many products, e.g. a model's constant
  * weights, in the layout the micro-kernels stream (column panels as wide
  * as the register tile, zero-padded).  Packing at load time saves the
@@ -114,5 +124,41 @@ size_t eng_sconv_pack_floats(size_t c_out, size_t group, size_t k_per_out);
  * into per group, per block of ENG_SCONV_MR outputs, k-major groups of
  * ENG_SCONV_MR floats, zero for the outputs past a group's last. */
 void eng_sconv_pack(const float *w, size_t c_out, size_t group, size_t k_per_out, float *dst);
+
+/* --- Winograd F(2x2, 3x3) convolution (wino.c) -------------------------------
+ * One image of a 3x3, stride-1, dilation-1, single-group convolution with
+ * pads of at most 1 before each axis: y (c_out planes oh x ow) =
+ * relu?(bias + conv(x, W)).  Outputs must only read rows and columns
+ * below h + 1 and w + 1 (any end pads are 0 or 1).  W is transformed and
+ * packed once (eng_wino_pack); the run needs eng_wino_scratch_floats
+ * floats of 64-byte-aligned scratch and allocates nothing. */
+typedef struct eng_wino_conv {
+    const float *x;          /* c_in planes of h x w */
+    size_t c_in, h, w;
+    size_t pad_top, pad_left;/* 0 or 1 */
+    size_t oh, ow;           /* >= 1 */
+    size_t c_out;
+    const float *u;          /* eng_wino_pack's output */
+    const float *bias;       /* c_out floats, or NULL */
+    bool relu;
+    float *y;
+    float *scratch;
+} eng_wino_conv;
+
+/* Floats of scratch for one image; 0 on overflow. */
+size_t eng_wino_scratch_floats(size_t c_in, size_t c_out, size_t oh, size_t ow);
+/* Floats eng_wino_pack writes; 0 on overflow. */
+size_t eng_wino_pack_floats(size_t c_out, size_t c_in);
+/* U = G g G^T of every (output, input) pair of W [c_out, c_in, 3, 3],
+ * packed per transform position for the eng_sconv tile.  tmp: c_out x
+ * c_in floats of working memory. */
+void eng_wino_pack(const float *w, size_t c_out, size_t c_in, float *dst, float *tmp);
+/* Whether eng_wino_run has SIMD transforms here (AVX-512); without them
+ * the direct convolution is faster. */
+bool eng_wino_is_fast(void);
+/* The convolution, with the transforms for this CPU. */
+void eng_wino_run(const eng_wino_conv *p);
+/* The scalar reference (same scratch). */
+void eng_wino_run_ref(const eng_wino_conv *p);
 
 #endif

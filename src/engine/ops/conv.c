@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "engine/kernels/kernels.h"
 #include "engine/ops/conv_int.h"
 
@@ -168,6 +169,107 @@ st_status conv_attrs_check(eng_node *n, st_arena *arena, st_error *err)
  * GEMM (small-M kernels) would not. */
 enum { DIRECT_MIN_OUT = 4 };
 
+/* --- Winograd path -------------------------------------------------------------
+ * 3x3 stride-1 convs with enough channels and tiles run as Winograd
+ * F(2x2, 3x3) (kernels/wino.c): 16 multiplies per 2x2 outputs and channel
+ * pair instead of 36, on the same register tile as the direct path, when
+ * the SIMD transforms exist (AVX-512).  Measured on the bench CNN: below
+ * these sizes the transforms cost more than the multiplies saved. */
+enum { WINO_MIN_C_IN = 16, WINO_MIN_C_OUT = 16, WINO_MIN_TILES = 16 };
+
+static bool is_all_ones(const int64_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] != 1)
+            return false;
+    return true;
+}
+
+/* W transformed at load when the attributes allow the Winograd path. */
+static void wino_pack_check(conv_attrs *a, const eng_tensor *w, st_arena *arena)
+{
+    if (!eng_wino_is_fast() || a->group != 1 || w->rank != 4 || w->shape[2] != 3 || w->shape[3] != 3 ||
+        w->shape[0] < WINO_MIN_C_OUT || w->shape[1] < WINO_MIN_C_IN || !is_all_ones(a->strides, a->n_strides) ||
+        !is_all_ones(a->dilations, a->n_dilations))
+        return;
+    size_t c_out = (size_t)w->shape[0], c_in = (size_t)w->shape[1], floats = eng_wino_pack_floats(c_out, c_in);
+    float *u = floats && floats <= SIZE_MAX / sizeof(float) ? st_arena_alloc(arena, floats * sizeof *u, 64) : NULL;
+    float *tmp = st_malloc(c_out * c_in * sizeof *tmp);
+    if (u && tmp) {
+        eng_wino_pack(w->data, c_out, c_in, u, tmp);
+        a->w_wino = u;
+    }
+    st_free(tmp);
+}
+
+/* Whether this call takes the Winograd path: W transformed at load (and
+ * still this call's W), 2-D geometry with pads of at most 1, enough tiles,
+ * an activation the transform applies (none or ReLU), and threads only
+ * when there are images to share out. */
+static bool wino_applies(const eng_kctx *k, const conv_geom *g, const conv_act *act)
+{
+    const conv_attrs *a = k->node->state;
+    if (!a->w_wino || a->w_packed_of != k->in[1]->data || g->nsp != 2 || g->group != 1 || g->kernel[1] != 3 ||
+        g->kernel[2] != 3 || (act && (act->kind != CONV_ACT_RELU || act->sum)))
+        return false;
+    for (int d = 1; d < CONV_SP; d++)
+        if (g->stride[d] != 1 || g->dilation[d] != 1 || g->pad_begin[d] > 1 || g->pad_end[d] > 1)
+            return false;
+    size_t tiles = (size_t)((g->out[1] + 1) / 2 * ((g->out[2] + 1) / 2));
+    int threads = st_pool_size(k->pool);
+    return tiles >= WINO_MIN_TILES && (threads <= 1 || g->batch >= 2 * threads);
+}
+
+typedef struct wino_job {
+    const conv_geom *g;
+    eng_wino_conv one;  /* image 0; x and y move per image */
+    size_t scratch_floats;
+    float *scratch;     /* one block per task */
+    atomic_size_t next;
+} wino_job;
+
+static void wino_task(void *ctx, int ith, int nth)
+{
+    (void)nth;
+    wino_job *j = ctx;
+    eng_wino_conv p = j->one;
+    p.scratch = j->scratch + (size_t)ith * j->scratch_floats;
+    size_t in_image = p.c_in * p.h * p.w, out_image = p.c_out * p.oh * p.ow;
+    for (;;) {
+        size_t n = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (n >= (size_t)j->g->batch)
+            break;
+        p.x = j->one.x + n * in_image;
+        p.y = j->one.y + n * out_image;
+        eng_wino_run(&p);
+    }
+}
+
+static st_status conv_wino(const eng_kctx *k, const conv_geom *g, const float *bias, bool relu)
+{
+    const conv_attrs *a = k->node->state;
+    wino_job j = { .g = g };
+    j.one = (eng_wino_conv){ .x = k->in[0]->data, .c_in = (size_t)g->c_in, .h = (size_t)g->in[1],
+                             .w = (size_t)g->in[2], .pad_top = (size_t)g->pad_begin[1],
+                             .pad_left = (size_t)g->pad_begin[2], .oh = (size_t)g->out[1], .ow = (size_t)g->out[2],
+                             .c_out = (size_t)g->c_out, .u = a->w_wino, .bias = bias, .relu = relu,
+                             .y = k->out[0]->data };
+    j.scratch_floats = eng_wino_scratch_floats(j.one.c_in, j.one.c_out, j.one.oh, j.one.ow);
+    int threads = st_pool_size(k->pool);
+    size_t tasks = threads > 1 ? (size_t)threads : 1, bytes;
+    if (j.scratch_floats == 0 || __builtin_mul_overflow(tasks * sizeof(float), j.scratch_floats, &bytes))
+        return ST_EOVERFLOW;
+    j.scratch = st_arena_alloc(k->scratch, bytes, 64);
+    if (!j.scratch)
+        return ST_ENOMEM;
+    atomic_init(&j.next, 0);
+    if (tasks > 1)
+        st_pool_run(k->pool, wino_task, &j, (int)tasks);
+    else
+        wino_task(&j, 0, 1);
+    return ST_OK;
+}
+
 /* Conv and FusedConv: the attributes, and a constant float32 W packed
  * for the direct path when the strides allow it (per-call packing costs
  * a pass over W at every run, most of a batch-1 run for small images). */
@@ -195,6 +297,7 @@ static st_status conv_check(eng_node *n, st_arena *arena, st_error *err)
     eng_sconv_pack(w->data, c_out, (size_t)a->group, k_rows, p);
     a->w_packed = p;
     a->w_packed_of = w->data;
+    wino_pack_check(a, w, arena);
     return ST_OK;
 }
 
@@ -525,11 +628,18 @@ static void depthwise_unit(const conv_job *j, size_t unit, float *buf)
     const conv_geom *g = j->g;
     size_t n = unit / (size_t)g->c_in, c = unit % (size_t)g->c_in;
     const conv_dw_shape *s = &j->dw;
-    conv_dw_pad(s, j->x + (n * (size_t)g->c_in + c) * j->in_plane, buf);
+    const float *plane = j->x + (n * (size_t)g->c_in + c) * j->in_plane;
+    bool is_raw = conv_dw_raw_applies(s);
+    if (!is_raw)
+        conv_dw_pad(s, plane, buf);
     for (size_t mm = 0; mm < j->m_g; mm++) {
         size_t m = c * j->m_g + mm;
         size_t at = (n * (size_t)g->c_out + m) * j->out_plane;
-        conv_dw_plane_f32(s, buf, j->w + m * s->kh * s->kw, j->bias ? j->bias[m] : 0.0f, j->y + at);
+        float b = j->bias ? j->bias[m] : 0.0f;
+        if (is_raw)
+            conv_dw_raw_f32(s, plane, j->w + m * s->kh * s->kw, b, j->y + at);
+        else
+            conv_dw_plane_f32(s, buf, j->w + m * s->kh * s->kw, b, j->y + at);
         if (j->act && j->act->sum)
             conv_vadd_f32(j->y + at, j->act->sum + at, j->out_plane);
         if (j->act)
@@ -1037,6 +1147,12 @@ static st_status conv_run(eng_kctx *k)
     case ENG_ACT_NONE: break;
     }
     bool fuse = act.kind != CONV_ACT_NONE && post->bias < 0;
+    if (wino_applies(k, &g, fuse ? &act : NULL)) {
+        if ((s = conv_wino(k, &g, b ? b->data : NULL, fuse)) != ST_OK)
+            return eng_fail(k, s, "out of scratch memory");
+        k->is_post_done = fuse;
+        return ST_OK;
+    }
     s = conv_f32_packed(&g, CONV_PATH_AUTO, k->in[0]->data, k->in[1]->data, packed_w_of(k), b ? b->data : NULL,
                         fuse ? &act : NULL, k->out[0]->data, k->scratch, k->pool);
     if (s != ST_OK)

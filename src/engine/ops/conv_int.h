@@ -61,6 +61,9 @@ typedef struct conv_attrs {
      * direct path (eng_sconv_pack), valid while W's data is w_packed_of. */
     const float *w_packed;
     const void *w_packed_of;
+    /* The same W transformed for the Winograd path (eng_wino_pack) when
+     * the kernel is 3x3 with unit strides and dilations, one group. */
+    const float *w_wino;
 } conv_attrs;
 
 /* One convolution or pooling problem.  Spatial arrays are indexed
@@ -157,6 +160,12 @@ void conv_dw_pad(const conv_dw_shape *s, const float *plane, float *buf);
 /* One output plane: dst[y][x] = bias + sum_ij w[i][j] * padded[y*sh +
  * i*dh][x*sw + j*dw], reading the copy conv_dw_pad made. */
 void conv_dw_plane_f32(const conv_dw_shape *s, const float *src, const float *w, float bias, float *dst);
+/* Whether conv_dw_raw_f32 computes s: 3x3, strides and dilations 1, pads
+ * before of at most 1, and AVX-512. */
+bool conv_dw_raw_applies(const conv_dw_shape *s);
+/* conv_dw_plane_f32 reading the input plane itself (ih x iw), no padded
+ * copy: the same outputs, for shapes conv_dw_raw_applies to. */
+void conv_dw_raw_f32(const conv_dw_shape *s, const float *plane, const float *w, float bias, float *dst);
 /* The scalar version conv_dw_plane_f32 falls back to (same contract). */
 void conv_dw_plane_f32_ref(const conv_dw_shape *s, const float *src, const float *w, float bias, float *dst);
 

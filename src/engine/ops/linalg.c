@@ -1,5 +1,6 @@
 /* linalg.c - MatMul (numpy batch broadcasting) and Gemm on top of the
  * sgemm kernel (kernels/gemm.c); other types use a plain reference loop. */
+#include <stdint.h>
 #include <string.h>
 
 #include "engine/kernels/kernels.h"
@@ -20,7 +21,9 @@ static const eng_sgemm_packed_b *pack_const_b(eng_node *n, st_arena *arena, bool
     if (v < 0 || !n->graph->values[v].is_const)
         return NULL;
     const eng_tensor *b = &n->graph->values[v].constant;
-    if (b->dtype != ST_DT_FLOAT32 || b->rank != 2 || b->count == 0)
+    /* A weight read in place stays unpacked: packing is the copy into
+     * fresh memory that reading it in place avoids. */
+    if (b->dtype != ST_DT_FLOAT32 || b->rank != 2 || b->count == 0 || n->graph->values[v].is_in_place)
         return NULL;
     size_t k = (size_t)(trans_b ? b->shape[1] : b->shape[0]), cols = (size_t)(trans_b ? b->shape[0] : b->shape[1]);
     size_t bytes = eng_sgemm_pack_b_bytes(k, cols);
@@ -58,6 +61,13 @@ static const eng_sgemm_packed_b *packed_for(const eng_kctx *k, size_t kk, size_t
     if (!p || eng_sgemm_packed_b_k(p) != kk || eng_sgemm_packed_b_n(p) != n)
         return NULL;
     return p;
+}
+
+/* B of a float product: a weight in place in the model file may sit at any
+ * byte address and goes through eng_sgemm_unaligned_b. */
+static bool is_b_unaligned(const eng_tensor *b)
+{
+    return ((uintptr_t)b->data & (sizeof(float) - 1)) != 0;
 }
 
 /* --- MatMul --------------------------------------------------------------- */
@@ -169,6 +179,9 @@ static st_status matmul_run(eng_kctx *k)
             const eng_sgemm_packed_b *pb = b->rank == 2 ? packed_for(k, kk, n) : NULL;
             if (pb)
                 eng_sgemm_packed(batch * m, 1.0f, a->data, kk, false, pb, 0.0f, o->data, n, k->pool);
+            else if (is_b_unaligned(b))
+                eng_sgemm_unaligned_b(batch * m, n, kk, 1.0f, a->data, kk, false, b->data, n, false, 0.0f, o->data,
+                                      n, k->pool);
             else
                 eng_sgemm(batch * m, n, kk, 1.0f, a->data, kk, false, b->data, n, false, 0.0f, o->data, n, k->pool);
             return ST_OK;
@@ -265,6 +278,9 @@ static st_status gemm_run(eng_kctx *k)
         const eng_sgemm_packed_b *pb = packed_for(k, kk, n);
         if (pb)
             eng_sgemm_packed(m, alpha, a->data, (size_t)a->shape[1], ta, pb, has_c ? 1.0f : 0.0f, y, n, k->pool);
+        else if (is_b_unaligned(b))
+            eng_sgemm_unaligned_b(m, n, kk, alpha, a->data, (size_t)a->shape[1], ta, b->data, (size_t)b->shape[1], tb,
+                                  has_c ? 1.0f : 0.0f, y, n, k->pool);
         else
             eng_sgemm(m, n, kk, alpha, a->data, (size_t)a->shape[1], ta, b->data, (size_t)b->shape[1], tb,
                       has_c ? 1.0f : 0.0f, y, n, k->pool);
