@@ -7,6 +7,15 @@
 set -u
 OUT=${OUT:-build/release}
 LAYERS=${LAYERS:-"unit replay conformance e2e"}
+# Commas separate layers as well as spaces; an unknown layer is an error,
+# not a silent "0 passed".
+LAYERS=$(echo "$LAYERS" | tr ',' ' ')
+for layer in $LAYERS; do
+    case $layer in
+    unit | replay | conformance | e2e) ;;
+    *) echo "tests/run.sh: unknown layer '$layer' in LAYERS (use unit, replay, conformance, e2e)" >&2; exit 2 ;;
+    esac
+done
 ONNX_DATA=${ONNX_DATA:-/usr/share/libonnx-testdata/data}
 PY=/usr/bin/python3
 passed=0
