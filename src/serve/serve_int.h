@@ -239,6 +239,25 @@ st_status sv_keys_load(const char *path, sv_keys **out, st_error *err);
  * KEY` with a key of the set (compared in constant time). */
 bool sv_keys_check(const sv_keys *k, const http_request *req);
 void sv_keys_free(sv_keys *k);
+/* Shortest key (and admin token) accepted, in bytes. */
+#define SV_KEY_MIN_BYTES 16
+/* The parser of sv_keys_load over bytes in memory (the fuzzer's door);
+ * the set is never reloaded. */
+st_status sv_keys_parse(const uint8_t *data, size_t len, sv_keys **out, st_error *err);
+/* Rereads the key file now when it changed (inode, size or mtime); a file
+ * that no longer parses keeps the old keys, is logged and returned as the
+ * error.  sv_keys_check calls it at most once a second. */
+st_status sv_keys_reload(sv_keys *k, st_error *err);
+/* Keys in the set. */
+size_t sv_keys_count(const sv_keys *k);
+
+/* SHA-256 of secrets: only digests are kept and compared, in constant time. */
+#define SV_DIGEST_BYTES 32
+void sv_digest(const void *data, size_t len, uint8_t out[SV_DIGEST_BYTES]);
+bool sv_digest_eq(const uint8_t a[SV_DIGEST_BYTES], const uint8_t b[SV_DIGEST_BYTES]);
+/* The token of `Authorization: Bearer TOKEN` (scheme case-insensitive),
+ * pointing into the request; false when there is none. */
+bool sv_bearer_token(const http_request *req, st_str *token);
 
 /* ---- batcher ------------------------------------------------------------ */
 
