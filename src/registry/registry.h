@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "base/arena.h"
+#include "base/buf.h"
 #include "base/status.h"
 #include "base/str.h"
 
@@ -303,6 +304,27 @@ st_status reg_generation(reg_store *r, int64_t *out, st_error *err);
 /* Who the audit log names for this store's changes from now on (default:
  * the user running the process); e.g. "api:admin" or "stratus serve". */
 void reg_set_actor(reg_store *r, const char *who);
+
+/* ---- JSON of models and versions (json.c) ------------------------------ */
+
+struct json_writer;
+
+/* A model summary: {"name", "versions" (count), "latest", "created_at",
+ * "aliases": {alias: version}}. */
+void reg_json_write_model(struct json_writer *w, const reg_model *m);
+/* {"models": [summary, ...]}, appended to `out` (`stratus models --json`,
+ * GET /api/v1/models); ST_ENOMEM when it could not grow. */
+st_status reg_json_models(st_buf *out, const reg_model *models, size_t n);
+/* A version with everything recorded: name, version, sha256, size_bytes,
+ * format, file_name, created_at, created_by, aliases [..], metrics {..},
+ * params {..}, tags {..}, lineage {source_path, source_commit (or null),
+ * user, created_at, data (null or {path, sha256, size_bytes, schema})}. */
+void reg_json_write_version(struct json_writer *w, const reg_version *v);
+/* The same as a whole document appended to `out` (`stratus show --json`). */
+st_status reg_json_version(st_buf *out, const reg_version *v);
+/* {"name": name, "versions": [version, ...]} (`stratus models NAME
+ * --json`, GET /api/v1/models/{name}). */
+st_status reg_json_model_versions(st_buf *out, st_str name, const reg_version *versions, size_t n);
 
 /* ---- consistency ------------------------------------------------------- */
 
