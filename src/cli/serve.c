@@ -41,6 +41,7 @@ static bool parse_port(const char *text, long *out)
 int cli_serve_run(const cli_verb *verb, int argc, char **argv)
 {
     const char *models_dir = NULL, *host = "0.0.0.0";
+    const char *registry = NULL, *admin_token_file = NULL, *api_keys_file = NULL;
     cli_multi files = { .count = 0 };
     long port = -1, workers = 0, max_body = -1, max_elements = -1, poll_ms = 1000;
     long io_threads = 0, max_header = -1, max_conns = -1, request_timeout_ms = -1, idle_timeout_ms = -1;
@@ -61,6 +62,9 @@ int cli_serve_run(const cli_verb *verb, int argc, char **argv)
         { "--max-connections", CLI_INT, &max_conns, 1, 1000000 },
         { "--request-timeout-ms", CLI_INT, &request_timeout_ms, 1, 3600000 },
         { "--idle-timeout-ms", CLI_INT, &idle_timeout_ms, 1, 3600000 },
+        { "--registry", CLI_STRING, &registry, 0, 0 },
+        { "--admin-token-file", CLI_STRING, &admin_token_file, 0, 0 },
+        { "--api-keys", CLI_STRING, &api_keys_file, 0, 0 },
         { NULL, CLI_BOOL, NULL, 0, 0 },
     };
     const char *pos[1];
@@ -85,7 +89,7 @@ int cli_serve_run(const cli_verb *verb, int argc, char **argv)
     /* The SageMaker contract: `serve` with the model under /opt/ml/model,
      * either as one model file or as a repository. */
     char sm_file[4200];
-    if (!models_dir && n_files == 0) {
+    if (!models_dir && n_files == 0 && !registry) {
         const char *dir = sagemaker_dir();
         static const char *const candidates[] = { "model.onnx", "model.json", "model.ubj", "model.txt" };
         for (size_t k = 0; k < sizeof candidates / sizeof candidates[0] && n_files == 0; k++) {
@@ -138,6 +142,9 @@ int cli_serve_run(const cli_verb *verb, int argc, char **argv)
     opt.poll_ms = (int)poll_ms;
     opt.load_wait_ms = (int)(load_wait_s * 1000);
     opt.server_version = "0.1.0";
+    opt.registry = registry;
+    opt.admin_token_file = admin_token_file;
+    opt.api_keys_file = api_keys_file;
 
     sigset_t sigs;
     sigemptyset(&sigs);

@@ -223,7 +223,8 @@ st_status sv_keys_reload(sv_keys *k, st_error *err)
         /* Remember the broken version so the log says so once, not every
          * second; a fixed file has another mtime and is read again. */
         k->seen = sb;
-        ST_LOG_WARN("%s; keeping the %zu keys loaded before", st_error_msg(err), k->set.n);
+        ST_LOG_WARN("%s; keeping the %zu key%s loaded before", st_error_msg(err), k->set.n,
+                    k->set.n == 1 ? "" : "s");
         goto done;
     }
     k->seen = sb;

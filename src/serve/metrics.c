@@ -10,7 +10,7 @@
 #include "base/file.h"
 #include "serve/serve_int.h"
 
-static const int counted_codes[SV_N_CODES] = { 200, 400, 404, 405, 408, 411, 413,
+static const int counted_codes[SV_N_CODES] = { 200, 400, 401, 404, 405, 408, 411, 413,
                                                 415, 429, 431, 500, 503, 504, 0 };
 /* Upper bounds of the duration buckets, in microseconds. */
 static const uint64_t duration_bounds_us[SV_DURATION_BUCKETS] = {

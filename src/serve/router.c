@@ -34,6 +34,8 @@ typedef struct sv_ctx {
 struct sv_server {
     sv_manager *manager;
     sv_batcher *batcher;
+    sv_admin *admin;               /* /api/v1 when serving a registry, else NULL */
+    sv_keys *keys;                 /* --api-keys, else NULL (inference open) */
     http_server *http;
     /* The same, for handlers: a request can arrive before
      * http_server_start has returned and set `http`. */
@@ -514,6 +516,15 @@ static bool pick_single(sv_server *s, http_exchange *ex, const http_request *req
     return false;
 }
 
+/* True for the routes that run a model or describe one (they need an API
+ * key when keys are set); health, server metadata and metrics stay open
+ * for probes and scrapers. */
+static bool is_inference_route(const sv_server *s, st_str path)
+{
+    return st_str_starts_with(path, ST_STR("/v2/models/")) || st_str_starts_with(path, ST_STR("/v1/models/")) ||
+           st_str_eq_c(path, "/invocations") || st_str_eq_c(path, s->predict_route);
+}
+
 static void handle(http_exchange *ex, void *user)
 {
     sv_server *s = user;
@@ -521,6 +532,17 @@ static void handle(http_exchange *ex, void *user)
     st_str path = req->path;
     const int none = SV_PROTO_LABEL_NONE;
     st_str rest = path;
+    if (s->admin && take_prefix(&rest, "/api/v1") && (rest.len == 0 || rest.ptr[0] == '/')) {
+        sv_admin_handle(s->admin, ex, req, rest);
+        return;
+    }
+    if (s->keys && is_inference_route(s, path) && !sv_keys_check(s->keys, req)) {
+        respond_error(ex, 401, "an API key is needed: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                      "WWW-Authenticate: Bearer realm=\"stratus\"\r\n");
+        count(s, NULL, none, 401);
+        return;
+    }
+    rest = path;
     if (take_prefix(&rest, "/v2") && (rest.len == 0 || rest.ptr[0] == '/')) {
         route_v2(s, ex, req, rest);
         return;
@@ -604,6 +626,15 @@ st_status sv_server_start(const sv_options *opt, sv_server **out, st_error *err)
     st_status st = sv_batcher_start(workers, &s->batcher, err);
     if (st == ST_OK)
         st = sv_manager_start(&mo, &s->manager, err);
+    if (st == ST_OK && opt->api_keys_file) {
+        st = sv_keys_load(opt->api_keys_file, &s->keys, err);
+        if (st == ST_OK)
+            ST_LOG_INFO("inference routes need an API key (%zu in %s)", sv_keys_count(s->keys), opt->api_keys_file);
+    }
+    if (st == ST_OK && opt->registry) {
+        sv_admin_options ao = { .home = opt->registry, .token_file = opt->admin_token_file, .manager = s->manager };
+        st = sv_admin_start(&ao, &s->admin, err);
+    }
     if (st == ST_OK)
         st = http_server_start(&opt->http, handle, s, &s->http, err);
     if (st == ST_OK)
@@ -641,11 +672,14 @@ void sv_server_free(sv_server *s)
         return;
     if (s->http)
         sv_server_stop(s, 0);
-    /* The batcher answers what is queued and the manager what is parked
-     * before the server that owns the exchanges goes. */
+    /* The admin thread and the batcher answer what is queued and the
+     * manager what is parked before the server that owns the exchanges
+     * goes (the admin thread first: it pokes the manager). */
+    sv_admin_free(s->admin);
     sv_batcher_free(s->batcher);
     sv_manager_free(s->manager);
     http_server_free(s->http);
+    sv_keys_free(s->keys);
     while (s->free_list) {
         sv_ctx *c = s->free_list;
         s->free_list = c->next_free;

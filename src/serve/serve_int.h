@@ -24,7 +24,7 @@
  * carry no payload (health, metadata, metrics). */
 enum { SV_PROTO_LABEL_NONE = SV_PROTO_VERTEX + 1, SV_N_PROTO_LABELS };
 /* The status codes counted one by one; anything else counts as the last. */
-#define SV_N_CODES 14
+#define SV_N_CODES 15
 #define SV_DURATION_BUCKETS 16
 #define SV_BATCH_BUCKETS 10
 
