@@ -200,6 +200,10 @@ typedef struct sv_version {
     int running;
     bool is_in_ready;
     struct sv_version *ready_next;
+    /* Answers routed here by a deployment policy over its rollback rule's
+     * window, or NULL: set once by the loader (release), read by the
+     * router (acquire); freed with the version. */
+    _Atomic(sv_window *) window;
 } sv_version;
 
 /* A request parked until its model finishes loading.  resume() runs on the
@@ -214,6 +218,19 @@ typedef struct sv_failed_load {
     int64_t number;
     int64_t mtime_ns, size; /* the file that failed; a new one is tried again */
 } sv_failed_load;
+
+/* A registry model's deployment policy, as served (manager lock).
+ * stable 0: no deployment. */
+typedef struct sv_traffic {
+    int64_t stable, canary, shadow; /* version numbers, 0 when unset */
+    uint32_t canary_bp;             /* canary share in basis points */
+    char sticky_header[REG_NAME_MAX + 1];
+    reg_rollback_rule rule;
+    int64_t revision;               /* the deployment's revision */
+    int64_t rolled_back_revision;   /* the canary of this revision was rolled
+                                       back here; until the registry says so
+                                       too, it gets no traffic */
+} sv_traffic;
 
 /* A model as the repository names it.  Never freed while the manager runs
  * (its counters must outlive its versions); fields under the manager lock
@@ -236,6 +253,16 @@ struct sv_model {
     sv_waiter *waiters;
     sv_counters *counters;      /* every version ever served */
     sv_model_stats stats;
+    /* Registry models (config.specific holds the versions to serve,
+     * config.label_names the aliases): */
+    bool is_registry;
+    int64_t default_version;    /* requests naming no version; 0: highest served */
+    int64_t effective_default;  /* the last default that was served */
+    sv_traffic traffic;
+    sv_split split;             /* the canary counter */
+    char rollback_reason[256];  /* an automatic rollback the registry has */
+    int64_t rollback_canary;    /*   not recorded yet (loader thread only) */
+    _Atomic uint64_t shadow_logged_us; /* last mismatch logged */
 };
 
 /* Writes the Prometheus exposition of the models (manager lock held). */
@@ -275,6 +302,22 @@ void sv_manager_free(sv_manager *m);
  * models or versions, ST_EAGAIN (503) when nothing can serve. */
 st_status sv_manager_acquire(sv_manager *m, st_str name, st_str version, st_str label,
                              sv_waiter *w, bool *is_parked, sv_version **out, st_error *err);
+/* What sv_manager_route chose. */
+typedef struct sv_route {
+    sv_version *version;   /* runs the request: a reference to release */
+    sv_version *shadow;    /* gets a copy of it: a reference, or NULL */
+    bool is_policy;        /* chosen by a deployment policy: its answer
+                              counts in version->window */
+} sv_route;
+
+/* sv_manager_acquire for an inference request: when no version or label
+ * is named and the model has a deployment policy, the policy chooses (the
+ * canary's share by the exact split, or by the sticky header of `req`
+ * when it carries it) and names its shadow.  A version segment that is
+ * not a number is taken as a label (a registry alias). */
+st_status sv_manager_route(sv_manager *m, st_str name, st_str version, st_str label,
+                           const http_request *req, sv_waiter *w, bool *is_parked, sv_route *out,
+                           st_error *err);
 /* The only model when exactly one is known (SageMaker, Vertex); else
  * NULL name.  Copies its name into buf. */
 bool sv_manager_single_name(sv_manager *m, char *buf, size_t cap);
