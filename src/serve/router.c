@@ -16,6 +16,7 @@
 #include "base/cpu.h"
 #include "base/log.h"
 #include "base/time.h"
+#include "registry/registry.h"
 #include "serve/serve.h"
 #include "serve/serve_int.h"
 
@@ -848,6 +849,14 @@ st_status sv_server_start(const sv_options *opt, sv_server **out, st_error *err)
         .engine = { .threads = 1 },
     };
     st_status st = sv_batcher_start(workers, &s->batcher, err);
+    if (st == ST_OK && opt->registry) {
+        /* The management API can fill an empty registry (a fresh volume
+         * in a container, say), so a registry to serve is made when
+         * absent, as `stratus push` would. */
+        reg_store *reg = NULL;
+        st = reg_open(opt->registry, REG_OPEN_CREATE, &reg, err);
+        reg_close(reg);
+    }
     if (st == ST_OK)
         st = sv_manager_start(&mo, &s->manager, err);
     if (st == ST_OK && opt->api_keys_file) {
