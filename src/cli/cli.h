@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "base/status.h"
+
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 
 typedef struct cli_verb {
@@ -73,6 +75,27 @@ int cli_show_run(const cli_verb *verb, int argc, char **argv);
 int cli_alias_run(const cli_verb *verb, int argc, char **argv);
 int cli_rm_run(const cli_verb *verb, int argc, char **argv);
 int cli_fsck_run(const cli_verb *verb, int argc, char **argv);
+int cli_deploy_run(const cli_verb *verb, int argc, char **argv);
+int cli_deployments_run(const cli_verb *verb, int argc, char **argv);
+int cli_promote_run(const cli_verb *verb, int argc, char **argv);
+int cli_rollback_run(const cli_verb *verb, int argc, char **argv);
+int cli_audit_run(const cli_verb *verb, int argc, char **argv);
+
+/* Registry helpers of the registry verbs (registry.c, deploy.c). */
+struct reg_store;
+struct reg_deployment;
+struct st_buf;
+struct json_writer;
+/* Opens the registry in STRATUS_HOME; prints the error and returns
+ * CLI_EXIT_FAIL when there is none. */
+int cli_open_registry(const cli_verb *verb, struct reg_store **reg);
+/* Finishes the document of `w`, prints it with a newline and frees `out`. */
+int cli_print_json(const cli_verb *verb, struct st_buf *out, struct json_writer *w);
+/* Prints a document a reg_json_* writer appended to `out` (`st` its
+ * status: out of memory fails) with a newline, and frees `out`. */
+int cli_print_json_doc(const cli_verb *verb, st_status st, struct st_buf *out);
+/* One line for people: "churn: stable 3 (90%), canary 4 (10%), ...". */
+void cli_print_deployment(const struct reg_deployment *d);
 
 /* The MODEL argument of predict, bench and inspect: an existing file (or
  * anything with a '/') is used as is; otherwise it is a registry reference

@@ -1,6 +1,7 @@
-/* registry.c - the registry verbs besides push: `models`, `show`, `alias`,
- * `rm`, `fsck`, and model references (NAME@VERSION, NAME@ALIAS) wherever
- * a verb takes a MODEL argument. */
+/* registry.c - the registry verbs besides push and the deployment verbs
+ * (deploy.c): `models`, `show`, `alias`, `rm`, `fsck`, and model
+ * references (NAME@VERSION, NAME@ALIAS) wherever a verb takes a MODEL
+ * argument. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,7 +33,7 @@ int cli_model_path(const cli_verb *verb, const char *arg, char *out, size_t cap)
     return cli_fail(verb, "%s: no such file, and %s", arg, st_error_msg(&err));
 }
 
-static int open_registry(const cli_verb *verb, reg_store **reg)
+int cli_open_registry(const cli_verb *verb, reg_store **reg)
 {
     st_error err = { 0 };
     if (reg_open(NULL, REG_OPEN_EXISTING, reg, &err) != ST_OK)
@@ -40,8 +41,7 @@ static int open_registry(const cli_verb *verb, reg_store **reg)
     return CLI_EXIT_OK;
 }
 
-/* Prints a document a reg_json_* writer made, or fails on out of memory. */
-static int print_json(const cli_verb *verb, st_status st, st_buf *out)
+int cli_print_json_doc(const cli_verb *verb, st_status st, st_buf *out)
 {
     int rc = CLI_EXIT_OK;
     if (st == ST_OK)
@@ -50,6 +50,11 @@ static int print_json(const cli_verb *verb, st_status st, st_buf *out)
         rc = cli_fail(verb, "out of memory");
     st_buf_free(out);
     return rc;
+}
+
+int cli_print_json(const cli_verb *verb, st_buf *out, json_writer *w)
+{
+    return cli_print_json_doc(verb, json_writer_finish(w) == ST_OK ? ST_OK : ST_ENOMEM, out);
 }
 
 /* ---- text of one version ---------------------------------------------------- */
@@ -109,7 +114,7 @@ int cli_models_run(const cli_verb *verb, int argc, char **argv)
     if (npos && reg_check_name(st_str_c(pos[0]), false, &err) != ST_OK)
         return cli_usage_error(verb, "%s", st_error_msg(&err));
     reg_store *reg;
-    int rc = open_registry(verb, &reg);
+    int rc = cli_open_registry(verb, &reg);
     if (rc != CLI_EXIT_OK)
         return rc;
     st_arena arena;
@@ -121,7 +126,7 @@ int cli_models_run(const cli_verb *verb, int argc, char **argv)
         if (reg_list_versions(reg, st_str_c(pos[0]), &arena, &versions, &n, &err) != ST_OK) {
             rc = cli_fail(verb, "%s", st_error_msg(&err));
         } else if (as_json) {
-            rc = print_json(verb, reg_json_model_versions(&out, st_str_c(pos[0]), versions, n), &out);
+            rc = cli_print_json_doc(verb, reg_json_model_versions(&out, st_str_c(pos[0]), versions, n), &out);
         } else if (n == 0) {
             printf("%s has no versions left\n", pos[0]);
         } else {
@@ -151,7 +156,7 @@ int cli_models_run(const cli_verb *verb, int argc, char **argv)
         if (reg_list_models(reg, &arena, &models, &n, &err) != ST_OK) {
             rc = cli_fail(verb, "%s", st_error_msg(&err));
         } else if (as_json) {
-            rc = print_json(verb, reg_json_models(&out, models, n), &out);
+            rc = cli_print_json_doc(verb, reg_json_models(&out, models, n), &out);
         } else if (n == 0) {
             printf("no models yet; register one with 'stratus push MODEL --name NAME'\n");
         } else {
@@ -206,7 +211,7 @@ int cli_show_run(const cli_verb *verb, int argc, char **argv)
         return rc;
     st_error err = { 0 };
     reg_store *reg;
-    rc = open_registry(verb, &reg);
+    rc = cli_open_registry(verb, &reg);
     if (rc != CLI_EXIT_OK)
         return rc;
     st_arena arena;
@@ -216,7 +221,7 @@ int cli_show_run(const cli_verb *verb, int argc, char **argv)
         rc = cli_fail(verb, "%s", st_error_msg(&err));
     } else if (as_json) {
         st_buf out = { 0 };
-        rc = print_json(verb, reg_json_version(&out, &v), &out);
+        rc = cli_print_json_doc(verb, reg_json_version(&out, &v), &out);
     } else {
         print_version(&v);
     }
@@ -227,13 +232,50 @@ int cli_show_run(const cli_verb *verb, int argc, char **argv)
 
 /* ---- alias ----------------------------------------------------------------- */
 
+/* `stratus alias NAME --delete ALIAS` */
+static int alias_delete(const cli_verb *verb, const char *name, const char *alias)
+{
+    st_error err = { 0 };
+    if (reg_check_name(st_str_c(name), false, &err) != ST_OK ||
+        reg_check_name(st_str_c(alias), true, &err) != ST_OK)
+        return cli_usage_error(verb, "%s", st_error_msg(&err));
+    reg_store *reg;
+    int rc = cli_open_registry(verb, &reg);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    st_arena arena;
+    st_arena_init(&arena, 0);
+    reg_version before;
+    char ref[REG_NAME_MAX * 2 + 8];
+    snprintf(ref, sizeof ref, "%s@%s", name, alias);
+    bool had_before = reg_get(reg, st_str_c(ref), &arena, &before, NULL) == ST_OK;
+    if (reg_remove_alias(reg, st_str_c(name), st_str_c(alias), &err) != ST_OK)
+        rc = cli_fail(verb, "%s", st_error_msg(&err));
+    else if (had_before)
+        printf("removed alias %s (was %lld)\n", ref, (long long)before.version);
+    else
+        printf("removed alias %s\n", ref);
+    st_arena_free(&arena);
+    reg_close(reg);
+    return rc;
+}
+
 int cli_alias_run(const cli_verb *verb, int argc, char **argv)
 {
-    const cli_flag flags[] = { { NULL, CLI_BOOL, NULL, 0, 0 } };
+    const char *to_delete = NULL;
+    const cli_flag flags[] = {
+        { "--delete", CLI_STRING, &to_delete, 0, 0 },
+        { NULL, CLI_BOOL, NULL, 0, 0 },
+    };
     const char *pos[2];
     size_t npos;
     if (!cli_parse_flags(verb, flags, argc, argv, pos, 2, &npos))
         return CLI_EXIT_USAGE;
+    if (to_delete) {
+        if (npos != 1)
+            return cli_usage_error(verb, "--delete ALIAS takes the model NAME only");
+        return alias_delete(verb, pos[0], to_delete);
+    }
     if (npos != 2)
         return cli_usage_error(verb, "needs NAME@VERSION and an alias");
     st_error err = { 0 };
@@ -244,7 +286,7 @@ int cli_alias_run(const cli_verb *verb, int argc, char **argv)
     if (!ref.version && !ref.alias.len)
         return cli_usage_error(verb, "'%s' names no version; write NAME@VERSION (or NAME@ALIAS)", pos[0]);
     reg_store *reg;
-    int rc = open_registry(verb, &reg);
+    int rc = cli_open_registry(verb, &reg);
     if (rc != CLI_EXIT_OK)
         return rc;
     st_arena arena;
@@ -285,13 +327,15 @@ int cli_rm_run(const cli_verb *verb, int argc, char **argv)
                                      "nothing is removed by mistake", text);
     st_error err = { 0 };
     reg_store *reg;
-    rc = open_registry(verb, &reg);
+    rc = cli_open_registry(verb, &reg);
     if (rc != CLI_EXIT_OK)
         return rc;
     st_arena arena;
     st_arena_init(&arena, 0);
     reg_version v;
+    reg_deployment before, after;
     bool had = reg_get(reg, st_str_c(text), &arena, &v, NULL) == ST_OK;
+    bool was_deployed = reg_deploy_get(reg, ref.name, &arena, &before, NULL) == ST_OK;
     if (reg_remove_version(reg, ref.name, ref.version, force, &err) != ST_OK) {
         rc = cli_fail(verb, "%s", st_error_msg(&err));
     } else {
@@ -299,6 +343,14 @@ int cli_rm_run(const cli_verb *verb, int argc, char **argv)
         for (size_t i = 0; had && i < v.n_aliases; i++)
             printf("%s%s", i ? ", " : " (and its alias ", v.aliases[i]);
         printf("%s\n", had && v.n_aliases ? ")" : "");
+        /* --force may have changed the deployment: say how. */
+        bool is_deployed = reg_deploy_get(reg, ref.name, &arena, &after, NULL) == ST_OK;
+        if (was_deployed && !is_deployed) {
+            printf("removed the deployment of %.*s (its stable version)\n", ST_STR_FMT(ref.name));
+        } else if (was_deployed && after.revision != before.revision) {
+            printf("deployment now ");
+            cli_print_deployment(&after);
+        }
     }
     st_arena_free(&arena);
     reg_close(reg);
@@ -347,7 +399,7 @@ int cli_fsck_run(const cli_verb *verb, int argc, char **argv)
     if (!cli_parse_flags(verb, flags, argc, argv, pos, 0, &npos))
         return CLI_EXIT_USAGE;
     reg_store *reg;
-    int rc = open_registry(verb, &reg);
+    int rc = cli_open_registry(verb, &reg);
     if (rc != CLI_EXIT_OK)
         return rc;
     st_buf out = { 0 };
@@ -380,7 +432,7 @@ int cli_fsck_run(const cli_verb *verb, int argc, char **argv)
         json_write_key(&w, ST_STR("removed"));
         json_write_uint64(&w, report.removed);
         json_write_object_end(&w);
-        rc = print_json(verb, json_writer_finish(&w) == ST_OK ? ST_OK : ST_ENOMEM, &out);
+        rc = cli_print_json(verb, &out, &w);
     } else {
         st_buf_free(&out);
         printf("checked %zu version%s, %zu blob%s (%llu bytes hashed): %s\n", report.versions,

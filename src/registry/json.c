@@ -1,16 +1,123 @@
 /* json.c - the registry's records as JSON, one writer per record, shared
- * by `stratus ... --json` and the management API so that every surface
- * spells a record the same way. */
+ * by the audit log, `stratus ... --json` and the management API so that
+ * every surface spells a record the same way. */
 #include <string.h>
 
 #include "json/json.h"
 #include "registry/registry.h"
 
+/* A version number, or null when unset (0). */
+static void write_version_or_null(json_writer *w, const char *key, int64_t version)
+{
+    json_write_key(w, st_str_c(key));
+    if (version)
+        json_write_int64(w, version);
+    else
+        json_write_null(w);
+}
+
+/* A string, or null when NULL or empty. */
+static void write_string_or_null(json_writer *w, const char *key, const char *value)
+{
+    json_write_key(w, st_str_c(key));
+    if (value && *value)
+        json_write_string(w, st_str_c(value));
+    else
+        json_write_null(w);
+}
+
+/* Text that holds JSON (audit before/after) as a value; text that does not
+ * parse is written as a string rather than lost. */
+static void write_embedded(json_writer *w, const char *key, const char *text)
+{
+    json_write_key(w, st_str_c(key));
+    if (!text) {
+        json_write_null(w);
+        return;
+    }
+    st_arena scratch;
+    st_arena_init(&scratch, 0);
+    json_value *v = NULL;
+    if (json_parse(text, strlen(text), NULL, &scratch, &v, NULL) == ST_OK)
+        json_write_value(w, v);
+    else
+        json_write_string(w, st_str_c(text));
+    st_arena_free(&scratch);
+}
+
 /* Finishes a document written to `out`; ST_ENOMEM when it could not grow. */
-static st_status finish_doc(json_writer *w)
+static st_status finish(json_writer *w)
 {
     return json_writer_finish(w) == ST_OK ? ST_OK : ST_ENOMEM;
 }
+
+void reg_json_write_deployment(json_writer *w, const reg_deployment *d)
+{
+    json_write_object_begin(w);
+    json_write_key(w, ST_STR("model"));
+    json_write_string(w, st_str_c(d->model ? d->model : ""));
+    write_version_or_null(w, "stable", d->stable);
+    write_version_or_null(w, "canary", d->canary);
+    json_write_key(w, ST_STR("canary_percent"));
+    json_write_double(w, d->canary_percent);
+    write_version_or_null(w, "shadow", d->shadow);
+    write_string_or_null(w, "sticky_header", d->sticky_header);
+    json_write_key(w, ST_STR("rollback_rule"));
+    json_write_object_begin(w);
+    json_write_key(w, ST_STR("max_error_rate_increase"));
+    json_write_double(w, d->rule.max_error_rate_increase);
+    json_write_key(w, ST_STR("max_p99_ratio"));
+    json_write_double(w, d->rule.max_p99_ratio);
+    json_write_key(w, ST_STR("window_s"));
+    json_write_int64(w, d->rule.window_s);
+    json_write_key(w, ST_STR("min_requests"));
+    json_write_int64(w, d->rule.min_requests);
+    json_write_object_end(w);
+    write_version_or_null(w, "previous_stable", d->previous_stable);
+    write_string_or_null(w, "state", d->state);
+    write_string_or_null(w, "reason", d->reason);
+    write_string_or_null(w, "updated_at", d->updated_at);
+    write_string_or_null(w, "updated_by", d->updated_by);
+    json_write_key(w, ST_STR("revision"));
+    json_write_int64(w, d->revision);
+    json_write_object_end(w);
+}
+
+st_status reg_json_deployment(st_buf *out, const reg_deployment *d)
+{
+    json_writer w;
+    json_writer_init(&w, out, NULL);
+    reg_json_write_deployment(&w, d);
+    return finish(&w);
+}
+
+void reg_json_write_audit(json_writer *w, const reg_audit_entry *e)
+{
+    json_write_object_begin(w);
+    json_write_key(w, ST_STR("id"));
+    json_write_int64(w, e->id);
+    json_write_key(w, ST_STR("at"));
+    json_write_string(w, st_str_c(e->at));
+    json_write_key(w, ST_STR("who"));
+    json_write_string(w, st_str_c(e->who));
+    json_write_key(w, ST_STR("action"));
+    json_write_string(w, st_str_c(e->action));
+    json_write_key(w, ST_STR("target"));
+    json_write_string(w, st_str_c(e->target));
+    write_embedded(w, "before", e->before);
+    write_embedded(w, "after", e->after);
+    json_write_object_end(w);
+}
+
+st_status reg_json_audit(st_buf *out, const reg_audit_entry *e)
+{
+    json_writer w;
+    json_writer_init(&w, out, NULL);
+    reg_json_write_audit(&w, e);
+    return finish(&w);
+}
+
+/* ---- models and versions ---------------------------------------------- */
 
 void reg_json_write_model(json_writer *w, const reg_model *m)
 {
@@ -44,7 +151,7 @@ st_status reg_json_models(st_buf *out, const reg_model *models, size_t n)
         reg_json_write_model(&w, &models[i]);
     json_write_array_end(&w);
     json_write_object_end(&w);
-    return finish_doc(&w);
+    return finish(&w);
 }
 
 static void write_lineage(json_writer *w, const reg_lineage *l)
@@ -52,38 +159,25 @@ static void write_lineage(json_writer *w, const reg_lineage *l)
     json_write_object_begin(w);
     json_write_key(w, ST_STR("source_path"));
     json_write_string(w, st_str_c(l->source_path));
-    json_write_key(w, ST_STR("source_commit"));
-    if (l->source_commit && l->source_commit[0])
-        json_write_string(w, st_str_c(l->source_commit));
-    else
-        json_write_null(w);
+    write_string_or_null(w, "source_commit", l->source_commit);
     json_write_key(w, ST_STR("user"));
     json_write_string(w, st_str_c(l->user));
     json_write_key(w, ST_STR("created_at"));
     json_write_string(w, st_str_c(l->created_at));
     json_write_key(w, ST_STR("data"));
-    if (!l->has_data) {
-        json_write_null(w);
+    if (l->has_data) {
+        json_write_object_begin(w);
+        json_write_key(w, ST_STR("path"));
+        json_write_string(w, st_str_c(l->data_path));
+        json_write_key(w, ST_STR("sha256"));
+        json_write_string(w, st_str_c(l->data_sha256));
+        json_write_key(w, ST_STR("size_bytes"));
+        json_write_int64(w, l->data_bytes);
+        write_embedded(w, "schema", l->data_schema);
         json_write_object_end(w);
-        return;
-    }
-    json_write_object_begin(w);
-    json_write_key(w, ST_STR("path"));
-    json_write_string(w, st_str_c(l->data_path));
-    json_write_key(w, ST_STR("sha256"));
-    json_write_string(w, st_str_c(l->data_sha256));
-    json_write_key(w, ST_STR("size_bytes"));
-    json_write_int64(w, l->data_bytes);
-    json_write_key(w, ST_STR("schema"));
-    json_value *schema = NULL;
-    st_arena scratch;
-    st_arena_init(&scratch, 0);
-    if (l->data_schema && json_parse(l->data_schema, strlen(l->data_schema), NULL, &scratch, &schema, NULL) == ST_OK)
-        json_write_value(w, schema);
-    else
+    } else {
         json_write_null(w);
-    st_arena_free(&scratch);
-    json_write_object_end(w);
+    }
     json_write_object_end(w);
 }
 
@@ -139,7 +233,7 @@ st_status reg_json_version(st_buf *out, const reg_version *v)
     json_writer w;
     json_writer_init(&w, out, NULL);
     reg_json_write_version(&w, v);
-    return finish_doc(&w);
+    return finish(&w);
 }
 
 st_status reg_json_model_versions(st_buf *out, st_str name, const reg_version *versions, size_t n)
@@ -155,5 +249,35 @@ st_status reg_json_model_versions(st_buf *out, st_str name, const reg_version *v
         reg_json_write_version(&w, &versions[i]);
     json_write_array_end(&w);
     json_write_object_end(&w);
-    return finish_doc(&w);
+    return finish(&w);
+}
+
+/* ---- lists ---------------------------------------------------------------- */
+
+st_status reg_json_deployments(st_buf *out, const reg_deployment *list, size_t n)
+{
+    json_writer w;
+    json_writer_init(&w, out, NULL);
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("deployments"));
+    json_write_array_begin(&w);
+    for (size_t i = 0; i < n; i++)
+        reg_json_write_deployment(&w, &list[i]);
+    json_write_array_end(&w);
+    json_write_object_end(&w);
+    return finish(&w);
+}
+
+st_status reg_json_audit_log(st_buf *out, const reg_audit_entry *entries, size_t n)
+{
+    json_writer w;
+    json_writer_init(&w, out, NULL);
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("audit"));
+    json_write_array_begin(&w);
+    for (size_t i = 0; i < n; i++)
+        reg_json_write_audit(&w, &entries[i]);
+    json_write_array_end(&w);
+    json_write_object_end(&w);
+    return finish(&w);
 }

@@ -1,5 +1,5 @@
-/* ops.c - the changes: push a version, move an alias, remove a version.
- * Each is one write transaction (BEGIN IMMEDIATE), so numbering is decided
+/* ops.c - the changes: push a version, move or remove an alias, remove a
+ * version.  Each is one write transaction (BEGIN IMMEDIATE), so numbering is decided
  * under the lock and a failure anywhere leaves the registry as it was. */
 #include <errno.h>
 #include <libgen.h>
@@ -381,6 +381,62 @@ st_status reg_set_alias(reg_store *r, st_str name, int64_t version, st_str alias
     return reg_tx_commit(r, err);
 }
 
+st_status reg_remove_alias(reg_store *r, st_str name, st_str alias, st_error *err)
+{
+    st_status s;
+    if ((s = reg_check_name(name, false, err)) != ST_OK ||
+        (s = reg_check_name(alias, true, err)) != ST_OK)
+        return s;
+    int64_t model_id = 0, version = 0;
+    st_buf before = { 0 }, target = { 0 };
+    sqlite3_stmt *st;
+    if ((s = reg_tx_write(r, err)) != ST_OK)
+        return s;
+    if ((s = reg_model_id(r, name, &model_id, err)) != ST_OK ||
+        (s = reg_db_prepare(r,
+                            "SELECT v.version FROM aliases a JOIN versions v ON v.id = a.version_id "
+                            "WHERE a.model_id = ? AND a.alias = ?",
+                            &st, err)) != ST_OK)
+        goto fail;
+    sqlite3_bind_int64(st, 1, model_id);
+    reg_bind_str(st, 2, alias);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        version = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE) {
+        s = st_fail(err, ST_ENOTFOUND,
+                    "model '%.*s' has no alias '%.*s'; 'stratus show %.*s' lists its aliases",
+                    ST_STR_FMT(name), ST_STR_FMT(alias), ST_STR_FMT(name));
+        goto fail;
+    }
+    if (rc != SQLITE_ROW) {
+        s = reg_db_fail(r, rc, "alias", err);
+        goto fail;
+    }
+    if ((s = reg_db_prepare(r, "DELETE FROM aliases WHERE model_id = ? AND alias = ?", &st, err)) != ST_OK)
+        goto fail;
+    sqlite3_bind_int64(st, 1, model_id);
+    reg_bind_str(st, 2, alias);
+    if ((s = run_stmt(r, st, "alias", err)) != ST_OK ||
+        (s = alias_json(&before, name, alias, version, err)) != ST_OK)
+        goto fail;
+    if (st_buf_printf(&target, "%.*s@%.*s", ST_STR_FMT(name), ST_STR_FMT(alias)) != ST_OK) {
+        s = st_fail(err, ST_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((s = reg_audit(r, "unalias", st_buf_str(&target), (const char *)before.data, NULL, err)) != ST_OK)
+        goto fail;
+    s = reg_tx_commit(r, err);
+    goto done;
+fail:
+    reg_tx_rollback(r);
+done:
+    st_buf_free(&before);
+    st_buf_free(&target);
+    return s;
+}
+
 /* The aliases pointing at a version, as "a, b" into `out`. */
 static st_status aliases_of(reg_store *r, int64_t version_id, st_buf *out, size_t *count,
                             st_error *err)
@@ -422,6 +478,7 @@ st_status reg_remove_version(reg_store *r, st_str name, int64_t version, bool fo
         return s;
     if ((s = reg_model_id(r, name, &model_id, err)) != ST_OK ||
         (s = reg_version_id(r, model_id, name, version, &version_id, err)) != ST_OK ||
+        (s = reg_deploy_release_version(r, model_id, name, version, force, err)) != ST_OK ||
         (s = aliases_of(r, version_id, &aliases, &n_aliases, err)) != ST_OK)
         goto fail;
     if (aliases.len && !force) {

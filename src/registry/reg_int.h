@@ -10,12 +10,13 @@
 #include "registry/registry.h"
 
 /* Schema version written by this binary (PRAGMA user_version). */
-#define REG_SCHEMA_VERSION 2
+#define REG_SCHEMA_VERSION 3
 
 struct reg_store {
     sqlite3 *db;
     char home[REG_PATH_MAX];
     char blob_dir[REG_PATH_MAX]; /* home/blobs/sha256 */
+    char actor[80];              /* reg_set_actor; "" = the user */
 };
 
 /* Opens like reg_open but migrates only up to `schema` (tests use it to
@@ -43,7 +44,8 @@ int reg_bind_cstr(sqlite3_stmt *st, int i, const char *s);
 /* Column text copied into `arena` ("" for NULL); NULL when out of memory. */
 const char *reg_col_dup(sqlite3_stmt *st, int col, st_arena *arena);
 
-/* Appends an audit record inside the caller's transaction. */
+/* Appends an audit record inside the caller's transaction and bumps the
+ * registry generation: every change goes through here. */
 st_status reg_audit(reg_store *r, const char *action, st_str target, const char *before,
                     const char *after, st_error *err);
 
@@ -51,12 +53,25 @@ st_status reg_audit(reg_store *r, const char *action, st_str target, const char 
 void reg_now(char buf[32]);
 /* $USER, else the passwd entry, else "uid:N". */
 void reg_user(char *buf, size_t cap);
+/* Who changes are recorded as: the actor set with reg_set_actor, else
+ * reg_user(). */
+void reg_actor(const reg_store *r, char *buf, size_t cap);
 
 /* Model id of `name`; ST_ENOTFOUND with a message when absent. */
 st_status reg_model_id(reg_store *r, st_str name, int64_t *id, st_error *err);
 /* Row id of version `version` of model `model_id`; ST_ENOTFOUND when absent. */
 st_status reg_version_id(reg_store *r, int64_t model_id, st_str name, int64_t version,
                          int64_t *id, st_error *err);
+
+/* ---- deployments (deploy.c) ------------------------------------------- */
+
+/* Inside reg_remove_version's transaction, before version `version` of
+ * model `model_id` goes: refuses (ST_EINVAL naming the deployment) when
+ * its deployment uses it as stable, canary or shadow unless `force`, which
+ * clears the canary or shadow or removes the deployment (audited).  A
+ * previous_stable naming it is cleared in any case. */
+st_status reg_deploy_release_version(reg_store *r, int64_t model_id, st_str name,
+                                     int64_t version, bool force, st_error *err);
 
 /* ---- blobs (blob.c) ---------------------------------------------------- */
 

@@ -146,6 +146,11 @@ static void respond_405(http_exchange *ex, st_str method, const char *allowed)
 
 /* ---- request pieces ------------------------------------------------------- */
 
+static bool is_space(uint8_t c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
 static bool method_is(const admin_job *j, const char *m)
 {
     return st_str_eq_c(j->method, m) || (strcmp(m, "GET") == 0 && st_str_eq_c(j->method, "HEAD"));
@@ -386,16 +391,29 @@ static bool delete_version(sv_admin *a, admin_job *j, st_arena *arena, st_str na
     return true;
 }
 
+/* True when the bytes start like a JSON object ('{' then a key or '}');
+ * UBJSON objects start with '{' too, then a length marker. */
+static bool is_json_object(const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len && is_space(p[i]))
+        i++;
+    if (i == len || p[i++] != '{')
+        return false;
+    while (i < len && is_space(p[i]))
+        i++;
+    return i < len && (p[i] == '"' || p[i] == '}');
+}
+
 /* The upload of a push: the body as model.<ext> in a fresh folder in the
  * home (the registry copies it into a blob; the version's file_name then
  * says what it is).  `dir` receives the folder, `path` the file. */
 static st_status write_upload(const char *home, const char *format, const admin_job *j, char *dir, char *path,
                               size_t cap, st_error *err)
 {
-    const char *ext = strcmp(format, "onnx") == 0       ? "onnx"
-                      : strcmp(format, "lightgbm") == 0 ? "txt"
-                      : j->body[0] == '{' || j->body[0] == ' ' || j->body[0] == '\n' ? "json"
-                                                                                       : "ubj";
+    const char *ext = strcmp(format, "onnx") == 0 ? "onnx" : strcmp(format, "lightgbm") == 0 ? "txt"
+                      : is_json_object(j->body, j->body_len)                                  ? "json"
+                                                                                              : "ubj";
     if (strlen(home) + 64 > cap)
         return st_fail(err, ST_EINVAL, "the home path is too long: %s", home);
     snprintf(dir, cap, "%s/api-upload-XXXXXX", home);
@@ -568,17 +586,7 @@ static void get_deployments(sv_admin *a, admin_job *j, st_arena *arena)
         return;
     }
     st_buf out = { 0 };
-    json_writer w;
-    json_writer_init(&w, &out, NULL);
-    json_write_object_begin(&w);
-    json_write_key(&w, ST_STR("deployments"));
-    json_write_array_begin(&w);
-    for (size_t i = 0; i < n; i++)
-        reg_json_write_deployment(&w, &deps[i]);
-    json_write_array_end(&w);
-    json_write_object_end(&w);
-    respond_json(j->ex, 200, &w, &out);
-    st_buf_free(&out);
+    respond_doc(j->ex, 200, reg_json_deployments(&out, deps, n), &out);
 }
 
 /* Reads an optional member of `obj` into an int64 (null: 0) or double. */
@@ -730,17 +738,7 @@ static void get_audit(sv_admin *a, admin_job *j, st_arena *arena)
         return;
     }
     st_buf out = { 0 };
-    json_writer w;
-    json_writer_init(&w, &out, NULL);
-    json_write_object_begin(&w);
-    json_write_key(&w, ST_STR("audit"));
-    json_write_array_begin(&w);
-    for (size_t i = 0; i < n; i++)
-        reg_json_write_audit(&w, &entries[i]);
-    json_write_array_end(&w);
-    json_write_object_end(&w);
-    respond_json(j->ex, 200, &w, &out);
-    st_buf_free(&out);
+    respond_doc(j->ex, 200, reg_json_audit_log(&out, entries, n), &out);
 }
 
 /* ---- routing -------------------------------------------------------------------- */
@@ -929,11 +927,6 @@ static void *admin_main(void *arg)
 }
 
 /* ---- the token ------------------------------------------------------------------- */
-
-static bool is_space(uint8_t c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
-}
 
 /* Reads a token file: whitespace around it trimmed, >= SV_KEY_MIN_BYTES. */
 static st_status read_token(const char *path, bool is_home_file, uint8_t digest[SV_DIGEST_BYTES], st_error *err)

@@ -446,3 +446,19 @@ def test_api_keys_bad_file_refused_at_start(tmp_path):
         p = subprocess.run([binary(), "serve", "--host", "127.0.0.1", "--port", "0", "--model", f"iris={IRIS_V1}",
                             "--api-keys", str(keys)], capture_output=True, text=True, timeout=30)
         assert p.returncode == 1 and why in p.stderr, p.stderr
+
+
+def test_push_xgboost_json_and_ubj(api, home, tmp_path):
+    xgb = pytest.importorskip("xgboost")
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 2}, xgb.DMatrix(x, label=y), 3)
+    for ext in ("json", "ubj"):
+        path = tmp_path / f"m.{ext}"
+        booster.save_model(str(path))
+        status, r, _ = api.push("xgb", path)
+        assert status == 201 and r["format"] == "xgboost", r
+        v = api.call("GET", f"/api/v1/models/xgb/versions/{r['version']}")[1]
+        assert v["file_name"] == f"model.{ext}" and v["size_bytes"] == path.stat().st_size
