@@ -203,7 +203,7 @@ static bool query_get(const admin_job *j, st_arena *arena, const char *key, st_s
     return false;
 }
 
-/* A version number from a path segment or query: 1..2^53. */
+/* A positive whole number (a version, a limit) of at most 16 digits. */
 static bool parse_version(st_str s, int64_t *out)
 {
     if (s.len == 0 || s.len > 16)
