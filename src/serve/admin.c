@@ -656,8 +656,20 @@ static bool parse_policy(http_exchange *ex, const json_value *body, reg_deployme
             !member_int(ex, rule, "window_s", "rollback.", &want->rule.window_s) ||
             !member_int(ex, rule, "min_requests", "rollback.", &want->rule.min_requests))
             return false;
-        /* The API's 0 is "off", as the stored rule reads; the registry's
-         * 0 in a request means "the default". */
+        /* The registry reads 0 in a request as "the default"; here an
+         * explicit 0 is taken at its word: out of range, or for the p99
+         * ratio "off", as the stored rule reads. */
+        static const char *const positive[] = { "max_error_rate_increase", "window_seconds", "window_s",
+                                                "min_requests" };
+        for (size_t i = 0; i < sizeof positive / sizeof positive[0]; i++) {
+            double d;
+            const json_value *v = json_value_get_c(rule, positive[i]);
+            if (v && json_value_double(v, &d) == ST_OK && d == 0) {
+                respond_error(ex, 400, NULL, "rollback.%s must be above 0 (leave it out for the default)",
+                              positive[i]);
+                return false;
+            }
+        }
         const json_value *p99 = json_value_get_c(rule, "max_p99_ratio");
         if (p99 && p99->type == JSON_KIND_NUMBER && want->rule.max_p99_ratio == 0)
             want->rule.max_p99_ratio = REG_P99_OFF;

@@ -305,6 +305,9 @@ def test_deployments(api, home):
     assert r["state"] == "rolled_back" and r["reason"] == "bad p99"
     status, r, _ = api.call("POST", "/api/v1/deployments/iris/rollback")
     assert status == 200 and r["stable"] == 1
+    assert api.call("POST", "/api/v1/deployments/iris/rollback")[0] == 409  # nothing to go back to
+    status, r, _ = api.call("PUT", "/api/v1/deployments/iris", {"version": 1, "rollback": {"max_p99_ratio": 0}})
+    assert status == 200 and r["rollback_rule"]["max_p99_ratio"] == 0 and r["rollback_rule"]["window_s"] == 60
 
     # Errors.
     cases = [
@@ -316,6 +319,9 @@ def test_deployments(api, home):
         ({"version": 1, "canary": 1, "percent": 10}, 400, "canary"),
         ({"version": 1, "sticky_header": "bad header"}, 400, "sticky"),
         ({"version": 1, "rollback": [1]}, 400, "rollback"),
+        ({"version": 1, "rollback": {"window_seconds": 0}}, 400, "window_seconds"),
+        ({"version": 1, "rollback": {"min_requests": -1}}, 400, "min_requests"),
+        ({"version": 1, "rollback": {"max_error_rate_increase": 2}}, 400, "error rate"),
         ({"version": 9}, 404, "9"),
     ]
     for body, want, word in cases:
