@@ -42,10 +42,7 @@ static int show(const cli_verb *verb, const reg_deployment *d, bool as_json)
         return CLI_EXIT_OK;
     }
     st_buf out = { 0 };
-    json_writer w;
-    json_writer_init(&w, &out, NULL);
-    reg_json_write_deployment(&w, d);
-    return cli_print_json(verb, &out, &w);
+    return cli_print_json_doc(verb, reg_json_deployment(&out, d), &out);
 }
 
 /* ---- deploy ---------------------------------------------------------------- */
@@ -217,8 +214,6 @@ static int change_run(const cli_verb *verb, int argc, char **argv, bool is_rollb
     st_str name = st_str_c(pos[0]);
     if (reg_check_name(name, false, &err) != ST_OK)
         return cli_usage_error(verb, "%s", st_error_msg(&err));
-    if (reason && strlen(reason) > REG_VALUE_MAX)
-        return cli_usage_error(verb, "--reason is longer than %d bytes", REG_VALUE_MAX);
     reg_store *reg;
     int rc = cli_open_registry(verb, &reg);
     if (rc != CLI_EXIT_OK)

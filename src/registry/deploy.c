@@ -202,9 +202,7 @@ static st_status store(reg_store *r, int64_t model_id, const reg_deployment *d, 
     reg_bind_cstr(st, 14, d->updated_at);
     reg_bind_cstr(st, 15, d->updated_by);
     sqlite3_bind_int64(st, 16, d->revision);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? ST_OK : reg_db_fail(r, rc, "saving the deployment", err);
+    return reg_db_run(r, st, "saving the deployment", err);
 }
 
 static st_status delete_row(reg_store *r, int64_t model_id, st_error *err)
@@ -214,9 +212,7 @@ static st_status delete_row(reg_store *r, int64_t model_id, st_error *err)
     if (s != ST_OK)
         return s;
     sqlite3_bind_int64(st, 1, model_id);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? ST_OK : reg_db_fail(r, rc, "removing the deployment", err);
+    return reg_db_run(r, st, "removing the deployment", err);
 }
 
 /* Audit record with the policies before and after (either may be NULL). */
@@ -278,7 +274,6 @@ static st_status no_policy(const change *c, st_error *err)
 static st_status save(reg_store *r, change *c, const char *action, reg_deployment *next,
                       st_arena *arena, reg_deployment *out, st_error *err)
 {
-    next->model = c->cur.model ? c->cur.model : "";
     next->updated_at = c->now;
     next->updated_by = c->who;
     next->revision = c->found ? c->cur.revision + 1 : 1;
@@ -361,11 +356,27 @@ done:
     return s;
 }
 
+/* A reason is shown to people in one line: bounded, no control characters. */
+static st_status check_reason(const char *reason, st_error *err)
+{
+    size_t len = reason ? strlen(reason) : 0;
+    if (len > REG_VALUE_MAX)
+        return st_fail(err, ST_EINVAL, "the rollback reason is %zu bytes; at most %d are allowed",
+                       len, REG_VALUE_MAX);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)reason[i] < 0x20 || reason[i] == 0x7f)
+            return st_fail(err, ST_EINVAL, "the rollback reason contains a control character");
+    return ST_OK;
+}
+
 st_status reg_deploy_rollback(reg_store *r, st_str name, int64_t only_canary, const char *reason,
                               st_arena *arena, reg_deployment *out, st_error *err)
 {
+    st_status s = check_reason(reason, err);
+    if (s != ST_OK)
+        return s;
     change c;
-    st_status s = begin(r, name, &c, err);
+    s = begin(r, name, &c, err);
     if (s != ST_OK)
         goto done;
     if (only_canary > 0 && (!c.found || c.cur.canary != only_canary)) {
@@ -452,6 +463,11 @@ st_status reg_deploy_get(reg_store *r, st_str name, st_arena *arena, reg_deploym
     return s;
 }
 
+static bool row_deployment(sqlite3_stmt *st, void *items, size_t i, st_arena *arena)
+{
+    return read_row(st, arena, (reg_deployment *)items + i);
+}
+
 st_status reg_deploy_list(reg_store *r, st_arena *arena, reg_deployment **out, size_t *n,
                           st_error *err)
 {
@@ -460,39 +476,11 @@ st_status reg_deploy_list(reg_store *r, st_arena *arena, reg_deployment **out, s
     st_status s = reg_tx_read(r, err);
     if (s != ST_OK)
         return s;
-    sqlite3_stmt *st = NULL;
-    size_t count = 0, cap = 0;
-    reg_deployment *items = NULL;
-    if ((s = reg_db_prepare(r, SELECT_DEPLOYMENT "ORDER BY m.name", &st, err)) != ST_OK)
-        goto done;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            size_t grown = cap ? cap * 2 : 16;
-            reg_deployment *bigger = st_arena_calloc(arena, grown, sizeof *bigger, 8);
-            if (!bigger) {
-                s = OOM(err);
-                goto done;
-            }
-            if (count)
-                memcpy(bigger, items, count * sizeof *items);
-            items = bigger;
-            cap = grown;
-        }
-        if (!read_row(st, arena, &items[count++])) {
-            s = OOM(err);
-            goto done;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        s = reg_db_fail(r, rc, "listing deployments", err);
-        goto done;
-    }
-    *out = items;
-    *n = count;
-done:
-    sqlite3_finalize(st);
+    void *items = NULL;
+    s = reg_db_collect(r, SELECT_DEPLOYMENT "WHERE d.model_id > ? ORDER BY m.name", 0,
+                       sizeof(reg_deployment), row_deployment, arena, &items, n, err);
     reg_tx_rollback(r);
+    *out = items;
     return s;
 }
 

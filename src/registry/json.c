@@ -140,20 +140,6 @@ void reg_json_write_model(json_writer *w, const reg_model *m)
     json_write_object_end(w);
 }
 
-st_status reg_json_models(st_buf *out, const reg_model *models, size_t n)
-{
-    json_writer w;
-    json_writer_init(&w, out, NULL);
-    json_write_object_begin(&w);
-    json_write_key(&w, ST_STR("models"));
-    json_write_array_begin(&w);
-    for (size_t i = 0; i < n; i++)
-        reg_json_write_model(&w, &models[i]);
-    json_write_array_end(&w);
-    json_write_object_end(&w);
-    return finish(&w);
-}
-
 static void write_lineage(json_writer *w, const reg_lineage *l)
 {
     json_write_object_begin(w);
@@ -254,30 +240,39 @@ st_status reg_json_model_versions(st_buf *out, st_str name, const reg_version *v
 
 /* ---- lists ---------------------------------------------------------------- */
 
-st_status reg_json_deployments(st_buf *out, const reg_deployment *list, size_t n)
+typedef void (*write_item_fn)(json_writer *w, const void *item);
+
+/* {"<key>": [item, ...]}; `write` writes one of the `size`-byte items. */
+static st_status write_list(st_buf *out, const char *key, const void *items, size_t n, size_t size,
+                            write_item_fn write)
 {
     json_writer w;
     json_writer_init(&w, out, NULL);
     json_write_object_begin(&w);
-    json_write_key(&w, ST_STR("deployments"));
+    json_write_key(&w, st_str_c(key));
     json_write_array_begin(&w);
     for (size_t i = 0; i < n; i++)
-        reg_json_write_deployment(&w, &list[i]);
+        write(&w, (const char *)items + i * size);
     json_write_array_end(&w);
     json_write_object_end(&w);
     return finish(&w);
 }
 
+static void write_model_item(json_writer *w, const void *item) { reg_json_write_model(w, item); }
+static void write_deployment_item(json_writer *w, const void *item) { reg_json_write_deployment(w, item); }
+static void write_audit_item(json_writer *w, const void *item) { reg_json_write_audit(w, item); }
+
+st_status reg_json_models(st_buf *out, const reg_model *models, size_t n)
+{
+    return write_list(out, "models", models, n, sizeof *models, write_model_item);
+}
+
+st_status reg_json_deployments(st_buf *out, const reg_deployment *list, size_t n)
+{
+    return write_list(out, "deployments", list, n, sizeof *list, write_deployment_item);
+}
+
 st_status reg_json_audit_log(st_buf *out, const reg_audit_entry *entries, size_t n)
 {
-    json_writer w;
-    json_writer_init(&w, out, NULL);
-    json_write_object_begin(&w);
-    json_write_key(&w, ST_STR("audit"));
-    json_write_array_begin(&w);
-    for (size_t i = 0; i < n; i++)
-        reg_json_write_audit(&w, &entries[i]);
-    json_write_array_end(&w);
-    json_write_object_end(&w);
-    return finish(&w);
+    return write_list(out, "audit", entries, n, sizeof *entries, write_audit_item);
 }

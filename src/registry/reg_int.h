@@ -32,6 +32,14 @@ st_status reg_db_fail(reg_store *r, int rc, const char *what, st_error *err);
 st_status reg_db_exec(reg_store *r, const char *sql, st_error *err);
 /* Prepares a statement; *out is finalized by the caller. */
 st_status reg_db_prepare(reg_store *r, const char *sql, sqlite3_stmt **out, st_error *err);
+/* Steps a statement that returns no rows and finalizes it. */
+st_status reg_db_run(reg_store *r, sqlite3_stmt *st, const char *what, st_error *err);
+/* Runs `sql` (one int64 parameter, `param`) into an array of `size`-byte
+ * items in `arena`, `row` storing row i; *n items.  Inside the caller's
+ * transaction (query.c). */
+typedef bool (*reg_row_fn)(sqlite3_stmt *st, void *items, size_t i, st_arena *arena);
+st_status reg_db_collect(reg_store *r, const char *sql, int64_t param, size_t size, reg_row_fn row,
+                         st_arena *arena, void **out, size_t *n, st_error *err);
 /* BEGIN IMMEDIATE (takes the write lock, waiting up to the busy timeout),
  * BEGIN (a read snapshot), COMMIT, ROLLBACK (never fails the caller). */
 st_status reg_tx_write(reg_store *r, st_error *err);

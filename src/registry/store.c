@@ -122,6 +122,13 @@ st_status reg_db_prepare(reg_store *r, const char *sql, sqlite3_stmt **out, st_e
     return rc == SQLITE_OK ? ST_OK : reg_db_fail(r, rc, "registry", err);
 }
 
+st_status reg_db_run(reg_store *r, sqlite3_stmt *st, const char *what, st_error *err)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? ST_OK : reg_db_fail(r, rc, what, err);
+}
+
 st_status reg_tx_write(reg_store *r, st_error *err) { return reg_db_exec(r, "BEGIN IMMEDIATE", err); }
 st_status reg_tx_read(reg_store *r, st_error *err) { return reg_db_exec(r, "BEGIN", err); }
 
