@@ -262,6 +262,7 @@ struct sv_model {
     sv_split split;             /* the canary counter */
     char rollback_reason[256];  /* an automatic rollback the registry has */
     int64_t rollback_canary;    /*   not recorded yet (loader thread only) */
+    uint64_t rollback_tried_us;
     _Atomic uint64_t shadow_logged_us; /* last mismatch logged */
 };
 
