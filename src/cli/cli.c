@@ -201,17 +201,21 @@ static const cli_verb verbs[] = {
     },
     {
         "alias",
-        "point an alias (staging, production, ...) at a model version",
-        "stratus alias NAME@VERSION ALIAS",
+        "point an alias (staging, production, ...) at a model version, or remove one",
+        "stratus alias NAME@VERSION ALIAS | stratus alias NAME --delete ALIAS",
         "Points ALIAS of model NAME at VERSION, moving it when it pointed\n"
         "elsewhere; the move is recorded in the audit log.  NAME@OTHER_ALIAS\n"
         "works too: 'stratus alias churn@staging production' promotes whatever\n"
         "staging points to.  Everywhere a model is accepted, NAME@ALIAS then\n"
         "names that version.\n"
         "\n"
+        "Flags:\n"
+        "  --delete ALIAS   remove ALIAS of model NAME (the version stays)\n"
+        "\n"
         "Examples:\n"
         "  stratus alias churn@3 production\n"
-        "  stratus alias churn@staging production\n",
+        "  stratus alias churn@staging production\n"
+        "  stratus alias churn --delete staging\n",
         cli_alias_run,
     },
     {
@@ -220,11 +224,15 @@ static const cli_verb verbs[] = {
         "stratus rm NAME@VERSION [--force]",
         "Removes one version with its metrics, params, tags and lineage; its\n"
         "blob is deleted when no other version has the same content.  A version\n"
-        "an alias points to is refused unless --force, which removes those\n"
-        "aliases too.  Version numbers are not reused by later pushes.\n"
+        "an alias points to, or that the model's deployment uses as its stable\n"
+        "version, canary or shadow, is refused unless --force.  Version numbers\n"
+        "are not reused by later pushes.\n"
         "\n"
         "Flags:\n"
-        "  --force   also remove the aliases that point to the version\n"
+        "  --force   also remove the aliases that point to the version, and\n"
+        "            change the deployment: a canary or shadow is dropped (all\n"
+        "            traffic to the stable version), a stable version removes\n"
+        "            the deployment\n"
         "\n"
         "Example:\n"
         "  stratus rm churn@2\n",
@@ -246,6 +254,109 @@ static const cli_verb verbs[] = {
         "  --json    {issues: [{kind, damage, removed, path, message}], ok,\n"
         "            versions, blobs_verified, bytes_hashed, damaged, removed}\n",
         cli_fsck_run,
+    },
+    {
+        "deploy",
+        "set, show or delete a model's traffic policy (stable, canary, shadow)",
+        "stratus deploy NAME [--version V [--canary V2 --percent P] [--shadow V3] [--sticky-header H] [rule flags]] [--delete] [--json]",
+        "With --version, sets the deployment of model NAME: the stable version\n"
+        "takes all traffic, or all but --percent of it when a --canary is given;\n"
+        "a --shadow version gets a copy of every request, its answers compared\n"
+        "and logged but never returned; with --sticky-header, requests with the\n"
+        "same value of that header always go to the same version.  V, V2 and V3\n"
+        "are version numbers or aliases (resolved to numbers now).  Every\n"
+        "deploy sets the whole policy: flags left out take their defaults.\n"
+        "'stratus serve' (serving the registry) follows changes live.\n"
+        "\n"
+        "While a canary serves, it is rolled back automatically when, over the\n"
+        "last --window seconds and once it has answered --min-requests, its\n"
+        "error rate exceeds the stable version's by more than\n"
+        "--max-error-rate-increase, or its p99 latency exceeds --max-p99-ratio\n"
+        "times the stable version's.\n"
+        "\n"
+        "Without --version, prints the deployment; with --delete, removes it.\n"
+        "Every change is recorded in the audit log ('stratus audit').\n"
+        "\n"
+        "Flags:\n"
+        "  --version V                   the stable version\n"
+        "  --canary V2                   a version to try on a share of traffic\n"
+        "  --percent P                   the canary's share, more than 0 and at most 100\n"
+        "  --shadow V3                   a version that gets a copy of every request\n"
+        "  --sticky-header H             pin each value of request header H to one version\n"
+        "  --max-error-rate-increase X   a fraction, 0 < X <= 1 (default 0.05: 5 points)\n"
+        "  --max-p99-ratio R             1 to 1000, or 0 = not checked (default 2)\n"
+        "  --window SECONDS              1 to 86400 (default 60)\n"
+        "  --min-requests N              canary answers before judging (default 20)\n"
+        "  --delete                      remove the deployment\n"
+        "  --json                        print the policy as JSON: model, stable,\n"
+        "                                canary, canary_percent, shadow, sticky_header,\n"
+        "                                rollback_rule, previous_stable, state,\n"
+        "                                reason, updated_at, updated_by, revision\n"
+        "\n"
+        "Examples:\n"
+        "  stratus deploy churn --version 3\n"
+        "  stratus deploy churn --version production --canary 4 --percent 10 --sticky-header X-User\n"
+        "  stratus deploy churn\n"
+        "  stratus deploy churn --delete\n",
+        cli_deploy_run,
+    },
+    {
+        "deployments",
+        "list every model's traffic policy",
+        "stratus deployments [--json]",
+        "Prints the deployment of every model that has one, as 'stratus deploy\n"
+        "NAME' does.\n"
+        "\n"
+        "Flags:\n"
+        "  --json    {\"deployments\": [as 'stratus deploy NAME --json']}\n",
+        cli_deployments_run,
+    },
+    {
+        "promote",
+        "make a model's canary its stable version",
+        "stratus promote NAME [--json]",
+        "The canary becomes the stable version and takes all traffic; the old\n"
+        "stable version is kept as the previous one, so 'stratus rollback NAME'\n"
+        "undoes the promotion.  Fails when there is no canary.\n"
+        "\n"
+        "Flags:\n"
+        "  --json    print the new policy as JSON\n"
+        "\n"
+        "Example:\n"
+        "  stratus promote churn\n",
+        cli_promote_run,
+    },
+    {
+        "rollback",
+        "send a model's traffic back: drop the canary, or return to the previous stable",
+        "stratus rollback NAME [--reason TEXT] [--json]",
+        "With a canary, all traffic returns to the stable version and the\n"
+        "canary is dropped.  Without one, the stable version goes back to the\n"
+        "previous stable version (the one before the last deploy or promote).\n"
+        "Fails when there is nothing to roll back.  The state becomes\n"
+        "rolled_back and the reason is kept in the policy and the audit log.\n"
+        "\n"
+        "Flags:\n"
+        "  --reason TEXT   why, for the audit log\n"
+        "  --json          print the new policy as JSON\n"
+        "\n"
+        "Example:\n"
+        "  stratus rollback churn --reason 'complaints about scores'\n",
+        cli_rollback_run,
+    },
+    {
+        "audit",
+        "the registry's change log: who changed what, when",
+        "stratus audit [--limit N] [--json]",
+        "Lists every change to the registry, oldest first: pushes, alias moves\n"
+        "and removals, rm, fsck --gc, deployments, promotions, rollbacks (also\n"
+        "the automatic ones of 'stratus serve').\n"
+        "\n"
+        "Flags:\n"
+        "  --limit N   only the last N records (default 0: all)\n"
+        "  --json      {\"audit\": [{id, at, who, action, target, before, after}]},\n"
+        "              before and after as JSON objects or null\n",
+        cli_audit_run,
     },
     {
         "serve",
@@ -380,7 +491,7 @@ static void print_overview(FILE *out)
             "\n"
             "Verbs:\n");
     for (size_t i = 0; i < n_verbs; i++)
-        fprintf(out, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+        fprintf(out, "  %-12s %s\n", verbs[i].name, verbs[i].summary);
     fprintf(out, "\n%s\nRun 'stratus help VERB' for the flags and examples of a verb.\n",
             global_help);
 }

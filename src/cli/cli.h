@@ -73,6 +73,24 @@ int cli_show_run(const cli_verb *verb, int argc, char **argv);
 int cli_alias_run(const cli_verb *verb, int argc, char **argv);
 int cli_rm_run(const cli_verb *verb, int argc, char **argv);
 int cli_fsck_run(const cli_verb *verb, int argc, char **argv);
+int cli_deploy_run(const cli_verb *verb, int argc, char **argv);
+int cli_deployments_run(const cli_verb *verb, int argc, char **argv);
+int cli_promote_run(const cli_verb *verb, int argc, char **argv);
+int cli_rollback_run(const cli_verb *verb, int argc, char **argv);
+int cli_audit_run(const cli_verb *verb, int argc, char **argv);
+
+/* Registry helpers of the registry verbs (registry.c, deploy.c). */
+struct reg_store;
+struct reg_deployment;
+struct st_buf;
+struct json_writer;
+/* Opens the registry in STRATUS_HOME; prints the error and returns
+ * CLI_EXIT_FAIL when there is none. */
+int cli_open_registry(const cli_verb *verb, struct reg_store **reg);
+/* Finishes the document of `w`, prints it with a newline and frees `out`. */
+int cli_print_json(const cli_verb *verb, struct st_buf *out, struct json_writer *w);
+/* One line for people: "churn: stable 3 (90%), canary 4 (10%), ...". */
+void cli_print_deployment(const struct reg_deployment *d);
 
 /* The MODEL argument of predict, bench and inspect: an existing file (or
  * anything with a '/') is used as is; otherwise it is a registry reference

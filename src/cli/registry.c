@@ -1,6 +1,7 @@
-/* registry.c - the registry verbs besides push: `models`, `show`, `alias`,
- * `rm`, `fsck`, and model references (NAME@VERSION, NAME@ALIAS) wherever
- * a verb takes a MODEL argument. */
+/* registry.c - the registry verbs besides push and the deployment verbs
+ * (deploy.c): `models`, `show`, `alias`, `rm`, `fsck`, and model
+ * references (NAME@VERSION, NAME@ALIAS) wherever a verb takes a MODEL
+ * argument. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,7 +33,7 @@ int cli_model_path(const cli_verb *verb, const char *arg, char *out, size_t cap)
     return cli_fail(verb, "%s: no such file, and %s", arg, st_error_msg(&err));
 }
 
-static int open_registry(const cli_verb *verb, reg_store **reg)
+int cli_open_registry(const cli_verb *verb, reg_store **reg)
 {
     st_error err = { 0 };
     if (reg_open(NULL, REG_OPEN_EXISTING, reg, &err) != ST_OK)
@@ -40,7 +41,7 @@ static int open_registry(const cli_verb *verb, reg_store **reg)
     return CLI_EXIT_OK;
 }
 
-static int print_json_buf(const cli_verb *verb, st_buf *out, json_writer *w)
+int cli_print_json(const cli_verb *verb, st_buf *out, json_writer *w)
 {
     int rc = CLI_EXIT_OK;
     if (json_writer_finish(w) == ST_OK)
@@ -190,7 +191,7 @@ int cli_models_run(const cli_verb *verb, int argc, char **argv)
     if (npos && reg_check_name(st_str_c(pos[0]), false, &err) != ST_OK)
         return cli_usage_error(verb, "%s", st_error_msg(&err));
     reg_store *reg;
-    int rc = open_registry(verb, &reg);
+    int rc = cli_open_registry(verb, &reg);
     if (rc != CLI_EXIT_OK)
         return rc;
     st_arena arena;
@@ -213,7 +214,7 @@ int cli_models_run(const cli_verb *verb, int argc, char **argv)
                 write_version(&w, &versions[i]);
             json_write_array_end(&w);
             json_write_object_end(&w);
-            rc = print_json_buf(verb, &out, &w);
+            rc = cli_print_json(verb, &out, &w);
         } else if (n == 0) {
             printf("%s has no versions left\n", pos[0]);
         } else {
@@ -267,7 +268,7 @@ int cli_models_run(const cli_verb *verb, int argc, char **argv)
             }
             json_write_array_end(&w);
             json_write_object_end(&w);
-            rc = print_json_buf(verb, &out, &w);
+            rc = cli_print_json(verb, &out, &w);
         } else if (n == 0) {
             printf("no models yet; register one with 'stratus push MODEL --name NAME'\n");
         } else {
@@ -322,7 +323,7 @@ int cli_show_run(const cli_verb *verb, int argc, char **argv)
         return rc;
     st_error err = { 0 };
     reg_store *reg;
-    rc = open_registry(verb, &reg);
+    rc = cli_open_registry(verb, &reg);
     if (rc != CLI_EXIT_OK)
         return rc;
     st_arena arena;
@@ -335,7 +336,7 @@ int cli_show_run(const cli_verb *verb, int argc, char **argv)
         json_writer w;
         json_writer_init(&w, &out, NULL);
         write_version(&w, &v);
-        rc = print_json_buf(verb, &out, &w);
+        rc = cli_print_json(verb, &out, &w);
     } else {
         print_version(&v);
     }
@@ -346,13 +347,50 @@ int cli_show_run(const cli_verb *verb, int argc, char **argv)
 
 /* ---- alias ----------------------------------------------------------------- */
 
+/* `stratus alias NAME --delete ALIAS` */
+static int alias_delete(const cli_verb *verb, const char *name, const char *alias)
+{
+    st_error err = { 0 };
+    if (reg_check_name(st_str_c(name), false, &err) != ST_OK ||
+        reg_check_name(st_str_c(alias), true, &err) != ST_OK)
+        return cli_usage_error(verb, "%s", st_error_msg(&err));
+    reg_store *reg;
+    int rc = cli_open_registry(verb, &reg);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    st_arena arena;
+    st_arena_init(&arena, 0);
+    reg_version before;
+    char ref[REG_NAME_MAX * 2 + 8];
+    snprintf(ref, sizeof ref, "%s@%s", name, alias);
+    bool had_before = reg_get(reg, st_str_c(ref), &arena, &before, NULL) == ST_OK;
+    if (reg_remove_alias(reg, st_str_c(name), st_str_c(alias), &err) != ST_OK)
+        rc = cli_fail(verb, "%s", st_error_msg(&err));
+    else if (had_before)
+        printf("removed alias %s (was %lld)\n", ref, (long long)before.version);
+    else
+        printf("removed alias %s\n", ref);
+    st_arena_free(&arena);
+    reg_close(reg);
+    return rc;
+}
+
 int cli_alias_run(const cli_verb *verb, int argc, char **argv)
 {
-    const cli_flag flags[] = { { NULL, CLI_BOOL, NULL, 0, 0 } };
+    const char *to_delete = NULL;
+    const cli_flag flags[] = {
+        { "--delete", CLI_STRING, &to_delete, 0, 0 },
+        { NULL, CLI_BOOL, NULL, 0, 0 },
+    };
     const char *pos[2];
     size_t npos;
     if (!cli_parse_flags(verb, flags, argc, argv, pos, 2, &npos))
         return CLI_EXIT_USAGE;
+    if (to_delete) {
+        if (npos != 1)
+            return cli_usage_error(verb, "--delete ALIAS takes the model NAME only");
+        return alias_delete(verb, pos[0], to_delete);
+    }
     if (npos != 2)
         return cli_usage_error(verb, "needs NAME@VERSION and an alias");
     st_error err = { 0 };
@@ -363,7 +401,7 @@ int cli_alias_run(const cli_verb *verb, int argc, char **argv)
     if (!ref.version && !ref.alias.len)
         return cli_usage_error(verb, "'%s' names no version; write NAME@VERSION (or NAME@ALIAS)", pos[0]);
     reg_store *reg;
-    int rc = open_registry(verb, &reg);
+    int rc = cli_open_registry(verb, &reg);
     if (rc != CLI_EXIT_OK)
         return rc;
     st_arena arena;
@@ -404,13 +442,15 @@ int cli_rm_run(const cli_verb *verb, int argc, char **argv)
                                      "nothing is removed by mistake", text);
     st_error err = { 0 };
     reg_store *reg;
-    rc = open_registry(verb, &reg);
+    rc = cli_open_registry(verb, &reg);
     if (rc != CLI_EXIT_OK)
         return rc;
     st_arena arena;
     st_arena_init(&arena, 0);
     reg_version v;
+    reg_deployment before, after;
     bool had = reg_get(reg, st_str_c(text), &arena, &v, NULL) == ST_OK;
+    bool was_deployed = reg_deploy_get(reg, ref.name, &arena, &before, NULL) == ST_OK;
     if (reg_remove_version(reg, ref.name, ref.version, force, &err) != ST_OK) {
         rc = cli_fail(verb, "%s", st_error_msg(&err));
     } else {
@@ -418,6 +458,14 @@ int cli_rm_run(const cli_verb *verb, int argc, char **argv)
         for (size_t i = 0; had && i < v.n_aliases; i++)
             printf("%s%s", i ? ", " : " (and its alias ", v.aliases[i]);
         printf("%s\n", had && v.n_aliases ? ")" : "");
+        /* --force may have changed the deployment: say how. */
+        bool is_deployed = reg_deploy_get(reg, ref.name, &arena, &after, NULL) == ST_OK;
+        if (was_deployed && !is_deployed) {
+            printf("removed the deployment of %.*s (its stable version)\n", ST_STR_FMT(ref.name));
+        } else if (was_deployed && after.revision != before.revision) {
+            printf("deployment now ");
+            cli_print_deployment(&after);
+        }
     }
     st_arena_free(&arena);
     reg_close(reg);
@@ -466,7 +514,7 @@ int cli_fsck_run(const cli_verb *verb, int argc, char **argv)
     if (!cli_parse_flags(verb, flags, argc, argv, pos, 0, &npos))
         return CLI_EXIT_USAGE;
     reg_store *reg;
-    int rc = open_registry(verb, &reg);
+    int rc = cli_open_registry(verb, &reg);
     if (rc != CLI_EXIT_OK)
         return rc;
     st_buf out = { 0 };
@@ -499,7 +547,7 @@ int cli_fsck_run(const cli_verb *verb, int argc, char **argv)
         json_write_key(&w, ST_STR("removed"));
         json_write_uint64(&w, report.removed);
         json_write_object_end(&w);
-        rc = print_json_buf(verb, &out, &w);
+        rc = cli_print_json(verb, &out, &w);
     } else {
         st_buf_free(&out);
         printf("checked %zu version%s, %zu blob%s (%llu bytes hashed): %s\n", report.versions,

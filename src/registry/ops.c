@@ -1,5 +1,5 @@
-/* ops.c - the changes: push a version, move an alias, remove a version.
- * Each is one write transaction (BEGIN IMMEDIATE), so numbering is decided
+/* ops.c - the changes: push a version, move or remove an alias, remove a
+ * version.  Each is one write transaction (BEGIN IMMEDIATE), so numbering is decided
  * under the lock and a failure anywhere leaves the registry as it was. */
 #include <errno.h>
 #include <libgen.h>
@@ -12,14 +12,6 @@
 #include "base/alloc.h"
 #include "json/json.h"
 #include "registry/reg_int.h"
-
-/* Steps a statement that returns no rows and finalizes it. */
-static st_status run_stmt(reg_store *r, sqlite3_stmt *st, const char *what, st_error *err)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? ST_OK : reg_db_fail(r, rc, what, err);
-}
 
 static st_status check_key(const char *flag, const reg_kv *kv, st_error *err)
 {
@@ -79,7 +71,7 @@ static st_status insert_kvs(reg_store *r, const char *table, int64_t version_id,
             sqlite3_bind_double(st, 3, strtod(kvs[i].value, NULL));
         else
             reg_bind_cstr(st, 3, kvs[i].value);
-        if ((s = run_stmt(r, st, table, err)) != ST_OK)
+        if ((s = reg_db_run(r, st, table, err)) != ST_OK)
             return s;
     }
     return ST_OK;
@@ -120,14 +112,12 @@ static st_status alias_json(st_buf *out, st_str name, st_str alias, int64_t vers
     return ST_OK;
 }
 
-/* Points alias at version_id inside the caller's transaction; records the
- * move in the audit log. */
-static st_status set_alias_tx(reg_store *r, int64_t model_id, st_str name, int64_t version_id,
-                              int64_t version, st_str alias, st_error *err)
+/* The version `alias` of model_id points at, or 0 when it does not exist. */
+static st_status alias_version(reg_store *r, int64_t model_id, st_str alias, int64_t *version,
+                               st_error *err)
 {
+    *version = 0;
     sqlite3_stmt *st;
-    int64_t before = 0;
-    st_buf before_json = { 0 }, after_json = { 0 }, target = { 0 };
     st_status s = reg_db_prepare(r,
                                  "SELECT v.version FROM aliases a JOIN versions v ON v.id = a.version_id "
                                  "WHERE a.model_id = ? AND a.alias = ?",
@@ -138,17 +128,29 @@ static st_status set_alias_tx(reg_store *r, int64_t model_id, st_str name, int64
     reg_bind_str(st, 2, alias);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
-        before = sqlite3_column_int64(st, 0);
+        *version = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return reg_db_fail(r, rc, "alias", err);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? ST_OK : reg_db_fail(r, rc, "alias", err);
+}
+
+/* Points alias at version_id inside the caller's transaction; records the
+ * move in the audit log. */
+static st_status set_alias_tx(reg_store *r, int64_t model_id, st_str name, int64_t version_id,
+                              int64_t version, st_str alias, st_error *err)
+{
+    sqlite3_stmt *st;
+    int64_t before = 0;
+    st_buf before_json = { 0 }, after_json = { 0 }, target = { 0 };
+    st_status s = alias_version(r, model_id, alias, &before, err);
+    if (s != ST_OK)
+        return s;
     if ((s = reg_db_prepare(r, "INSERT OR REPLACE INTO aliases(model_id, alias, version_id) VALUES (?, ?, ?)",
                             &st, err)) != ST_OK)
         return s;
     sqlite3_bind_int64(st, 1, model_id);
     reg_bind_str(st, 2, alias);
     sqlite3_bind_int64(st, 3, version_id);
-    if ((s = run_stmt(r, st, "alias", err)) != ST_OK)
+    if ((s = reg_db_run(r, st, "alias", err)) != ST_OK)
         return s;
     if ((before && (s = alias_json(&before_json, name, alias, before, err)) != ST_OK) ||
         (s = alias_json(&after_json, name, alias, version, err)) != ST_OK)
@@ -195,7 +197,7 @@ static st_status push_tx(reg_store *r, const reg_push_request *req, push_facts *
         return s;
     reg_bind_str(st, 1, name);
     reg_bind_cstr(st, 2, f->now);
-    if ((s = run_stmt(r, st, "model", err)) != ST_OK)
+    if ((s = reg_db_run(r, st, "model", err)) != ST_OK)
         return s;
     /* The number is taken under the write lock: race-free, never reused. */
     if ((s = reg_db_prepare(r, "UPDATE models SET last_version = last_version + 1 WHERE name = ? "
@@ -225,7 +227,7 @@ static st_status push_tx(reg_store *r, const reg_push_request *req, push_facts *
     reg_bind_cstr(st, 6, f->file_name);
     reg_bind_cstr(st, 7, f->now);
     reg_bind_cstr(st, 8, f->user);
-    if ((s = run_stmt(r, st, "version", err)) != ST_OK)
+    if ((s = reg_db_run(r, st, "version", err)) != ST_OK)
         return s;
     version_id = sqlite3_last_insert_rowid(r->db);
     if ((s = insert_kvs(r, "metrics", version_id, req->metrics, req->n_metrics, true, err)) != ST_OK ||
@@ -248,7 +250,7 @@ static st_status push_tx(reg_store *r, const reg_push_request *req, push_facts *
         sqlite3_bind_int64(st, 8, (sqlite3_int64)f->data_bytes);
         reg_bind_cstr(st, 9, (const char *)f->data_schema.data);
     }
-    if ((s = run_stmt(r, st, "lineage", err)) != ST_OK)
+    if ((s = reg_db_run(r, st, "lineage", err)) != ST_OK)
         return s;
 
     json_writer w;
@@ -381,6 +383,49 @@ st_status reg_set_alias(reg_store *r, st_str name, int64_t version, st_str alias
     return reg_tx_commit(r, err);
 }
 
+st_status reg_remove_alias(reg_store *r, st_str name, st_str alias, st_error *err)
+{
+    st_status s;
+    if ((s = reg_check_name(name, false, err)) != ST_OK ||
+        (s = reg_check_name(alias, true, err)) != ST_OK)
+        return s;
+    int64_t model_id = 0, version = 0;
+    st_buf before = { 0 }, target = { 0 };
+    sqlite3_stmt *st;
+    if ((s = reg_tx_write(r, err)) != ST_OK)
+        return s;
+    if ((s = reg_model_id(r, name, &model_id, err)) != ST_OK ||
+        (s = alias_version(r, model_id, alias, &version, err)) != ST_OK)
+        goto fail;
+    if (!version) {
+        s = st_fail(err, ST_ENOTFOUND,
+                    "model '%.*s' has no alias '%.*s'; 'stratus show %.*s' lists its aliases",
+                    ST_STR_FMT(name), ST_STR_FMT(alias), ST_STR_FMT(name));
+        goto fail;
+    }
+    if ((s = reg_db_prepare(r, "DELETE FROM aliases WHERE model_id = ? AND alias = ?", &st, err)) != ST_OK)
+        goto fail;
+    sqlite3_bind_int64(st, 1, model_id);
+    reg_bind_str(st, 2, alias);
+    if ((s = reg_db_run(r, st, "alias", err)) != ST_OK ||
+        (s = alias_json(&before, name, alias, version, err)) != ST_OK)
+        goto fail;
+    if (st_buf_printf(&target, "%.*s@%.*s", ST_STR_FMT(name), ST_STR_FMT(alias)) != ST_OK) {
+        s = st_fail(err, ST_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((s = reg_audit(r, "unalias", st_buf_str(&target), (const char *)before.data, NULL, err)) != ST_OK)
+        goto fail;
+    s = reg_tx_commit(r, err);
+    goto done;
+fail:
+    reg_tx_rollback(r);
+done:
+    st_buf_free(&before);
+    st_buf_free(&target);
+    return s;
+}
+
 /* The aliases pointing at a version, as "a, b" into `out`. */
 static st_status aliases_of(reg_store *r, int64_t version_id, st_buf *out, size_t *count,
                             st_error *err)
@@ -422,6 +467,7 @@ st_status reg_remove_version(reg_store *r, st_str name, int64_t version, bool fo
         return s;
     if ((s = reg_model_id(r, name, &model_id, err)) != ST_OK ||
         (s = reg_version_id(r, model_id, name, version, &version_id, err)) != ST_OK ||
+        (s = reg_deploy_release_version(r, model_id, name, version, force, err)) != ST_OK ||
         (s = aliases_of(r, version_id, &aliases, &n_aliases, err)) != ST_OK)
         goto fail;
     if (aliases.len && !force) {
@@ -467,12 +513,12 @@ st_status reg_remove_version(reg_store *r, st_str name, int64_t version, bool fo
     if ((s = reg_db_prepare(r, "DELETE FROM aliases WHERE version_id = ?", &st, err)) != ST_OK)
         goto fail;
     sqlite3_bind_int64(st, 1, version_id);
-    if ((s = run_stmt(r, st, "remove", err)) != ST_OK)
+    if ((s = reg_db_run(r, st, "remove", err)) != ST_OK)
         goto fail;
     if ((s = reg_db_prepare(r, "DELETE FROM versions WHERE id = ?", &st, err)) != ST_OK)
         goto fail;
     sqlite3_bind_int64(st, 1, version_id);
-    if ((s = run_stmt(r, st, "remove", err)) != ST_OK)
+    if ((s = reg_db_run(r, st, "remove", err)) != ST_OK)
         goto fail;
     if (st_buf_printf(&target, "%.*s@%lld", ST_STR_FMT(name), (long long)version) != ST_OK) {
         s = st_fail(err, ST_ENOMEM, "out of memory");

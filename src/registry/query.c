@@ -355,3 +355,9 @@ st_status reg_list_audit(reg_store *r, size_t limit, st_arena *arena, reg_audit_
     *out = p;
     return s;
 }
+
+st_status reg_db_collect(reg_store *r, const char *sql, int64_t param, size_t size, reg_row_fn row,
+                         st_arena *arena, void **out, size_t *n, st_error *err)
+{
+    return collect(r, sql, param, size, row, arena, out, n, err);
+}

@@ -10,12 +10,13 @@
 #include "registry/registry.h"
 
 /* Schema version written by this binary (PRAGMA user_version). */
-#define REG_SCHEMA_VERSION 2
+#define REG_SCHEMA_VERSION 3
 
 struct reg_store {
     sqlite3 *db;
     char home[REG_PATH_MAX];
     char blob_dir[REG_PATH_MAX]; /* home/blobs/sha256 */
+    char actor[80];              /* reg_set_actor; "" = the user */
 };
 
 /* Opens like reg_open but migrates only up to `schema` (tests use it to
@@ -31,6 +32,14 @@ st_status reg_db_fail(reg_store *r, int rc, const char *what, st_error *err);
 st_status reg_db_exec(reg_store *r, const char *sql, st_error *err);
 /* Prepares a statement; *out is finalized by the caller. */
 st_status reg_db_prepare(reg_store *r, const char *sql, sqlite3_stmt **out, st_error *err);
+/* Steps a statement that returns no rows and finalizes it. */
+st_status reg_db_run(reg_store *r, sqlite3_stmt *st, const char *what, st_error *err);
+/* Runs `sql` (one int64 parameter, `param`) into an array of `size`-byte
+ * items in `arena`, `row` storing row i; *n items.  Inside the caller's
+ * transaction (query.c). */
+typedef bool (*reg_row_fn)(sqlite3_stmt *st, void *items, size_t i, st_arena *arena);
+st_status reg_db_collect(reg_store *r, const char *sql, int64_t param, size_t size, reg_row_fn row,
+                         st_arena *arena, void **out, size_t *n, st_error *err);
 /* BEGIN IMMEDIATE (takes the write lock, waiting up to the busy timeout),
  * BEGIN (a read snapshot), COMMIT, ROLLBACK (never fails the caller). */
 st_status reg_tx_write(reg_store *r, st_error *err);
@@ -43,7 +52,8 @@ int reg_bind_cstr(sqlite3_stmt *st, int i, const char *s);
 /* Column text copied into `arena` ("" for NULL); NULL when out of memory. */
 const char *reg_col_dup(sqlite3_stmt *st, int col, st_arena *arena);
 
-/* Appends an audit record inside the caller's transaction. */
+/* Appends an audit record inside the caller's transaction and bumps the
+ * registry generation: every change goes through here. */
 st_status reg_audit(reg_store *r, const char *action, st_str target, const char *before,
                     const char *after, st_error *err);
 
@@ -51,12 +61,25 @@ st_status reg_audit(reg_store *r, const char *action, st_str target, const char 
 void reg_now(char buf[32]);
 /* $USER, else the passwd entry, else "uid:N". */
 void reg_user(char *buf, size_t cap);
+/* Who changes are recorded as: the actor set with reg_set_actor, else
+ * reg_user(). */
+void reg_actor(const reg_store *r, char *buf, size_t cap);
 
 /* Model id of `name`; ST_ENOTFOUND with a message when absent. */
 st_status reg_model_id(reg_store *r, st_str name, int64_t *id, st_error *err);
 /* Row id of version `version` of model `model_id`; ST_ENOTFOUND when absent. */
 st_status reg_version_id(reg_store *r, int64_t model_id, st_str name, int64_t version,
                          int64_t *id, st_error *err);
+
+/* ---- deployments (deploy.c) ------------------------------------------- */
+
+/* Inside reg_remove_version's transaction, before version `version` of
+ * model `model_id` goes: refuses (ST_EINVAL naming the deployment) when
+ * its deployment uses it as stable, canary or shadow unless `force`, which
+ * clears the canary or shadow or removes the deployment (audited).  A
+ * previous_stable naming it is cleared in any case. */
+st_status reg_deploy_release_version(reg_store *r, int64_t model_id, st_str name,
+                                     int64_t version, bool force, st_error *err);
 
 /* ---- blobs (blob.c) ---------------------------------------------------- */
 

@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "base/arena.h"
+#include "base/buf.h"
 #include "base/status.h"
 #include "base/str.h"
 
@@ -135,8 +136,11 @@ st_status reg_set_alias(reg_store *r, st_str name, int64_t version, st_str alias
 /* Removes a version with its metrics, params, tags and lineage.  When an
  * alias or a deployment points to it: ST_EINVAL (naming them) unless
  * `force`, which removes those aliases too, clears the deployment's canary
- * or shadow, and removes a deployment whose stable version it was.  The blob is deleted when no other version uses it.  The model and
- * its numbering stay (a later push does not reuse the number). */
+ * or shadow, and removes a deployment whose stable version it was (each
+ * change audited, in the same transaction).  A deployment's
+ * previous_stable naming it is cleared either way.  The blob is deleted
+ * when no other version uses it.  The model and its numbering stay (a
+ * later push does not reuse the number). */
 st_status reg_remove_version(reg_store *r, st_str name, int64_t version, bool force,
                              st_error *err);
 
@@ -210,7 +214,8 @@ st_status reg_get(reg_store *r, st_str ref, st_arena *arena, reg_version *out, s
  * suggesting `stratus fsck`, when not). */
 st_status reg_resolve(reg_store *r, st_str ref, char *path, size_t cap, st_error *err);
 
-/* One audit record (every change: push, alias, rm, gc). */
+/* One audit record (every change: push, alias, unalias, rm, gc, and the
+ * deployment changes). */
 typedef struct reg_audit_entry {
     int64_t id;
     const char *at;
@@ -244,6 +249,17 @@ typedef struct reg_rollback_rule {
 /* The defaults above. */
 reg_rollback_rule reg_rollback_rule_default(void);
 
+/* In a `want` given to reg_deploy_set, max_p99_ratio = REG_P99_OFF turns
+ * the latency check off (0 there means "the default"); the stored policy
+ * then reads 0. */
+#define REG_P99_OFF (-1.0)
+/* Longest sticky header name, in bytes. */
+#define REG_HEADER_MAX 64
+/* Upper limits of the rollback rule. */
+#define REG_P99_RATIO_MAX 1000.0
+#define REG_WINDOW_MAX_S 86400
+#define REG_MIN_REQUESTS_MAX 1000000000
+
 /* A model's traffic policy.  Version numbers are 0 when unset. */
 typedef struct reg_deployment {
     const char *model;
@@ -268,7 +284,16 @@ typedef struct reg_deployment {
  * canary needs a percent > 0; the sticky header must be a valid header
  * name.  The old stable version becomes previous_stable when it changes.
  * Audit action "deploy" with before/after as JSON.  `out` (may be NULL)
- * receives the new policy, memory in `arena`. */
+ * receives the new policy, memory in `arena`.
+ *
+ * Precisely: stable > 0 is required; canary_percent is in (0, 100] with a
+ * canary and 0 without one; sticky_header (NULL or "": none) is an HTTP
+ * token (RFC 9110 tchar) of 1..REG_HEADER_MAX bytes.  A rule field that is
+ * 0 in `want` takes its default (reg_rollback_rule_default()); others must
+ * be in range: max_error_rate_increase (0, 1], max_p99_ratio [1, 1000] or
+ * REG_P99_OFF, window_s 1..86400, min_requests 1..1e9.  ST_EINVAL names
+ * the field; ST_ENOTFOUND names the missing "model@version".  state
+ * becomes "canary" with a canary, else "stable"; reason is cleared. */
 st_status reg_deploy_set(reg_store *r, st_str name, const reg_deployment *want,
                          st_arena *arena, reg_deployment *out, st_error *err);
 /* The policy of `name`; ST_ENOTFOUND when the model has none. */
@@ -287,7 +312,12 @@ st_status reg_deploy_promote(reg_store *r, st_str name, st_arena *arena, reg_dep
  * version goes back to previous_stable.  When `only_canary` > 0 this is
  * the automatic kind: it changes nothing (and returns ST_OK) unless that
  * version is still the canary, so two servers judging the same canary
- * roll it back once.  Audit action "rollback" (reason in "after"). */
+ * roll it back once.  Audit action "rollback" (reason in "after").
+ *
+ * After a rollback to previous_stable, previous_stable is 0: a second
+ * rollback is ST_EINVAL ("nothing to roll back"), not a roll forward.
+ * `reason` may be NULL.  In the automatic no-op case `out` receives the
+ * current policy, or revision 0 when the model has none any more. */
 st_status reg_deploy_rollback(reg_store *r, st_str name, int64_t only_canary, const char *reason,
                               st_arena *arena, reg_deployment *out, st_error *err);
 /* Removes the policy; ST_ENOTFOUND when there is none.  Audit "undeploy". */
@@ -303,6 +333,23 @@ st_status reg_generation(reg_store *r, int64_t *out, st_error *err);
 /* Who the audit log names for this store's changes from now on (default:
  * the user running the process); e.g. "api:admin" or "stratus serve". */
 void reg_set_actor(reg_store *r, const char *who);
+
+/* ---- JSON (json.c) ----------------------------------------------------- */
+
+struct json_writer;
+
+/* A policy as one JSON object: model, stable, canary, canary_percent,
+ * shadow, sticky_header, rollback_rule {max_error_rate_increase,
+ * max_p99_ratio, window_s, min_requests}, previous_stable, state, reason,
+ * updated_at, updated_by, revision.  Unset versions (0) and empty strings
+ * are null.  Appended to `out`; ST_ENOMEM when it could not grow. */
+st_status reg_json_deployment(st_buf *out, const reg_deployment *d);
+/* The same as one value of a document being written. */
+void reg_json_write_deployment(struct json_writer *w, const reg_deployment *d);
+/* An audit record: id, at, who, action, target, before, after (the last
+ * two as JSON values, or null). */
+st_status reg_json_audit(st_buf *out, const reg_audit_entry *e);
+void reg_json_write_audit(struct json_writer *w, const reg_audit_entry *e);
 
 /* ---- consistency ------------------------------------------------------- */
 

@@ -122,6 +122,13 @@ st_status reg_db_prepare(reg_store *r, const char *sql, sqlite3_stmt **out, st_e
     return rc == SQLITE_OK ? ST_OK : reg_db_fail(r, rc, "registry", err);
 }
 
+st_status reg_db_run(reg_store *r, sqlite3_stmt *st, const char *what, st_error *err)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? ST_OK : reg_db_fail(r, rc, what, err);
+}
+
 st_status reg_tx_write(reg_store *r, st_error *err) { return reg_db_exec(r, "BEGIN IMMEDIATE", err); }
 st_status reg_tx_read(reg_store *r, st_error *err) { return reg_db_exec(r, "BEGIN", err); }
 
@@ -195,12 +202,44 @@ void reg_user(char *buf, size_t cap)
     snprintf(buf, cap, "uid:%ld", (long)getuid());
 }
 
+void reg_actor(const reg_store *r, char *buf, size_t cap)
+{
+    if (r->actor[0])
+        snprintf(buf, cap, "%s", r->actor);
+    else
+        reg_user(buf, cap);
+}
+
+void reg_set_actor(reg_store *r, const char *who)
+{
+    /* The audit log is read by people: keep it to one printable line. */
+    size_t n = 0;
+    for (const char *p = who ? who : ""; *p && n + 1 < sizeof r->actor; p++)
+        r->actor[n++] = (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p;
+    r->actor[n] = '\0';
+}
+
+st_status reg_generation(reg_store *r, int64_t *out, st_error *err)
+{
+    sqlite3_stmt *st;
+    st_status s = reg_db_prepare(r, "SELECT value FROM meta WHERE key = 'generation'", &st, err);
+    if (s != ST_OK)
+        return s;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        rc = SQLITE_CORRUPT; /* migration 3 inserts the row; it is never deleted */
+    return rc == SQLITE_ROW ? ST_OK : reg_db_fail(r, rc, "reading the registry generation", err);
+}
+
 st_status reg_audit(reg_store *r, const char *action, st_str target, const char *before,
                     const char *after, st_error *err)
 {
     char now[32], who[80];
     reg_now(now);
-    reg_user(who, sizeof who);
+    reg_actor(r, who, sizeof who);
     sqlite3_stmt *st;
     st_status s = reg_db_prepare(r,
                                  "INSERT INTO audit(at, who, action, target, before, after) "
@@ -216,7 +255,10 @@ st_status reg_audit(reg_store *r, const char *action, st_str target, const char 
     reg_bind_cstr(st, 6, after);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? ST_OK : reg_db_fail(r, rc, "audit log", err);
+    if (rc != SQLITE_DONE)
+        return reg_db_fail(r, rc, "audit log", err);
+    /* Servers poll this number to notice changes made by any process. */
+    return reg_db_exec(r, "UPDATE meta SET value = value + 1 WHERE key = 'generation'", err);
 }
 
 st_status reg_model_id(reg_store *r, st_str name, int64_t *id, st_error *err)
@@ -320,8 +362,37 @@ static st_status migrate_2(reg_store *r, st_error *err)
         err);
 }
 
+/* 3: deployments (one traffic policy per model; versions by number, as
+ * users name them) and `meta`, whose generation counter every change
+ * bumps. */
+static st_status migrate_3(reg_store *r, st_error *err)
+{
+    return reg_db_exec(r,
+        "CREATE TABLE deployments ("
+        "  id INTEGER PRIMARY KEY,"
+        "  model_id INTEGER NOT NULL UNIQUE REFERENCES models(id),"
+        "  stable INTEGER NOT NULL,"
+        "  canary INTEGER NOT NULL DEFAULT 0,"
+        "  canary_percent REAL NOT NULL DEFAULT 0,"
+        "  shadow INTEGER NOT NULL DEFAULT 0,"
+        "  sticky_header TEXT NOT NULL DEFAULT '',"
+        "  max_error_rate_increase REAL NOT NULL,"
+        "  max_p99_ratio REAL NOT NULL,"
+        "  window_s INTEGER NOT NULL,"
+        "  min_requests INTEGER NOT NULL,"
+        "  previous_stable INTEGER NOT NULL DEFAULT 0,"
+        "  state TEXT NOT NULL,"
+        "  reason TEXT NOT NULL DEFAULT '',"
+        "  updated_at TEXT NOT NULL,"
+        "  updated_by TEXT NOT NULL,"
+        "  revision INTEGER NOT NULL);"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT INTO meta(key, value) VALUES ('generation', 1);",
+        err);
+}
+
 typedef st_status (*migration_fn)(reg_store *r, st_error *err);
-static const migration_fn migrations[REG_SCHEMA_VERSION] = { migrate_1, migrate_2 };
+static const migration_fn migrations[REG_SCHEMA_VERSION] = { migrate_1, migrate_2, migrate_3 };
 
 static st_status schema_version(reg_store *r, int *out, st_error *err)
 {
