@@ -212,10 +212,12 @@ def test_failing_canary_rolls_back_automatically(server, reg, tmp_path):
     c.close()
     log = server.stderr()
     assert re.search(r"WARN .*model churn: canary version 3 rolled back to stable version 1: error rate", log)
-    audit = json.loads(ok(reg("audit", "--json")).stdout)
-    entries = audit["entries"] if isinstance(audit, dict) else audit
+    entries = json.loads(ok(reg("audit", "--json")).stdout)["audit"]
     rb = [e for e in entries if e["action"] == "rollback"]
-    assert rb and "automatic rollback" in rb[-1]["who"]
+    assert len(rb) == 1 and rb[0]["who"] == "stratus serve (automatic rollback)", rb
+    assert "error rate" in json.dumps(rb[0]["after"])
+    policy = json.loads(ok(reg("deploy", "churn", "--json")).stdout)
+    assert policy["state"] == "rolled_back" and policy["canary"] is None and policy["stable"] == 1
     assert metric(server, "stratus_rollbacks_total", model="churn") == 1
 
 
