@@ -964,7 +964,8 @@ st_status sv_manager_start(const sv_manager_options *opt, sv_manager **out, st_e
         st_arena_init(&arena, 0);
         reg_model *models = NULL;
         size_t n = 0;
-        if (st == ST_OK && reg_list_models(m->reg, &arena, &models, &n, err) == ST_OK) {
+        st_error list_err = { 0 }; /* a busy registry here only delays the names */
+        if (st == ST_OK && reg_list_models(m->reg, &arena, &models, &n, &list_err) == ST_OK) {
             /* Learn the names now, so early requests wait rather than 404. */
             for (size_t i = 0; i < n; i++) {
                 sv_model *model = model_add(m, models[i].name, "", "");
@@ -973,7 +974,6 @@ st_status sv_manager_start(const sv_manager_options *opt, sv_manager **out, st_e
             }
         }
         st_arena_free(&arena);
-        *err = (st_error){ 0 };
     }
     for (size_t i = 0; st == ST_OK && i < opt->n_files; i++) {
         if (!is_safe_name(opt->names[i]))
