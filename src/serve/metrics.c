@@ -153,6 +153,14 @@ static void write_batch(st_buf *out, const char *model, sv_model_stats *s)
     st_buf_printf(out, "\"} %llu\n", (unsigned long long)cum);
 }
 
+/* One line `name{model="..."} value`. */
+static void model_counter(st_buf *out, const char *name, const char *model, _Atomic uint64_t *value)
+{
+    st_buf_printf(out, "%s{model=\"", name);
+    label_value(out, model);
+    st_buf_printf(out, "\"} %llu\n", (unsigned long long)load(value));
+}
+
 static uint64_t resident_bytes(void)
 {
     st_buf text = { 0 };
@@ -205,11 +213,8 @@ void sv_metrics_write(st_buf *out, sv_model *const *models, size_t n_models, sv_
     st_buf_printf(out, "stratus_models_loaded %zu\n", loaded);
 
     family(out, "stratus_model_load_failures_total", "counter", "Model versions that failed to load.");
-    for (size_t i = 0; i < n_models; i++) {
-        st_buf_append_str(out, ST_STR("stratus_model_load_failures_total{model=\""));
-        label_value(out, models[i]->name);
-        st_buf_printf(out, "\"} %llu\n", (unsigned long long)load(&models[i]->stats.load_failures));
-    }
+    for (size_t i = 0; i < n_models; i++)
+        model_counter(out, "stratus_model_load_failures_total", models[i]->name, &models[i]->stats.load_failures);
 
     static const struct {
         const char *name, *help;
@@ -240,13 +245,9 @@ void sv_metrics_write(st_buf *out, sv_model *const *models, size_t n_models, sv_
     }
 
     family(out, "stratus_rollbacks_total", "counter", "Canaries rolled back automatically.");
-    for (size_t i = 0; i < n_models; i++) {
-        if (!models[i]->is_registry)
-            continue;
-        st_buf_append_str(out, ST_STR("stratus_rollbacks_total{model=\""));
-        label_value(out, models[i]->name);
-        st_buf_printf(out, "\"} %llu\n", (unsigned long long)load(&models[i]->stats.rollbacks));
-    }
+    for (size_t i = 0; i < n_models; i++)
+        if (models[i]->is_registry)
+            model_counter(out, "stratus_rollbacks_total", models[i]->name, &models[i]->stats.rollbacks);
 
     family(out, "stratus_process_resident_memory_bytes", "gauge", "Resident memory of the server process.");
     st_buf_printf(out, "stratus_process_resident_memory_bytes %llu\n", (unsigned long long)resident_bytes());

@@ -659,6 +659,7 @@ static st_status registry_record_rollback(sv_manager *m, sv_model *model)
     st_error err = { 0 };
     st_arena arena;
     st_arena_init(&arena, 0);
+    model->rollback_tried_us = st_now_us();
     reg_set_actor(m->reg, "stratus serve (automatic rollback)");
     st_status st = reg_deploy_rollback(m->reg, st_str_c(model->name), model->rollback_canary,
                                        model->rollback_reason, &arena, NULL, &err);
@@ -690,7 +691,9 @@ static void judge_canaries(sv_manager *m)
     for (size_t i = 0; i < n_models && !m->is_stopping; i++) {
         sv_model *model = m->models[i];
         if (model->rollback_canary > 0) {
-            registry_record_rollback(m, model);
+            /* A write that failed (the registry busy) is tried every 5 s. */
+            if (st_now_us() - model->rollback_tried_us >= 5000000u)
+                registry_record_rollback(m, model);
             continue;
         }
         pthread_mutex_lock(&m->mu);
@@ -961,7 +964,8 @@ st_status sv_manager_start(const sv_manager_options *opt, sv_manager **out, st_e
         st_arena_init(&arena, 0);
         reg_model *models = NULL;
         size_t n = 0;
-        if (st == ST_OK && reg_list_models(m->reg, &arena, &models, &n, err) == ST_OK) {
+        st_error list_err = { 0 }; /* a busy registry here only delays the names */
+        if (st == ST_OK && reg_list_models(m->reg, &arena, &models, &n, &list_err) == ST_OK) {
             /* Learn the names now, so early requests wait rather than 404. */
             for (size_t i = 0; i < n; i++) {
                 sv_model *model = model_add(m, models[i].name, "", "");
@@ -970,7 +974,6 @@ st_status sv_manager_start(const sv_manager_options *opt, sv_manager **out, st_e
             }
         }
         st_arena_free(&arena);
-        *err = (st_error){ 0 };
     }
     for (size_t i = 0; st == ST_OK && i < opt->n_files; i++) {
         if (!is_safe_name(opt->names[i]))
@@ -1242,9 +1245,13 @@ bool sv_manager_is_ready(sv_manager *m)
 {
     pthread_mutex_lock(&m->mu);
     bool is_ready = m->is_initial_done;
-    for (size_t i = 0; i < m->n_models && is_ready; i++)
-        if (m->models[i]->is_present && m->models[i]->n_serving == 0)
+    for (size_t i = 0; i < m->n_models && is_ready; i++) {
+        const sv_model *model = m->models[i];
+        /* A registry model with every version removed has nothing to wait for. */
+        bool has_wanted = !model->is_registry || model->config.n_specific > 0;
+        if (model->is_present && model->n_serving == 0 && has_wanted)
             is_ready = false;
+    }
     pthread_mutex_unlock(&m->mu);
     return is_ready;
 }

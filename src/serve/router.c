@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/alloc.h"
 #include "base/arena.h"
@@ -849,10 +850,12 @@ st_status sv_server_start(const sv_options *opt, sv_server **out, st_error *err)
         .engine = { .threads = 1 },
     };
     st_status st = sv_batcher_start(workers, &s->batcher, err);
-    if (st == ST_OK && opt->registry) {
+    struct stat home_sb;
+    if (st == ST_OK && opt->registry && stat(opt->registry, &home_sb) == 0 && S_ISDIR(home_sb.st_mode)) {
         /* The management API can fill an empty registry (a fresh volume
-         * in a container, say), so a registry to serve is made when
-         * absent, as `stratus push` would. */
+         * in a container, say), so an existing folder gets one made when
+         * it has none, as `stratus push` would; a folder that does not
+         * exist is more likely a typo, and the manager refuses it. */
         reg_store *reg = NULL;
         st = reg_open(opt->registry, REG_OPEN_CREATE, &reg, err);
         reg_close(reg);

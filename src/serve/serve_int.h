@@ -138,8 +138,9 @@ typedef struct sv_verdict {
 /* Judges a canary against the stable version by `rule`: once the canary
  * has min_requests answers, rolls back when its error rate exceeds the
  * stable one's by more than max_error_rate_increase, or (max_p99_ratio >
- * 0, and the stable version has min_requests answers too) when its p99
- * exceeds max_p99_ratio times the stable p99. */
+ * 0, and both versions have max(min_requests, SV_P99_MIN_SAMPLES)
+ * answers) when its p99 exceeds max_p99_ratio times the stable p99. */
+#define SV_P99_MIN_SAMPLES 100
 void sv_rollback_judge(const reg_rollback_rule *rule, const sv_window_sum *stable,
                        const sv_window_sum *canary, sv_verdict *out);
 
@@ -262,6 +263,7 @@ struct sv_model {
     sv_split split;             /* the canary counter */
     char rollback_reason[256];  /* an automatic rollback the registry has */
     int64_t rollback_canary;    /*   not recorded yet (loader thread only) */
+    uint64_t rollback_tried_us;
     _Atomic uint64_t shadow_logged_us; /* last mismatch logged */
 };
 

@@ -165,7 +165,10 @@ void sv_rollback_judge(const reg_rollback_rule *rule, const sv_window_sum *stabl
                  (long long)rule->window_s);
         return;
     }
-    if (rule->max_p99_ratio > 0 && stable->requests >= min_requests) {
+    /* Below 100 answers a p99 is just the slowest one: one stall would
+     * decide.  Both sides need that many (and min_requests). */
+    uint64_t min_p99 = min_requests > SV_P99_MIN_SAMPLES ? min_requests : SV_P99_MIN_SAMPLES;
+    if (rule->max_p99_ratio > 0 && stable->requests >= min_p99 && canary->requests >= min_p99) {
         out->stable_p99_us = sv_window_quantile_us(stable, 0.99);
         out->canary_p99_us = sv_window_quantile_us(canary, 0.99);
         if ((double)out->canary_p99_us > rule->max_p99_ratio * (double)out->stable_p99_us) {

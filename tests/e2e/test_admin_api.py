@@ -49,7 +49,10 @@ ROUTES = [
 
 @pytest.fixture
 def home(tmp_path):
-    return tmp_path / "home"
+    """An empty folder: serving it makes the registry (a missing one is refused)."""
+    h = tmp_path / "home"
+    h.mkdir()
+    return h
 
 
 def cli(home, *args, timeout=60):

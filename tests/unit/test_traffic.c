@@ -227,11 +227,18 @@ static void test_judge(void **state)
     fill(&canary, 100, 0, 1500);
     sv_rollback_judge(&rule, &stable, &canary, &v);
     assert_false(v.is_rollback);
-    /* Latency not judged without enough stable samples, nor when off. */
+    /* Latency not judged without enough samples on either side (below
+     * 100 a p99 is the slowest answer), nor when off. */
     fill(&stable, 5, 0, 1000);
     fill(&canary, 100, 0, 50000);
     sv_rollback_judge(&rule, &stable, &canary, &v);
     assert_false(v.is_rollback);
+    fill(&stable, 500, 0, 1000);
+    fill(&canary, 99, 0, 50000);
+    sv_rollback_judge(&rule, &stable, &canary, &v);
+    assert_true(v.is_judged);
+    assert_false(v.is_rollback);
+    fill(&canary, 100, 0, 50000);
     fill(&stable, 500, 0, 1000);
     rule.max_p99_ratio = 0;
     sv_rollback_judge(&rule, &stable, &canary, &v);
