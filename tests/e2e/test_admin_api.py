@@ -138,6 +138,11 @@ def test_no_token_or_wrong_token_is_401_and_changes_nothing(api, home):
             assert status == 401, (method, path, token, status, r)
             assert got.get("WWW-Authenticate", "").startswith('Bearer realm="stratus"')
             assert "error" in r
+    # Every method on every route, not only the ones the route takes.
+    for path in sorted({p for _, p, _ in ROUTES}):
+        for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+            status, r, got = api.call(method, path, b'{"version": 1}', token=None)
+            assert status == 401 and "WWW-Authenticate" in got, (method, path, status)
     # The scheme is case-insensitive; the token is not.
     assert api.call("GET", "/api/v1/models", headers={"Authorization": "bearer " + api.token}, token=None)[0] == 200
     assert api.call("GET", "/api/v1/models", token=api.token.upper())[0] == 401
