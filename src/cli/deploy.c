@@ -238,8 +238,6 @@ static int change_run(const cli_verb *verb, int argc, char **argv, bool is_rollb
     st_str name = st_str_c(pos[0]);
     if (reg_check_name(name, false, &err) != ST_OK)
         return cli_usage_error(verb, "%s", st_error_msg(&err));
-    if (reason && strlen(reason) > REG_VALUE_MAX)
-        return cli_usage_error(verb, "--reason is longer than %d bytes", REG_VALUE_MAX);
     reg_store *reg;
     int rc = cli_open_registry(verb, &reg);
     if (rc != CLI_EXIT_OK)

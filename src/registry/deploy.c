@@ -274,7 +274,6 @@ static st_status no_policy(const change *c, st_error *err)
 static st_status save(reg_store *r, change *c, const char *action, reg_deployment *next,
                       st_arena *arena, reg_deployment *out, st_error *err)
 {
-    next->model = c->cur.model ? c->cur.model : "";
     next->updated_at = c->now;
     next->updated_by = c->who;
     next->revision = c->found ? c->cur.revision + 1 : 1;
@@ -357,11 +356,27 @@ done:
     return s;
 }
 
+/* A reason is shown to people in one line: bounded, no control characters. */
+static st_status check_reason(const char *reason, st_error *err)
+{
+    size_t len = reason ? strlen(reason) : 0;
+    if (len > REG_VALUE_MAX)
+        return st_fail(err, ST_EINVAL, "the rollback reason is %zu bytes; at most %d are allowed",
+                       len, REG_VALUE_MAX);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)reason[i] < 0x20 || reason[i] == 0x7f)
+            return st_fail(err, ST_EINVAL, "the rollback reason contains a control character");
+    return ST_OK;
+}
+
 st_status reg_deploy_rollback(reg_store *r, st_str name, int64_t only_canary, const char *reason,
                               st_arena *arena, reg_deployment *out, st_error *err)
 {
+    st_status s = check_reason(reason, err);
+    if (s != ST_OK)
+        return s;
     change c;
-    st_status s = begin(r, name, &c, err);
+    s = begin(r, name, &c, err);
     if (s != ST_OK)
         goto done;
     if (only_canary > 0 && (!c.found || c.cur.canary != only_canary)) {

@@ -316,7 +316,8 @@ st_status reg_deploy_promote(reg_store *r, st_str name, st_arena *arena, reg_dep
  *
  * After a rollback to previous_stable, previous_stable is 0: a second
  * rollback is ST_EINVAL ("nothing to roll back"), not a roll forward.
- * `reason` may be NULL.  In the automatic no-op case `out` receives the
+ * `reason` may be NULL; at most REG_VALUE_MAX bytes, no control
+ * characters (ST_EINVAL).  In the automatic no-op case `out` receives the
  * current policy, or revision 0 when the model has none any more. */
 st_status reg_deploy_rollback(reg_store *r, st_str name, int64_t only_canary, const char *reason,
                               st_arena *arena, reg_deployment *out, st_error *err);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 
 #include "testing.h"
 
+#include "base/alloc.h"
 #include "json/json.h"
 #include "registry/reg_int.h"
 #include "registry/registry.h"
@@ -321,6 +323,15 @@ static void test_rollback_canary(void **state)
     assert_string_equal(e.action, "rollback");
     assert_non_null(strstr(e.after, "\"reason\":\"error rate +12 points\""));
     assert_non_null(strstr(e.after, "\"state\":\"rolled_back\""));
+    /* A reason is one bounded line. */
+    assert_int_equal(deploy(f, "churn", (reg_deployment){ .stable = 1, .canary = 2, .canary_percent = 10 }, NULL, &err), ST_OK);
+    assert_int_equal(reg_deploy_rollback(f->reg, ST_STR("churn"), 0, "two\nlines", &f->arena, &d, &err), ST_EINVAL);
+    char *long_reason = calloc(1, REG_VALUE_MAX + 2);
+    memset(long_reason, 'r', REG_VALUE_MAX + 1);
+    assert_int_equal(reg_deploy_rollback(f->reg, ST_STR("churn"), 0, long_reason, &f->arena, &d, &err), ST_EINVAL);
+    long_reason[REG_VALUE_MAX] = '\0';
+    assert_int_equal(reg_deploy_rollback(f->reg, ST_STR("churn"), 0, long_reason, &f->arena, &d, &err), ST_OK);
+    free(long_reason);
     /* Nothing left to roll back. */
     size_t audits = audit_count(f);
     assert_int_equal(reg_deploy_rollback(f->reg, ST_STR("churn"), 0, NULL, &f->arena, &d, &err), ST_EINVAL);
@@ -394,6 +405,48 @@ static void test_rollback_only_canary_race(void **state)
     /* A missing model is still an error. */
     assert_int_equal(reg_deploy_rollback(second, ST_STR("nosuch"), 1, NULL, NULL, NULL, &err), ST_ENOTFOUND);
     reg_close(second);
+}
+
+/* The same race with real concurrency: threads with their own handles
+ * judge one canary at once; exactly one rollback is recorded. */
+typedef struct racer {
+    const char *home;
+    st_status status;
+} racer;
+
+static void *race_rollback(void *arg)
+{
+    racer *x = arg;
+    reg_store *r;
+    if ((x->status = reg_open(x->home, REG_OPEN_EXISTING, &r, NULL)) != ST_OK)
+        return NULL;
+    x->status = reg_deploy_rollback(r, ST_STR("churn"), 2, "raced", NULL, NULL, NULL);
+    reg_close(r);
+    return NULL;
+}
+
+static void test_rollback_threads(void **state)
+{
+    fixture *f = *state;
+    push_versions(f, "churn", 2);
+    st_error err = { 0 };
+    assert_int_equal(deploy(f, "churn", (reg_deployment){ .stable = 1, .canary = 2, .canary_percent = 10 }, NULL, &err), ST_OK);
+    size_t audits = audit_count(f);
+    enum { N = 4 };
+    pthread_t threads[N];
+    racer racers[N];
+    for (int i = 0; i < N; i++) {
+        racers[i] = (racer){ f->home, ST_EINTERNAL };
+        assert_int_equal(pthread_create(&threads[i], NULL, race_rollback, &racers[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(racers[i].status, ST_OK);
+    }
+    assert_int_equal(audit_count(f), audits + 1);
+    reg_deployment d = get(f, "churn");
+    assert_int_equal(d.canary, 0);
+    assert_int_equal(d.revision, 2);
 }
 
 /* ---- rm and the deployment --------------------------------------------------- */
@@ -532,6 +585,87 @@ static void test_actor(void **state)
     assert_string_equal(last_audit(f).who, user);
 }
 
+/* ---- allocation failures ---------------------------------------------------- */
+
+/* Runs `op` failing at allocation 1, 2, ... until it succeeds without
+ * reaching the failure point; after each failure the policy, audit log and
+ * generation are as they were, after the success they moved once. */
+static size_t fail_everywhere(fixture *f, st_status (*op)(fixture *f, st_error *err),
+                              void (*after_success)(fixture *f))
+{
+    size_t failures = 0;
+    for (uint64_t n = 1; n < 5000; n += n < 64 ? 1 : 3) {
+        int64_t revision = get(f, "churn").revision;
+        size_t audits = audit_count(f);
+        int64_t gen = generation(f->reg);
+        st_error err = { 0 };
+        uint64_t before = st_alloc_count();
+        st_alloc_fail_after(n);
+        st_status s = op(f, &err);
+        uint64_t used = st_alloc_count() - before;
+        st_alloc_fail_reset();
+        /* SQLite may keep a poisoned state: reopen. */
+        reg_close(f->reg);
+        assert_int_equal(reg_open(f->home, REG_OPEN_EXISTING, &f->reg, &err), ST_OK);
+        if (s != ST_OK) {
+            assert_true(err.msg[0] != '\0');
+            assert_int_equal(get(f, "churn").revision, revision);
+            assert_int_equal(audit_count(f), audits);
+            assert_int_equal(generation(f->reg), gen);
+            failures++;
+            continue;
+        }
+        assert_int_equal(get(f, "churn").revision, revision + 1);
+        assert_true(audit_count(f) > audits);
+        assert_true(generation(f->reg) > gen);
+        if (after_success)
+            after_success(f);
+        if (used < n)
+            return failures;
+    }
+    fail_msg("never succeeded");
+    return failures;
+}
+
+/* What the operations below work on, read before allocations may fail. */
+static int64_t alloc_test_stable = 1, alloc_test_canary = 3;
+
+static st_status deploy_canary(fixture *f, st_error *err)
+{
+    reg_deployment want = { .stable = alloc_test_stable == 1 ? 2 : 1, .canary = alloc_test_canary,
+                            .canary_percent = 5, .sticky_header = "X-User" };
+    st_status s = reg_deploy_set(f->reg, ST_STR("churn"), &want, &f->arena, &(reg_deployment){ 0 }, err);
+    if (s == ST_OK)
+        alloc_test_stable = want.stable;
+    return s;
+}
+
+static st_status rm_canary(fixture *f, st_error *err)
+{
+    return reg_remove_version(f->reg, ST_STR("churn"), alloc_test_canary, true, err);
+}
+
+/* The canary is gone: push a new one for the next attempt. */
+static void new_canary(fixture *f)
+{
+    push_versions(f, "churn", 1);
+    reg_deployment want = { .stable = alloc_test_stable, .canary = ++alloc_test_canary,
+                            .canary_percent = 5 };
+    assert_int_equal(reg_deploy_set(f->reg, ST_STR("churn"), &want, NULL, NULL, NULL), ST_OK);
+}
+
+static void test_alloc_failures(void **state)
+{
+    fixture *f = *state;
+    push_versions(f, "churn", 3);
+    st_error err = { 0 };
+    assert_int_equal(deploy(f, "churn", (reg_deployment){ .stable = 1 }, NULL, &err), ST_OK);
+    size_t deploy_failures = fail_everywhere(f, deploy_canary, NULL);
+    size_t rm_failures = fail_everywhere(f, rm_canary, new_canary);
+    fprintf(stderr, "# failed %zu deploys and %zu removals, each cleanly\n", deploy_failures, rm_failures);
+    assert_true(deploy_failures > 20 && rm_failures > 20);
+}
+
 /* ---- schema 2 -> 3 ----------------------------------------------------------- */
 
 static void test_migration_from_2(void **state)
@@ -618,10 +752,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollback_canary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_stable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_only_canary_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rm_refused_and_forced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_alias, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_actor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json, setup, teardown),
     };
