@@ -3,14 +3,20 @@
  * race), sticky buckets are stable and spread, the rollback windows count
  * only their last window_s seconds (also when slots are reused and when
  * threads record at once), p99 comes from the right bucket, the judgement
- * follows the rule, and shadow comparison copies and compares values. */
+ * follows the rule, and shadow comparison copies and compares values.
+ * Then the same through the model manager serving a registry: aliases,
+ * the split, sticky routing, the shadow, and a failing canary rolled back
+ * by the loader and recorded in the registry. */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testing.h"
 
 #include "base/arena.h"
+#include "base/time.h"
 #include "serve/serve_int.h"
 
 #define SEC 1000000ull
@@ -296,6 +302,169 @@ static void test_value_copy_and_match(void **state)
     st_arena_free(&arena);
 }
 
+/* ---- through the manager ------------------------------------------------ */
+
+static char home[256];
+
+static void push(const char *path)
+{
+    reg_store *r;
+    st_error err = { 0 };
+    assert_int_equal(reg_open(home, REG_OPEN_CREATE, &r, &err), ST_OK);
+    reg_push_request req = { .name = "iris", .model_path = path, .format = "onnx" };
+    int64_t version;
+    assert_int_equal(reg_push(r, &req, &version, &err), ST_OK);
+    reg_close(r);
+}
+
+static void set_policy(int64_t stable, int64_t canary, double percent, int64_t shadow, const char *sticky)
+{
+    reg_store *r;
+    st_error err = { 0 };
+    assert_int_equal(reg_open(home, REG_OPEN_EXISTING, &r, &err), ST_OK);
+    reg_deployment d = { .stable = stable, .canary = canary, .canary_percent = percent, .shadow = shadow,
+                         .sticky_header = sticky };
+    d.rule = (reg_rollback_rule){ .max_error_rate_increase = 0.05, .max_p99_ratio = REG_P99_OFF, .window_s = 5,
+                                  .min_requests = 20 };
+    st_arena arena;
+    st_arena_init(&arena, 0);
+    if (reg_deploy_set(r, st_str_c("iris"), &d, &arena, NULL, &err) != ST_OK)
+        fail_msg("deploy: %s", err.msg);
+    st_arena_free(&arena);
+    reg_close(r);
+}
+
+static const http_header user_header[] = { { ST_STR("X-User"), ST_STR("user-7") } };
+
+/* Routes one request (no version named); version and shadow numbers. */
+static void route(sv_manager *m, const http_request *req, const char *label, int64_t *version, int64_t *shadow,
+                  bool *is_policy)
+{
+    sv_route r;
+    bool parked;
+    st_error err = { 0 };
+    if (sv_manager_route(m, st_str_c("iris"), st_str_c(label), (st_str){ 0 }, req, NULL, &parked, &r, &err) != ST_OK)
+        fail_msg("route: %s", err.msg);
+    *version = r.version->number;
+    *shadow = r.shadow ? r.shadow->number : 0;
+    if (is_policy)
+        *is_policy = r.is_policy;
+    sv_version_release(r.version);
+    sv_version_release(r.shadow);
+}
+
+/* Polls (bounded) until a request routes to `want` (and, when a policy is
+ * expected, by the policy). */
+static void wait_route(sv_manager *m, const char *label, int64_t want, bool want_policy)
+{
+    http_request req = { 0 };
+    for (int i = 0; i < 1000; i++) {
+        int64_t v, sh;
+        bool is_policy;
+        route(m, &req, label, &v, &sh, &is_policy);
+        if (v == want && is_policy == want_policy)
+            return;
+        st_sleep_us(10000);
+    }
+    fail_msg("never routed to version %lld", (long long)want);
+}
+
+static void test_manager_serves_registry_policies(void **state)
+{
+    (void)state;
+    snprintf(home, sizeof home, "/tmp/stratus-test-traffic-%ld", (long)getpid());
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", home);
+    assert_int_equal(system(cmd), 0);
+    push("examples/models/iris/1/model.onnx");
+    push("examples/models/iris/2/model.onnx");
+    sv_manager_options opt = { .registry = home, .n_workers = 1, .poll_ms = 20, .load_wait_ms = 5000 };
+    sv_manager *m = NULL;
+    st_error err = { 0 };
+    assert_int_equal(sv_manager_start(&opt, &m, &err), ST_OK);
+    sv_manager_wait_initial(m, 10000);
+
+    /* The latest, then what "production" names, also as a label. */
+    wait_route(m, "", 2, false);
+    reg_store *r;
+    assert_int_equal(reg_open(home, REG_OPEN_EXISTING, &r, &err), ST_OK);
+    assert_int_equal(reg_set_alias(r, st_str_c("iris"), 1, st_str_c("production"), &err), ST_OK);
+    reg_close(r);
+    wait_route(m, "", 1, false);
+    wait_route(m, "production", 1, false);
+
+    /* 10 %: exactly 100 of 1,000; a sticky user always on one side. */
+    set_policy(1, 2, 10, 0, "X-User");
+    wait_route(m, "", 1, true);
+    http_request plain = { 0 }, sticky = { .headers = user_header, .n_headers = 1 };
+    int64_t v, sh, first;
+    for (int i = 0; i < 100; i++) /* lands the counter on a multiple of 10 */
+        route(m, &plain, "", &v, &sh, NULL);
+    int canary = 0;
+    for (int i = 0; i < 1000; i++) {
+        route(m, &plain, "", &v, &sh, NULL);
+        canary += v == 2;
+    }
+    assert_true(canary >= 99 && canary <= 101); /* the wait above took some turns too */
+    route(m, &sticky, "", &first, &sh, NULL);
+    for (int i = 0; i < 50; i++) {
+        route(m, &sticky, "", &v, &sh, NULL);
+        assert_int_equal(v, first);
+    }
+
+    /* A shadow: named with every policy-routed request, never chosen. */
+    set_policy(1, 0, 0, 2, "");
+    for (int i = 0; i < 1000; i++) {
+        route(m, &plain, "", &v, &sh, NULL);
+        if (sh == 2)
+            break;
+        st_sleep_us(10000);
+    }
+    assert_int_equal(v, 1);
+    assert_int_equal(sh, 2);
+
+    /* A canary that fails every answer is rolled back by the loader. */
+    set_policy(1, 2, 50, 0, "");
+    for (int i = 0; i < 2000; i++) {
+        sv_route rt;
+        bool parked;
+        assert_int_equal(sv_manager_route(m, st_str_c("iris"), (st_str){ 0 }, (st_str){ 0 }, &plain, NULL, &parked,
+                                          &rt, &err),
+                         ST_OK);
+        sv_window *w = atomic_load(&rt.version->window);
+        if (rt.is_policy && w)
+            sv_window_record(w, st_now_us(), rt.version->number == 2, 100);
+        sv_model *model = rt.version->model;
+        sv_version_release(rt.version);
+        if (atomic_load(&model->stats.rollbacks) == 1)
+            break;
+        st_sleep_us(1000);
+    }
+    for (int i = 0; i < 100; i++) {
+        route(m, &plain, "", &v, &sh, NULL);
+        assert_int_equal(v, 1);
+    }
+    /* The registry has it, by the server's name, with the reason. */
+    assert_int_equal(reg_open(home, REG_OPEN_EXISTING, &r, &err), ST_OK);
+    st_arena arena;
+    st_arena_init(&arena, 0);
+    reg_deployment d;
+    for (int i = 0; i < 500; i++) {
+        assert_int_equal(reg_deploy_get(r, st_str_c("iris"), &arena, &d, &err), ST_OK);
+        if (strcmp(d.state, "rolled_back") == 0)
+            break;
+        st_sleep_us(10000);
+    }
+    assert_string_equal(d.state, "rolled_back");
+    assert_int_equal(d.canary, 0);
+    assert_non_null(strstr(d.reason, "error rate"));
+    assert_string_equal(d.updated_by, "stratus serve (automatic rollback)");
+    st_arena_free(&arena);
+    reg_close(r);
+    sv_manager_free(m);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_quantile),
         cmocka_unit_test(test_judge),
         cmocka_unit_test(test_value_copy_and_match),
+        cmocka_unit_test(test_manager_serves_registry_policies),
     };
     return cmocka_run_group_tests_name("traffic", tests, NULL, NULL);
 }
