@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "base/status.h"
+
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 
 typedef struct cli_verb {
@@ -89,6 +91,9 @@ struct json_writer;
 int cli_open_registry(const cli_verb *verb, struct reg_store **reg);
 /* Finishes the document of `w`, prints it with a newline and frees `out`. */
 int cli_print_json(const cli_verb *verb, struct st_buf *out, struct json_writer *w);
+/* Prints a document a reg_json_* writer appended to `out` (`st` its
+ * status: out of memory fails) with a newline, and frees `out`. */
+int cli_print_json_doc(const cli_verb *verb, st_status st, struct st_buf *out);
 /* One line for people: "churn: stable 3 (90%), canary 4 (10%), ...". */
 void cli_print_deployment(const struct reg_deployment *d);
 

@@ -42,33 +42,8 @@ static int show(const cli_verb *verb, const reg_deployment *d, bool as_json)
         return CLI_EXIT_OK;
     }
     st_buf out = { 0 };
-    json_writer w;
-    json_writer_init(&w, &out, NULL);
-    reg_json_write_deployment(&w, d);
-    return cli_print_json(verb, &out, &w);
+    return cli_print_json_doc(verb, reg_json_deployment(&out, d), &out);
 }
-
-/* Prints {"<key>": [item, ...]}; `write` writes one of the `size`-byte items. */
-typedef void (*write_item_fn)(json_writer *w, const void *item);
-
-static int print_json_array(const cli_verb *verb, const char *key, const void *items, size_t n,
-                            size_t size, write_item_fn write)
-{
-    st_buf out = { 0 };
-    json_writer w;
-    json_writer_init(&w, &out, NULL);
-    json_write_object_begin(&w);
-    json_write_key(&w, st_str_c(key));
-    json_write_array_begin(&w);
-    for (size_t i = 0; i < n; i++)
-        write(&w, (const char *)items + i * size);
-    json_write_array_end(&w);
-    json_write_object_end(&w);
-    return cli_print_json(verb, &out, &w);
-}
-
-static void write_deployment(json_writer *w, const void *item) { reg_json_write_deployment(w, item); }
-static void write_audit(json_writer *w, const void *item) { reg_json_write_audit(w, item); }
 
 /* ---- deploy ---------------------------------------------------------------- */
 
@@ -204,7 +179,8 @@ int cli_deployments_run(const cli_verb *verb, int argc, char **argv)
     if (reg_deploy_list(reg, &arena, &list, &n, &err) != ST_OK) {
         rc = cli_fail(verb, "%s", st_error_msg(&err));
     } else if (as_json) {
-        rc = print_json_array(verb, "deployments", list, n, sizeof *list, write_deployment);
+        st_buf out = { 0 };
+        rc = cli_print_json_doc(verb, reg_json_deployments(&out, list, n), &out);
     } else if (n == 0) {
         printf("no deployments yet; create one with 'stratus deploy NAME --version N'\n");
     } else {
@@ -302,7 +278,8 @@ int cli_audit_run(const cli_verb *verb, int argc, char **argv)
     if (reg_list_audit(reg, (size_t)limit, &arena, &entries, &n, &err) != ST_OK) {
         rc = cli_fail(verb, "%s", st_error_msg(&err));
     } else if (as_json) {
-        rc = print_json_array(verb, "audit", entries, n, sizeof *entries, write_audit);
+        st_buf out = { 0 };
+        rc = cli_print_json_doc(verb, reg_json_audit_log(&out, entries, n), &out);
     } else if (n == 0) {
         printf("the audit log is empty\n");
     } else {

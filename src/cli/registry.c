@@ -41,10 +41,10 @@ int cli_open_registry(const cli_verb *verb, reg_store **reg)
     return CLI_EXIT_OK;
 }
 
-int cli_print_json(const cli_verb *verb, st_buf *out, json_writer *w)
+int cli_print_json_doc(const cli_verb *verb, st_status st, st_buf *out)
 {
     int rc = CLI_EXIT_OK;
-    if (json_writer_finish(w) == ST_OK)
+    if (st == ST_OK)
         printf("%.*s\n", (int)out->len, (const char *)out->data);
     else
         rc = cli_fail(verb, "out of memory");
@@ -52,89 +52,12 @@ int cli_print_json(const cli_verb *verb, st_buf *out, json_writer *w)
     return rc;
 }
 
-/* ---- JSON and text of one version ------------------------------------------ */
-
-static void write_version(json_writer *w, const reg_version *v)
+int cli_print_json(const cli_verb *verb, st_buf *out, json_writer *w)
 {
-    json_write_object_begin(w);
-    json_write_key(w, ST_STR("name"));
-    json_write_string(w, st_str_c(v->model));
-    json_write_key(w, ST_STR("version"));
-    json_write_int64(w, v->version);
-    json_write_key(w, ST_STR("sha256"));
-    json_write_string(w, st_str_c(v->sha256));
-    json_write_key(w, ST_STR("size_bytes"));
-    json_write_int64(w, v->size_bytes);
-    json_write_key(w, ST_STR("format"));
-    json_write_string(w, st_str_c(v->format));
-    json_write_key(w, ST_STR("file_name"));
-    json_write_string(w, st_str_c(v->file_name));
-    json_write_key(w, ST_STR("created_at"));
-    json_write_string(w, st_str_c(v->created_at));
-    json_write_key(w, ST_STR("created_by"));
-    json_write_string(w, st_str_c(v->created_by));
-    json_write_key(w, ST_STR("aliases"));
-    json_write_array_begin(w);
-    for (size_t i = 0; i < v->n_aliases; i++)
-        json_write_string(w, st_str_c(v->aliases[i]));
-    json_write_array_end(w);
-    json_write_key(w, ST_STR("metrics"));
-    json_write_object_begin(w);
-    for (size_t i = 0; i < v->n_metrics; i++) {
-        json_write_key(w, st_str_c(v->metrics[i].key));
-        json_write_double(w, v->metrics[i].value);
-    }
-    json_write_object_end(w);
-    const reg_kv *sets[2] = { v->params, v->tags };
-    size_t counts[2] = { v->n_params, v->n_tags };
-    for (int k = 0; k < 2; k++) {
-        json_write_key(w, k ? ST_STR("tags") : ST_STR("params"));
-        json_write_object_begin(w);
-        for (size_t i = 0; i < counts[k]; i++) {
-            json_write_key(w, st_str_c(sets[k][i].key));
-            json_write_string(w, st_str_c(sets[k][i].value));
-        }
-        json_write_object_end(w);
-    }
-    const reg_lineage *l = &v->lineage;
-    json_write_key(w, ST_STR("lineage"));
-    json_write_object_begin(w);
-    json_write_key(w, ST_STR("source_path"));
-    json_write_string(w, st_str_c(l->source_path));
-    json_write_key(w, ST_STR("source_commit"));
-    if (l->source_commit[0])
-        json_write_string(w, st_str_c(l->source_commit));
-    else
-        json_write_null(w);
-    json_write_key(w, ST_STR("user"));
-    json_write_string(w, st_str_c(l->user));
-    json_write_key(w, ST_STR("created_at"));
-    json_write_string(w, st_str_c(l->created_at));
-    json_write_key(w, ST_STR("data"));
-    if (l->has_data) {
-        json_write_object_begin(w);
-        json_write_key(w, ST_STR("path"));
-        json_write_string(w, st_str_c(l->data_path));
-        json_write_key(w, ST_STR("sha256"));
-        json_write_string(w, st_str_c(l->data_sha256));
-        json_write_key(w, ST_STR("size_bytes"));
-        json_write_int64(w, l->data_bytes);
-        json_write_key(w, ST_STR("schema"));
-        json_value *schema = NULL;
-        st_arena scratch;
-        st_arena_init(&scratch, 0);
-        if (json_parse(l->data_schema, strlen(l->data_schema), NULL, &scratch, &schema, NULL) == ST_OK)
-            json_write_value(w, schema);
-        else
-            json_write_null(w);
-        st_arena_free(&scratch);
-        json_write_object_end(w);
-    } else {
-        json_write_null(w);
-    }
-    json_write_object_end(w);
-    json_write_object_end(w);
+    return cli_print_json_doc(verb, json_writer_finish(w) == ST_OK ? ST_OK : ST_ENOMEM, out);
 }
+
+/* ---- text of one version ---------------------------------------------------- */
 
 static void print_version(const reg_version *v)
 {
@@ -197,24 +120,13 @@ int cli_models_run(const cli_verb *verb, int argc, char **argv)
     st_arena arena;
     st_arena_init(&arena, 0);
     st_buf out = { 0 };
-    json_writer w;
-    json_writer_init(&w, &out, NULL);
     if (npos) {
         reg_version *versions;
         size_t n;
         if (reg_list_versions(reg, st_str_c(pos[0]), &arena, &versions, &n, &err) != ST_OK) {
             rc = cli_fail(verb, "%s", st_error_msg(&err));
         } else if (as_json) {
-            json_write_object_begin(&w);
-            json_write_key(&w, ST_STR("name"));
-            json_write_string(&w, st_str_c(pos[0]));
-            json_write_key(&w, ST_STR("versions"));
-            json_write_array_begin(&w);
-            for (size_t i = 0; i < n; i++)
-                write_version(&w, &versions[i]);
-            json_write_array_end(&w);
-            json_write_object_end(&w);
-            rc = cli_print_json(verb, &out, &w);
+            rc = cli_print_json_doc(verb, reg_json_model_versions(&out, st_str_c(pos[0]), versions, n), &out);
         } else if (n == 0) {
             printf("%s has no versions left\n", pos[0]);
         } else {
@@ -244,31 +156,7 @@ int cli_models_run(const cli_verb *verb, int argc, char **argv)
         if (reg_list_models(reg, &arena, &models, &n, &err) != ST_OK) {
             rc = cli_fail(verb, "%s", st_error_msg(&err));
         } else if (as_json) {
-            json_write_object_begin(&w);
-            json_write_key(&w, ST_STR("models"));
-            json_write_array_begin(&w);
-            for (size_t i = 0; i < n; i++) {
-                json_write_object_begin(&w);
-                json_write_key(&w, ST_STR("name"));
-                json_write_string(&w, st_str_c(models[i].name));
-                json_write_key(&w, ST_STR("versions"));
-                json_write_int64(&w, models[i].n_versions);
-                json_write_key(&w, ST_STR("latest"));
-                json_write_int64(&w, models[i].latest_version);
-                json_write_key(&w, ST_STR("created_at"));
-                json_write_string(&w, st_str_c(models[i].created_at));
-                json_write_key(&w, ST_STR("aliases"));
-                json_write_object_begin(&w);
-                for (size_t a = 0; a < models[i].n_aliases; a++) {
-                    json_write_key(&w, st_str_c(models[i].aliases[a].alias));
-                    json_write_int64(&w, models[i].aliases[a].version);
-                }
-                json_write_object_end(&w);
-                json_write_object_end(&w);
-            }
-            json_write_array_end(&w);
-            json_write_object_end(&w);
-            rc = cli_print_json(verb, &out, &w);
+            rc = cli_print_json_doc(verb, reg_json_models(&out, models, n), &out);
         } else if (n == 0) {
             printf("no models yet; register one with 'stratus push MODEL --name NAME'\n");
         } else {
@@ -333,10 +221,7 @@ int cli_show_run(const cli_verb *verb, int argc, char **argv)
         rc = cli_fail(verb, "%s", st_error_msg(&err));
     } else if (as_json) {
         st_buf out = { 0 };
-        json_writer w;
-        json_writer_init(&w, &out, NULL);
-        write_version(&w, &v);
-        rc = cli_print_json(verb, &out, &w);
+        rc = cli_print_json_doc(verb, reg_json_version(&out, &v), &out);
     } else {
         print_version(&v);
     }

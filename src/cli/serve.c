@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "cli/cli.h"
+#include "registry/registry.h"
 #include "serve/serve.h"
 
 /* Where SageMaker puts the model; STRATUS_SAGEMAKER_MODEL_DIR overrides it
@@ -27,6 +28,15 @@ static bool is_dir(const char *path)
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+/* True when `home` holds a registry (`stratus push` made one there). */
+static bool has_registry(const char *home)
+{
+    char path[4200];
+    struct stat sb;
+    int n = snprintf(path, sizeof path, "%s/registry.db", home);
+    return n > 0 && (size_t)n < sizeof path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
 static bool parse_port(const char *text, long *out)
 {
     char *end;
@@ -40,7 +50,8 @@ static bool parse_port(const char *text, long *out)
 
 int cli_serve_run(const cli_verb *verb, int argc, char **argv)
 {
-    const char *models_dir = NULL, *host = "0.0.0.0";
+    const char *models_dir = NULL, *host = "0.0.0.0", *registry = NULL;
+    const char *admin_token_file = NULL, *api_keys_file = NULL;
     cli_multi files = { .count = 0 };
     long port = -1, workers = 0, max_body = -1, max_elements = -1, poll_ms = 1000;
     long io_threads = 0, max_header = -1, max_conns = -1, request_timeout_ms = -1, idle_timeout_ms = -1;
@@ -48,6 +59,7 @@ int cli_serve_run(const cli_verb *verb, int argc, char **argv)
     const cli_flag flags[] = {
         { "--models", CLI_STRING, &models_dir, 0, 0 },
         { "--model", CLI_MULTI, &files, 0, 0 },
+        { "--registry", CLI_STRING, &registry, 0, 0 },
         { "--host", CLI_STRING, &host, 0, 0 },
         { "--port", CLI_INT, &port, 0, 65535 },
         { "--workers", CLI_INT, &workers, 0, 1024 },
@@ -61,6 +73,8 @@ int cli_serve_run(const cli_verb *verb, int argc, char **argv)
         { "--max-connections", CLI_INT, &max_conns, 1, 1000000 },
         { "--request-timeout-ms", CLI_INT, &request_timeout_ms, 1, 3600000 },
         { "--idle-timeout-ms", CLI_INT, &idle_timeout_ms, 1, 3600000 },
+        { "--admin-token-file", CLI_STRING, &admin_token_file, 0, 0 },
+        { "--api-keys", CLI_STRING, &api_keys_file, 0, 0 },
         { NULL, CLI_BOOL, NULL, 0, 0 },
     };
     const char *pos[1];
@@ -85,7 +99,10 @@ int cli_serve_run(const cli_verb *verb, int argc, char **argv)
     /* The SageMaker contract: `serve` with the model under /opt/ml/model,
      * either as one model file or as a repository. */
     char sm_file[4200];
-    if (!models_dir && n_files == 0) {
+    /* No model named: the registry of STRATUS_HOME when there is one. */
+    if (!models_dir && n_files == 0 && !registry && has_registry(reg_home_default()))
+        registry = reg_home_default();
+    if (!models_dir && n_files == 0 && !registry) {
         const char *dir = sagemaker_dir();
         static const char *const candidates[] = { "model.onnx", "model.json", "model.ubj", "model.txt" };
         for (size_t k = 0; k < sizeof candidates / sizeof candidates[0] && n_files == 0; k++) {
@@ -116,6 +133,7 @@ int cli_serve_run(const cli_verb *verb, int argc, char **argv)
 
     sv_options opt = sv_options_default();
     opt.repository = models_dir;
+    opt.registry = registry;
     opt.names = names;
     opt.paths = paths;
     opt.n_files = n_files;
@@ -138,6 +156,8 @@ int cli_serve_run(const cli_verb *verb, int argc, char **argv)
     opt.poll_ms = (int)poll_ms;
     opt.load_wait_ms = (int)(load_wait_s * 1000);
     opt.server_version = "0.1.0";
+    opt.admin_token_file = admin_token_file;
+    opt.api_keys_file = api_keys_file;
 
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -150,8 +170,12 @@ int cli_serve_run(const cli_verb *verb, int argc, char **argv)
     sv_server *srv = NULL;
     if (sv_server_start(&opt, &srv, &err) != ST_OK)
         return cli_fail(verb, "%s", st_error_msg(&err));
-    ST_LOG_INFO("stratus serve listening on %s:%d (repository %s, %zu model file%s)", host, sv_server_port(srv),
-                models_dir ? models_dir : "none", n_files, n_files == 1 ? "" : "s");
+    if (registry)
+        ST_LOG_INFO("serving the registry in %s: every model's aliased versions under its deployment policy, "
+                    "followed live",
+                    registry);
+    ST_LOG_INFO("stratus serve listening on %s:%d (repository %s, %zu model file%s%s)", host, sv_server_port(srv),
+                models_dir ? models_dir : "none", n_files, n_files == 1 ? "" : "s", registry ? ", registry" : "");
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0) {
     }

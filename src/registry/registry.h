@@ -352,6 +352,28 @@ void reg_json_write_deployment(struct json_writer *w, const reg_deployment *d);
 st_status reg_json_audit(st_buf *out, const reg_audit_entry *e);
 void reg_json_write_audit(struct json_writer *w, const reg_audit_entry *e);
 
+/* A model summary: {"name", "versions" (count), "latest", "created_at",
+ * "aliases": {alias: version}}. */
+void reg_json_write_model(struct json_writer *w, const reg_model *m);
+/* {"models": [summary, ...]}, appended to `out` (`stratus models --json`,
+ * GET /api/v1/models); ST_ENOMEM when it could not grow. */
+st_status reg_json_models(st_buf *out, const reg_model *models, size_t n);
+/* A version with everything recorded: name, version, sha256, size_bytes,
+ * format, file_name, created_at, created_by, aliases [..], metrics {..},
+ * params {..}, tags {..}, lineage {source_path, source_commit (or null),
+ * user, created_at, data (null or {path, sha256, size_bytes, schema})}. */
+void reg_json_write_version(struct json_writer *w, const reg_version *v);
+/* The same as a whole document appended to `out` (`stratus show --json`). */
+st_status reg_json_version(st_buf *out, const reg_version *v);
+/* {"name": name, "versions": [version, ...]} (`stratus models NAME
+ * --json`, GET /api/v1/models/{name}). */
+st_status reg_json_model_versions(st_buf *out, st_str name, const reg_version *versions, size_t n);
+/* {"deployments": [policy, ...]} (`stratus deployments --json`, GET
+ * /api/v1/deployments). */
+st_status reg_json_deployments(st_buf *out, const reg_deployment *list, size_t n);
+/* {"audit": [record, ...]} (`stratus audit --json`, GET /api/v1/audit). */
+st_status reg_json_audit_log(st_buf *out, const reg_audit_entry *entries, size_t n);
+
 /* ---- consistency ------------------------------------------------------- */
 
 typedef enum reg_fsck_kind {

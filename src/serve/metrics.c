@@ -10,7 +10,7 @@
 #include "base/file.h"
 #include "serve/serve_int.h"
 
-static const int counted_codes[SV_N_CODES] = { 200, 400, 404, 405, 408, 411, 413,
+static const int counted_codes[SV_N_CODES] = { 200, 400, 401, 404, 405, 408, 411, 413,
                                                 415, 429, 431, 500, 503, 504, 0 };
 /* Upper bounds of the duration buckets, in microseconds. */
 static const uint64_t duration_bounds_us[SV_DURATION_BUCKETS] = {
@@ -153,6 +153,14 @@ static void write_batch(st_buf *out, const char *model, sv_model_stats *s)
     st_buf_printf(out, "\"} %llu\n", (unsigned long long)cum);
 }
 
+/* One line `name{model="..."} value`. */
+static void model_counter(st_buf *out, const char *name, const char *model, _Atomic uint64_t *value)
+{
+    st_buf_printf(out, "%s{model=\"", name);
+    label_value(out, model);
+    st_buf_printf(out, "\"} %llu\n", (unsigned long long)load(value));
+}
+
 static uint64_t resident_bytes(void)
 {
     st_buf text = { 0 };
@@ -205,11 +213,41 @@ void sv_metrics_write(st_buf *out, sv_model *const *models, size_t n_models, sv_
     st_buf_printf(out, "stratus_models_loaded %zu\n", loaded);
 
     family(out, "stratus_model_load_failures_total", "counter", "Model versions that failed to load.");
-    for (size_t i = 0; i < n_models; i++) {
-        st_buf_append_str(out, ST_STR("stratus_model_load_failures_total{model=\""));
-        label_value(out, models[i]->name);
-        st_buf_printf(out, "\"} %llu\n", (unsigned long long)load(&models[i]->stats.load_failures));
+    for (size_t i = 0; i < n_models; i++)
+        model_counter(out, "stratus_model_load_failures_total", models[i]->name, &models[i]->stats.load_failures);
+
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+    } shadow[] = {
+        { "stratus_shadow_requests_total", "Request copies sent to a deployment's shadow version.",
+          offsetof(sv_counters, shadow_requests) },
+        { "stratus_shadow_mismatches_total", "Shadow answers that differed from the primary's.",
+          offsetof(sv_counters, shadow_mismatches) },
+        { "stratus_shadow_errors_total", "Shadow runs that failed.", offsetof(sv_counters, shadow_errors) },
+        { "stratus_shadow_dropped_total", "Request copies not sent: the shadow's queue was full.",
+          offsetof(sv_counters, shadow_dropped) },
+    };
+    for (size_t f = 0; f < sizeof shadow / sizeof shadow[0]; f++) {
+        family(out, shadow[f].name, "counter", shadow[f].help);
+        for (size_t i = 0; i < n_models; i++)
+            for (sv_counters *c = models[i]->counters; c; c = c->next) {
+                /* Only versions that have been a shadow (any counter moved). */
+                if (!load(&c->shadow_requests) && !load(&c->shadow_dropped) && !load(&c->shadow_errors))
+                    continue;
+                st_buf_printf(out, "%s{model=\"", shadow[f].name);
+                label_value(out, models[i]->name);
+                st_buf_append_str(out, ST_STR("\",version=\""));
+                label_value(out, c->version);
+                st_buf_printf(out, "\"} %llu\n",
+                              (unsigned long long)load((_Atomic uint64_t *)(void *)((char *)c + shadow[f].offset)));
+            }
     }
+
+    family(out, "stratus_rollbacks_total", "counter", "Canaries rolled back automatically.");
+    for (size_t i = 0; i < n_models; i++)
+        if (models[i]->is_registry)
+            model_counter(out, "stratus_rollbacks_total", models[i]->name, &models[i]->stats.rollbacks);
 
     family(out, "stratus_process_resident_memory_bytes", "gauge", "Resident memory of the server process.");
     st_buf_printf(out, "stratus_process_resident_memory_bytes %llu\n", (unsigned long long)resident_bytes());

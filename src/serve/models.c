@@ -47,6 +47,11 @@ struct sv_manager {
     pthread_t loader;
     bool is_loader_started;
     sv_counters unrouted;
+    /* Serving a registry (loader thread only after start): */
+    reg_store *reg;
+    int64_t generation;         /* of the last read */
+    bool has_generation;
+    uint64_t registry_warned_us;
 };
 
 static const char *const model_files[] = { "model.onnx", "model.json", "model.ubj", "model.txt" };
@@ -62,6 +67,7 @@ static void version_destroy(sv_version *v)
 {
     for (int i = 0; i < v->n_sessions; i++)
         eng_session_free(v->sessions[i]);
+    st_free(atomic_load_explicit(&v->window, memory_order_acquire));
     st_free(v->sessions);
     eng_free(v->engine);
     st_free(v->inputs);
@@ -483,10 +489,252 @@ static void resume_all(sv_waiter *w, st_status st, const char *msg)
     }
 }
 
+/* ---- the registry ------------------------------------------------------- */
+
+static sv_version *serving_find(const sv_model *model, int64_t number)
+{
+    for (size_t i = 0; i < model->n_serving; i++)
+        if (model->serving[i]->number == number)
+            return model->serving[i];
+    return NULL;
+}
+
+static void want_version(sv_config *c, int64_t number)
+{
+    if (number <= 0)
+        return;
+    for (size_t i = 0; i < c->n_specific; i++)
+        if (c->specific[i] == number)
+            return;
+    if (c->n_specific < SV_MAX_SPECIFIC)
+        c->specific[c->n_specific++] = number;
+}
+
+/* Turns a registry model and its deployment (or NULL) into what is served
+ * (lock held): the versions (aliases, the deployment's, the default), the
+ * aliases as labels, the default and the traffic policy. */
+static void registry_apply(sv_manager *m, sv_model *model, const reg_model *rm, const reg_deployment *d)
+{
+    sv_config *c = &model->config;
+    config_default(c, m->n_workers);
+    c->policy = SV_POLICY_SPECIFIC;
+    int64_t production = 0;
+    for (size_t i = 0; i < rm->n_aliases; i++) {
+        const reg_alias *a = &rm->aliases[i];
+        if (strcmp(a->alias, "production") == 0)
+            production = a->version;
+        if (c->n_labels < SV_MAX_LABELS && strlen(a->alias) < sizeof c->label_names[0]) {
+            snprintf(c->label_names[c->n_labels], sizeof c->label_names[0], "%s", a->alias);
+            c->label_versions[c->n_labels++] = a->version;
+        }
+    }
+    sv_traffic t = { 0 };
+    if (d && d->stable > 0) {
+        t.stable = d->stable;
+        t.canary = d->canary;
+        double bp = d->canary_percent * 100.0 + 0.5;
+        t.canary_bp = bp <= 0 ? 0 : bp >= SV_SHARE_ALL ? SV_SHARE_ALL : (uint32_t)bp;
+        t.shadow = d->shadow;
+        snprintf(t.sticky_header, sizeof t.sticky_header, "%s", d->sticky_header ? d->sticky_header : "");
+        t.rule = d->rule;
+        t.revision = d->revision;
+        /* Rolled back here and the registry not told yet: stays off. */
+        if (model->traffic.rolled_back_revision == d->revision && model->traffic.revision == d->revision) {
+            t.rolled_back_revision = d->revision;
+            t.canary = 0;
+        }
+    }
+    model->default_version = t.stable ? t.stable : production ? production : rm->latest_version;
+    want_version(c, model->default_version);
+    want_version(c, t.canary);
+    want_version(c, t.shadow);
+    for (size_t i = 0; i < c->n_labels; i++)
+        want_version(c, c->label_versions[i]);
+    model->traffic = t;
+}
+
+/* Reads the registry when its generation moved since the last read (or
+ * never was): every model, with its aliases and deployment, becomes what
+ * the model serves; a model gone from the registry stops being served.
+ * On failure (another process holding the lock past the busy timeout)
+ * what was read before stays, and the next poll tries again. */
+static void registry_read(sv_manager *m)
+{
+    st_error err = { 0 };
+    int64_t generation = 0;
+    st_arena arena;
+    st_arena_init(&arena, 0);
+    reg_model *models = NULL;
+    reg_deployment *deps = NULL;
+    size_t n_models = 0, n_deps = 0;
+    st_status st = reg_generation(m->reg, &generation, &err);
+    if (st == ST_OK && m->has_generation && generation == m->generation)
+        goto done;
+    if (st == ST_OK)
+        st = reg_list_models(m->reg, &arena, &models, &n_models, &err);
+    if (st == ST_OK)
+        st = reg_deploy_list(m->reg, &arena, &deps, &n_deps, &err);
+    if (st != ST_OK) {
+        uint64_t now = st_now_us();
+        if (now - m->registry_warned_us > 10000000u) {
+            ST_LOG_WARN("registry %s: %s (serving what was read before; trying again)", reg_home(m->reg),
+                        st_error_msg(&err));
+            m->registry_warned_us = now;
+        }
+        goto done;
+    }
+    pthread_mutex_lock(&m->mu);
+    bool seen[SV_MAX_MODELS] = { false };
+    for (size_t i = 0; i < n_models; i++) {
+        sv_model *model = model_find(m, st_str_c(models[i].name));
+        if (!model && (model = model_add(m, models[i].name, "", "")))
+            model->is_registry = true;
+        if (!model || !model->is_registry)
+            continue;
+        const reg_deployment *d = NULL;
+        for (size_t k = 0; k < n_deps && !d; k++)
+            if (strcmp(deps[k].model, models[i].name) == 0)
+                d = &deps[k];
+        model->is_present = true;
+        registry_apply(m, model, &models[i], d);
+        for (size_t k = 0; k < m->n_models; k++)
+            seen[k] = seen[k] || m->models[k] == model;
+    }
+    for (size_t k = 0; k < m->n_models; k++) {
+        sv_model *model = m->models[k];
+        if (model->is_registry && !seen[k]) {
+            if (model->is_present)
+                ST_LOG_INFO("model %s: gone from the registry; no longer served", model->name);
+            model->is_present = false;
+            model->config.n_specific = 0;
+            model->config.n_labels = 0;
+            model->traffic = (sv_traffic){ 0 };
+            model->default_version = 0;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    m->generation = generation;
+    m->has_generation = true;
+done:
+    st_arena_free(&arena);
+}
+
+/* The versions a registry model wants, as sv_found entries without a path
+ * (resolved, and the blob's hash checked, only when one is loaded). */
+static size_t registry_found(const sv_model *model, sv_found *found)
+{
+    size_t n = 0;
+    for (size_t i = 0; model->is_present && i < model->config.n_specific; i++)
+        found[n++] = (sv_found){ .number = model->config.specific[i] };
+    return n;
+}
+
+/* Gives a policy's stable and canary versions their rollback windows
+ * (lock held; loader thread: the only writer of v->window). */
+static void ensure_windows(sv_model *model)
+{
+    const sv_traffic *t = &model->traffic;
+    sv_version *vs[2] = { t->stable ? serving_find(model, t->stable) : NULL,
+                          t->canary ? serving_find(model, t->canary) : NULL };
+    if (!vs[1])
+        return;
+    for (int i = 0; i < 2; i++) {
+        if (!vs[i])
+            continue;
+        sv_window *w = atomic_load_explicit(&vs[i]->window, memory_order_acquire);
+        if (!w) {
+            if (!(w = st_calloc(1, sizeof *w)))
+                continue;
+            sv_window_reset(w, t->rule.window_s);
+            atomic_store_explicit(&vs[i]->window, w, memory_order_release);
+        } else if (atomic_load_explicit(&w->window_s, memory_order_relaxed) != t->rule.window_s) {
+            sv_window_reset(w, t->rule.window_s);
+        }
+    }
+}
+
+/* Tells the registry about an automatic rollback; ST_OK when it has it. */
+static st_status registry_record_rollback(sv_manager *m, sv_model *model)
+{
+    st_error err = { 0 };
+    st_arena arena;
+    st_arena_init(&arena, 0);
+    model->rollback_tried_us = st_now_us();
+    reg_set_actor(m->reg, "stratus serve (automatic rollback)");
+    st_status st = reg_deploy_rollback(m->reg, st_str_c(model->name), model->rollback_canary,
+                                       model->rollback_reason, &arena, NULL, &err);
+    st_arena_free(&arena);
+    if (st == ST_OK) {
+        model->rollback_canary = 0;
+        pthread_mutex_lock(&m->mu);
+        m->is_sync_requested = true; /* read the policy back at once */
+        pthread_mutex_unlock(&m->mu);
+    } else {
+        ST_LOG_ERROR("model %s: the registry did not record the rollback of version %lld (%s); the canary "
+                     "stays off here and the write is tried again",
+                     model->name, (long long)model->rollback_canary, st_error_msg(&err));
+    }
+    return st;
+}
+
+/* The automatic rollback (loader thread, every wake): judges each canary
+ * against its stable version over the rule's window; a canary judged worse
+ * stops getting traffic at once, then the registry records the rollback. */
+static void judge_canaries(sv_manager *m)
+{
+    if (!m->reg)
+        return;
+    pthread_mutex_lock(&m->mu);
+    size_t n_models = m->n_models;
+    pthread_mutex_unlock(&m->mu);
+    static sv_window_sum stable_sum, canary_sum; /* loader thread only */
+    for (size_t i = 0; i < n_models && !m->is_stopping; i++) {
+        sv_model *model = m->models[i];
+        if (model->rollback_canary > 0) {
+            /* A write that failed (the registry busy) is tried every 5 s. */
+            if (st_now_us() - model->rollback_tried_us >= 5000000u)
+                registry_record_rollback(m, model);
+            continue;
+        }
+        pthread_mutex_lock(&m->mu);
+        sv_traffic t = model->traffic;
+        sv_version *sv = t.canary && t.canary_bp ? serving_find(model, t.stable) : NULL;
+        sv_version *cv = sv ? serving_find(model, t.canary) : NULL;
+        sv_window *sw = sv ? atomic_load_explicit(&sv->window, memory_order_acquire) : NULL;
+        sv_window *cw = cv ? atomic_load_explicit(&cv->window, memory_order_acquire) : NULL;
+        pthread_mutex_unlock(&m->mu);
+        if (!sw || !cw)
+            continue; /* the windows go with the versions, which only this thread retires */
+        uint64_t now = st_now_us();
+        sv_window_sum_at(sw, now, &stable_sum);
+        sv_window_sum_at(cw, now, &canary_sum);
+        sv_verdict v;
+        sv_rollback_judge(&t.rule, &stable_sum, &canary_sum, &v);
+        if (!v.is_rollback)
+            continue;
+        pthread_mutex_lock(&m->mu);
+        if (model->traffic.revision == t.revision && model->traffic.canary == t.canary) {
+            model->traffic.canary = 0;
+            model->traffic.rolled_back_revision = t.revision;
+        }
+        pthread_mutex_unlock(&m->mu);
+        atomic_fetch_add_explicit(&model->stats.rollbacks, 1, memory_order_relaxed);
+        ST_LOG_WARN("model %s: canary version %lld rolled back to stable version %lld: %s", model->name,
+                    (long long)t.canary, (long long)t.stable, v.reason);
+        /* Stale answers must not judge a later deployment of this version. */
+        sv_window_reset(cw, t.rule.window_s);
+        model->rollback_canary = t.canary;
+        snprintf(model->rollback_reason, sizeof model->rollback_reason, "automatic: %s", v.reason);
+        registry_record_rollback(m, model);
+    }
+}
+
 /* One pass over the repository: finds models and versions, loads what is
  * wanted, retires what is not.  Returns after every model is settled. */
 static void sync_models(sv_manager *m)
 {
+    if (m->reg)
+        registry_read(m);
     if (m->repository[0]) {
         DIR *d = opendir(m->repository);
         struct dirent *e;
@@ -538,10 +786,16 @@ static void sync_models(sv_manager *m)
                 else
                     found[0].mtime_ns = found[0].size = 0;
                 n_found = 1;
+            } else if (model->is_registry) {
+                n_found = registry_found(model, found); /* config written on this thread */
             } else if (model->is_present) {
                 n_found = list_versions(model->dir, found, SV_MAX_VERSIONS);
             }
-            st_status cst = config_read(model->dir, m->n_workers, &cfg, &err);
+            st_status cst = ST_OK;
+            if (model->is_registry)
+                cfg = model->config;
+            else
+                cst = config_read(model->dir, m->n_workers, &cfg, &err);
             sv_version *retired[SV_MAX_VERSIONS];
             size_t n_retired = 0;
             pthread_mutex_lock(&m->mu);
@@ -559,6 +813,11 @@ static void sync_models(sv_manager *m)
                 wake = take_waiters(model);
             if (next)
                 model->loading = next->number;
+            if (model->is_registry) {
+                if (serving_find(model, model->default_version))
+                    model->effective_default = model->default_version;
+                ensure_windows(model);
+            }
             pthread_mutex_unlock(&m->mu);
             for (size_t i = 0; i < n_retired; i++) {
                 ST_LOG_INFO("model %s: version %s unloaded", model->name, retired[i]->number_text);
@@ -567,14 +826,22 @@ static void sync_models(sv_manager *m)
             resume_all(wake, ST_OK, NULL);
             if (!was_attempted && model->is_attempted && model->n_serving == 0 && !model->n_failed)
                 ST_LOG_WARN("model %s: no version to serve in %s", model->name,
-                            model->dir[0] ? model->dir : model->file);
+                            model->is_registry ? "the registry" : model->dir[0] ? model->dir : model->file);
             if (!next)
                 break;
 
             sv_found f = *next;
             sv_version *v = NULL;
             uint64_t t0 = st_now_us();
-            st_status st = version_load(m, model, f.number, f.path, &cfg, &v, &err);
+            st_status st = ST_OK;
+            if (model->is_registry) {
+                /* The blob's hash is checked here, once per load. */
+                char ref[REG_NAME_MAX + 32];
+                snprintf(ref, sizeof ref, "%s@%lld", model->name, (long long)f.number);
+                st = reg_resolve(m->reg, st_str_c(ref), f.path, sizeof f.path, &err);
+            }
+            if (st == ST_OK)
+                st = version_load(m, model, f.number, f.path, &cfg, &v, &err);
             pthread_mutex_lock(&m->mu);
             model->loading = -1;
             model->is_attempted = true;
@@ -647,6 +914,7 @@ static void *loader_main(void *arg)
             pthread_mutex_unlock(&m->mu);
         }
         expire_waiters(m, false);
+        judge_canaries(m);
         /* Wake at the next scan, or sooner to expire waiters on time. */
         uint64_t wake = next_scan;
         if (wake > st_now_us() + 100000u)
@@ -687,6 +955,25 @@ st_status sv_manager_start(const sv_manager_options *opt, sv_manager **out, st_e
             st = st_fail(err, ST_EINVAL, "model repository path too long");
         else
             snprintf(m->repository, sizeof m->repository, "%s", opt->repository);
+    }
+    if (st == ST_OK && opt->registry) {
+        /* Opened here so a missing registry fails the start; the loader
+         * thread owns it from then on. */
+        st = reg_open(opt->registry, REG_OPEN_EXISTING, &m->reg, err);
+        st_arena arena;
+        st_arena_init(&arena, 0);
+        reg_model *models = NULL;
+        size_t n = 0;
+        st_error list_err = { 0 }; /* a busy registry here only delays the names */
+        if (st == ST_OK && reg_list_models(m->reg, &arena, &models, &n, &list_err) == ST_OK) {
+            /* Learn the names now, so early requests wait rather than 404. */
+            for (size_t i = 0; i < n; i++) {
+                sv_model *model = model_add(m, models[i].name, "", "");
+                if (model)
+                    model->is_registry = true;
+            }
+        }
+        st_arena_free(&arena);
     }
     for (size_t i = 0; st == ST_OK && i < opt->n_files; i++) {
         if (!is_safe_name(opt->names[i]))
@@ -744,6 +1031,7 @@ void sv_manager_free(sv_manager *m)
     pthread_mutex_unlock(&m->mu);
     if (m->is_loader_started)
         pthread_join(m->loader, NULL);
+    reg_close(m->reg);
     for (size_t i = 0; i < m->n_models; i++) {
         sv_model *model = m->models[i];
         /* The caller has answered every request (the HTTP server and the
@@ -813,12 +1101,66 @@ static void list_names(sv_manager *m, char *buf, size_t cap)
         snprintf(buf, cap, "none");
 }
 
+/* Does the policy send this request to the canary (lock held)? */
+static bool takes_canary(sv_model *model, const http_request *req)
+{
+    const sv_traffic *t = &model->traffic;
+    if (t->sticky_header[0]) {
+        st_str value = http_request_header(req, t->sticky_header);
+        if (value.len)
+            return sv_sticky_bucket((const uint8_t *)value.ptr, value.len) < t->canary_bp;
+    }
+    return sv_split_take(&model->split, t->canary_bp);
+}
+
+/* The version a request naming no version runs on (lock held), and the
+ * policy's shadow: the deployment's stable version or its canary; else
+ * the default (alias production, else the latest); while that is not
+ * loaded yet, the default served before, else the highest served. */
+static sv_version *route_default(sv_model *model, const http_request *req, sv_route *route)
+{
+    if (!model->is_registry)
+        return model->n_serving ? model->serving[model->n_serving - 1] : NULL;
+    const sv_traffic *t = &model->traffic;
+    sv_version *v = serving_find(model, t->stable ? t->stable : model->default_version);
+    if (v && t->stable && req) {
+        route->is_policy = true;
+        sv_version *canary = t->canary && t->canary_bp ? serving_find(model, t->canary) : NULL;
+        if (canary && takes_canary(model, req))
+            v = canary;
+        sv_version *shadow = t->shadow ? serving_find(model, t->shadow) : NULL;
+        if (shadow && shadow != v) {
+            sv_version_retain(shadow);
+            route->shadow = shadow;
+        }
+    }
+    if (!v)
+        v = serving_find(model, model->effective_default);
+    if (!v && model->n_serving)
+        v = model->serving[model->n_serving - 1];
+    return v;
+}
+
 st_status sv_manager_acquire(sv_manager *m, st_str name, st_str version, st_str label, sv_waiter *w,
                              bool *is_parked, sv_version **out, st_error *err)
 {
-    *out = NULL;
+    sv_route route;
+    st_status st = sv_manager_route(m, name, version, label, NULL, w, is_parked, &route, err);
+    *out = route.version;
+    return st;
+}
+
+st_status sv_manager_route(sv_manager *m, st_str name, st_str version, st_str label, const http_request *req,
+                           sv_waiter *w, bool *is_parked, sv_route *route, st_error *err)
+{
+    *route = (sv_route){ 0 };
     *is_parked = false;
     st_status st = ST_OK;
+    int64_t number_given;
+    if (version.len && !label.len && !parse_version_text(version, &number_given)) {
+        label = version; /* /versions/production: an alias */
+        version = (st_str){ 0 };
+    }
     pthread_mutex_lock(&m->mu);
     sv_model *model = model_find(m, name);
     if (!model || !model->is_present) {
@@ -838,17 +1180,14 @@ st_status sv_manager_acquire(sv_manager *m, st_str name, st_str version, st_str 
                          (int)(label.len > 64 ? 64 : label.len), label.ptr);
             goto done;
         }
-    } else if (version.len && !parse_version_text(version, &number)) {
-        st = st_fail(err, ST_ENOTFOUND, "model '%s' has no version '%.*s' (versions are numbers)",
-                     model->name, (int)(version.len > 64 ? 64 : version.len), version.ptr);
-        goto done;
+    } else if (version.len) {
+        parse_version_text(version, &number);
     }
     sv_version *v = NULL;
     bool is_coming = false;
     if (number < 0) {
-        if (model->n_serving)
-            v = model->serving[model->n_serving - 1];
-        else
+        v = route_default(model, req, route);
+        if (!v)
             is_coming = model->n_pending > 0 || model->loading >= 0 || !model->is_attempted;
     } else {
         for (size_t i = 0; i < model->n_serving; i++)
@@ -860,7 +1199,7 @@ st_status sv_manager_acquire(sv_manager *m, st_str name, st_str version, st_str 
     }
     if (v) {
         sv_version_retain(v);
-        *out = v;
+        route->version = v;
     } else if (is_coming && w) {
         if (w->deadline_us == 0)
             w->deadline_us = st_now_us() + (uint64_t)m->load_wait_ms * 1000u;
@@ -873,6 +1212,11 @@ st_status sv_manager_acquire(sv_manager *m, st_str name, st_str version, st_str 
                      model->last_error[0] ? ": " : "", model->last_error);
     } else if (number < 0) {
         st = st_fail(err, ST_EAGAIN, "model '%s' has no version to serve", model->name);
+    } else if (model->is_registry) {
+        st = st_fail(err, ST_ENOTFOUND,
+                     "model '%s' version %lld is not served: the registry serves aliased and deployed "
+                     "versions (`stratus alias %s@%lld NAME` or `stratus deploy` it)",
+                     model->name, (long long)number, model->name, (long long)number);
     } else {
         st = st_fail(err, ST_ENOTFOUND, "model '%s' has no version %lld", model->name, (long long)number);
     }
@@ -901,9 +1245,13 @@ bool sv_manager_is_ready(sv_manager *m)
 {
     pthread_mutex_lock(&m->mu);
     bool is_ready = m->is_initial_done;
-    for (size_t i = 0; i < m->n_models && is_ready; i++)
-        if (m->models[i]->is_present && m->models[i]->n_serving == 0)
+    for (size_t i = 0; i < m->n_models && is_ready; i++) {
+        const sv_model *model = m->models[i];
+        /* A registry model with every version removed has nothing to wait for. */
+        bool has_wanted = !model->is_registry || model->config.n_specific > 0;
+        if (model->is_present && model->n_serving == 0 && has_wanted)
             is_ready = false;
+    }
     pthread_mutex_unlock(&m->mu);
     return is_ready;
 }

@@ -4,18 +4,24 @@
  * it.  Each inference exchange gets a context from a free list; its arena
  * is reset, not freed, so a warm server stops touching the heap for
  * request memory.  Health, metadata and metrics are answered inline on
- * the I/O thread. */
+ * the I/O thread.  A request a deployment routes to a version with a
+ * shadow also goes, as a copy, to the shadow version; the two answers are
+ * compared when both are in, and only counted and logged. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/alloc.h"
 #include "base/arena.h"
 #include "base/cpu.h"
 #include "base/log.h"
 #include "base/time.h"
+#include "registry/registry.h"
 #include "serve/serve.h"
 #include "serve/serve_int.h"
+
+typedef struct sv_shadow sv_shadow;
 
 typedef struct sv_ctx {
     sv_item item;
@@ -26,14 +32,38 @@ typedef struct sv_ctx {
     sv_proto proto;
     st_str model, version, label;  /* into the request, valid until answered */
     sv_version *ver;
+    sv_version *shadow_ver;        /* the route's shadow, until the copy is sent */
+    sv_shadow *shadow;             /* the copy sent, until the primary answers */
+    bool is_policy;                /* counts in ver->window */
     sv_request req;
     const char *accept;
+    char version_header[64];       /* X-Stratus-Model-Version: N\r\n */
     struct sv_ctx *next_free;
 } sv_ctx;
+
+/* A copy of a request sent to a shadow version.  Two sides finish it in
+ * either order: the primary's answer (its outputs copied, since they live
+ * only during done()) and the shadow's run; the last one compares. */
+struct sv_shadow {
+    sv_item item;
+    _Atomic int pending;             /* sides still to finish */
+    sv_version *primary, *shadow;    /* references */
+    st_arena inputs_arena;           /* written before the copy is queued */
+    st_arena primary_arena;          /* the primary's side */
+    st_arena shadow_arena;           /* the shadow's side */
+    eng_tensor *inputs;
+    eng_tensor *primary_out, *shadow_out;
+    size_t n_primary_out, n_shadow_out;
+    bool is_primary_ok;
+    st_status shadow_status;
+    char shadow_error[200];
+};
 
 struct sv_server {
     sv_manager *manager;
     sv_batcher *batcher;
+    sv_admin *admin;               /* /api/v1 when serving a registry, else NULL */
+    sv_keys *keys;                 /* --api-keys, else NULL (inference open) */
     http_server *http;
     /* The same, for handlers: a request can arrive before
      * http_server_start has returned and set `http`. */
@@ -85,6 +115,10 @@ static void ctx_put(sv_ctx *c)
     st_arena_reset(&c->arena);
     c->ex = NULL;
     c->ver = NULL;
+    c->shadow_ver = NULL;
+    c->shadow = NULL;
+    c->is_policy = false;
+    c->version_header[0] = '\0';
     c->waiter = (sv_waiter){ 0 };
     pthread_mutex_lock(&s->free_mu);
     c->next_free = s->free_list;
@@ -121,14 +155,195 @@ static void respond_text(http_exchange *ex, int status, const char *type, const 
     http_respond(ex, status, type, NULL, 0, body, strlen(body));
 }
 
+/* ---- shadows ------------------------------------------------------------ */
+
+static void shadow_count(sv_version *v, size_t field_offset)
+{
+    if (v->counters)
+        atomic_fetch_add_explicit((_Atomic uint64_t *)(void *)((char *)v->counters + field_offset), 1,
+                                  memory_order_relaxed);
+}
+
+/* At most one line a second per model: a shadow that always differs must
+ * not flood the log (the counters have every one). */
+static bool shadow_may_log(sv_model *model)
+{
+    uint64_t now = st_now_us(), last = atomic_load_explicit(&model->shadow_logged_us, memory_order_relaxed);
+    return (last == 0 || now - last >= 1000000u) &&
+           atomic_compare_exchange_strong_explicit(&model->shadow_logged_us, &last, now, memory_order_relaxed,
+                                                   memory_order_relaxed);
+}
+
+/* Compares the two answers by output name; says where they first differ. */
+static bool shadow_outputs_match(const sv_shadow *sh, char *why, size_t cap)
+{
+    const sv_model_sig *ps = &sh->primary->sig, *ss = &sh->shadow->sig;
+    if (sh->n_primary_out != sh->n_shadow_out) {
+        snprintf(why, cap, "%zu outputs vs %zu", sh->n_shadow_out, sh->n_primary_out);
+        return false;
+    }
+    for (size_t i = 0; i < sh->n_primary_out; i++) {
+        size_t k = 0;
+        while (k < sh->n_shadow_out && strcmp(ss->outputs[k].name, ps->outputs[i].name) != 0)
+            k++;
+        if (k == sh->n_shadow_out) {
+            snprintf(why, cap, "no output '%s'", ps->outputs[i].name);
+            return false;
+        }
+        char detail[160];
+        if (!sv_value_match(&sh->shadow_out[k], &sh->primary_out[i], detail, sizeof detail)) {
+            snprintf(why, cap, "output '%s': %s", ps->outputs[i].name, detail);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void shadow_free(sv_shadow *sh)
+{
+    sv_version_release(sh->primary);
+    sv_version_release(sh->shadow);
+    st_arena_free(&sh->inputs_arena);
+    st_arena_free(&sh->primary_arena);
+    st_arena_free(&sh->shadow_arena);
+    st_free(sh);
+}
+
+/* One side is done; the last compares, counts and frees. */
+static void shadow_arrive(sv_shadow *sh)
+{
+    if (atomic_fetch_sub_explicit(&sh->pending, 1, memory_order_acq_rel) != 1)
+        return;
+    sv_version *v = sh->shadow;
+    if (sh->shadow_status != ST_OK) {
+        shadow_count(v, offsetof(sv_counters, shadow_errors));
+        if (shadow_may_log(v->model))
+            ST_LOG_WARN("model %s: shadow version %s failed: %s", v->model->name, v->number_text,
+                        sh->shadow_error);
+    } else if (sh->is_primary_ok) {
+        char why[240];
+        if (!shadow_outputs_match(sh, why, sizeof why)) {
+            shadow_count(v, offsetof(sv_counters, shadow_mismatches));
+            if (shadow_may_log(v->model))
+                ST_LOG_WARN("model %s: shadow version %s differs from version %s: %s (logged at most once "
+                            "a second; stratus_shadow_mismatches_total counts them all)",
+                            v->model->name, v->number_text, sh->primary->number_text, why);
+        }
+    }
+    shadow_free(sh);
+}
+
+/* The shadow's run (batcher callback): keep its outputs for comparison. */
+static void shadow_done(sv_item *it, const sv_result *res)
+{
+    sv_shadow *sh = CONTAINER_OF(it, sv_shadow, item);
+    sh->shadow_status = res->status;
+    if (res->status != ST_OK) {
+        snprintf(sh->shadow_error, sizeof sh->shadow_error, "%s", st_error_msg(res->err));
+    } else {
+        sh->shadow_out = st_arena_calloc(&sh->shadow_arena, res->n_outputs + 1, sizeof *sh->shadow_out,
+                                         _Alignof(eng_tensor));
+        sh->n_shadow_out = res->n_outputs;
+        for (size_t i = 0; sh->shadow_out && i < res->n_outputs && sh->shadow_status == ST_OK; i++)
+            sh->shadow_status = sv_value_copy(&sh->shadow_arena, &res->outputs[i], &sh->shadow_out[i]);
+        if (!sh->shadow_out)
+            sh->shadow_status = ST_ENOMEM;
+        if (sh->shadow_status != ST_OK)
+            snprintf(sh->shadow_error, sizeof sh->shadow_error, "out of memory keeping its outputs");
+    }
+    shadow_arrive(sh);
+}
+
+/* Queues a copy of the decoded request on the shadow version.  A full
+ * queue (or no memory) drops the copy and counts it; the primary goes on
+ * either way. */
+static void shadow_send(sv_ctx *c)
+{
+    sv_version *v = c->shadow_ver;
+    c->shadow_ver = NULL;
+    sv_shadow *sh = st_calloc(1, sizeof *sh);
+    bool is_copied = sh != NULL;
+    if (sh) {
+        st_arena_init(&sh->inputs_arena, 0);
+        st_arena_init(&sh->primary_arena, 0);
+        st_arena_init(&sh->shadow_arena, 0);
+        sh->inputs = st_arena_calloc(&sh->inputs_arena, c->req.n_inputs + 1, sizeof *sh->inputs,
+                                     _Alignof(eng_tensor));
+        is_copied = sh->inputs != NULL;
+        for (size_t i = 0; is_copied && i < c->req.n_inputs; i++)
+            is_copied = sv_value_copy(&sh->inputs_arena, &c->req.inputs[i], &sh->inputs[i]) == ST_OK;
+    }
+    /* The shadow must take the same inputs: same names, in order. */
+    bool is_same_sig = v->sig.n_inputs == c->ver->sig.n_inputs;
+    for (size_t i = 0; is_same_sig && i < v->sig.n_inputs; i++)
+        is_same_sig = strcmp(v->sig.inputs[i].name, c->ver->sig.inputs[i].name) == 0;
+    if (!is_copied || !is_same_sig) {
+        shadow_count(v, is_same_sig ? offsetof(sv_counters, shadow_dropped) : offsetof(sv_counters, shadow_errors));
+        if (sh) {
+            sh->shadow = v;
+            shadow_free(sh);
+        } else {
+            sv_version_release(v);
+        }
+        return;
+    }
+    sh->primary = c->ver;
+    sv_version_retain(c->ver);
+    sh->shadow = v;
+    atomic_init(&sh->pending, 2);
+    sh->item = (sv_item){
+        .version = v,
+        .inputs = sh->inputs,
+        .rows = c->req.batch,
+        .done = shadow_done,
+    };
+    /* Counted before it is queued: it may finish (and go) at once. */
+    shadow_count(v, offsetof(sv_counters, shadow_requests));
+    sv_version_retain(v); /* so the count below stays safe if it does */
+    if (sv_batcher_submit(c->server->batcher, &sh->item) == ST_EBUSY) {
+        shadow_count(v, offsetof(sv_counters, shadow_dropped));
+        shadow_free(sh);
+    } else {
+        c->shadow = sh;
+    }
+    sv_version_release(v);
+}
+
+/* The primary has answered: hand its outputs (or its failure) over. */
+static void shadow_primary_answered(sv_ctx *c, const sv_result *res)
+{
+    sv_shadow *sh = c->shadow;
+    if (!sh)
+        return;
+    c->shadow = NULL;
+    if (res && res->status == ST_OK) {
+        sh->primary_out = st_arena_calloc(&sh->primary_arena, res->n_outputs + 1, sizeof *sh->primary_out,
+                                          _Alignof(eng_tensor));
+        sh->n_primary_out = res->n_outputs;
+        bool is_ok = sh->primary_out != NULL;
+        for (size_t i = 0; is_ok && i < res->n_outputs; i++)
+            is_ok = sv_value_copy(&sh->primary_arena, &res->outputs[i], &sh->primary_out[i]) == ST_OK;
+        sh->is_primary_ok = is_ok;
+    }
+    shadow_arrive(sh);
+}
+
 /* Ends an inference exchange: the response is sent, now count it and
  * give everything back. */
 static void ctx_finish(sv_ctx *c, int status, uint64_t age_us)
 {
     sv_server *s = c->server;
     count(s, c->ver, (int)c->proto, status);
+    shadow_primary_answered(c, NULL);
+    if (c->shadow_ver) {
+        sv_version_release(c->shadow_ver);
+        c->shadow_ver = NULL;
+    }
     if (c->ver) {
         sv_histogram_observe_us(&sv_version_stats(c->ver)->duration, age_us);
+        sv_window *w = c->is_policy ? atomic_load_explicit(&c->ver->window, memory_order_acquire) : NULL;
+        if (w)
+            sv_window_record(w, st_now_us(), status < 200 || status > 299, age_us);
         sv_version_release(c->ver);
     }
     ctx_put(c);
@@ -137,10 +352,9 @@ static void ctx_finish(sv_ctx *c, int status, uint64_t age_us)
 static void ctx_fail(sv_ctx *c, int status, const char *msg)
 {
     uint64_t age = http_exchange_start_us(c->ex);
-    if (status == 429)
-        respond_error(c->ex, status, msg, "Retry-After: 1\r\n");
-    else
-        respond_error(c->ex, status, msg, NULL);
+    char extra[128];
+    snprintf(extra, sizeof extra, "%s%s", status == 429 ? "Retry-After: 1\r\n" : "", c->version_header);
+    respond_error(c->ex, status, msg, extra[0] ? extra : NULL);
     ctx_finish(c, status, age);
 }
 
@@ -189,10 +403,13 @@ static void on_done(sv_item *it, const sv_result *res)
     }
     uint64_t age = http_exchange_start_us(c->ex);
     /* Big bodies are handed over; small ones copied (cheaper than a malloc). */
+    size_t extra_len = strlen(c->version_header);
     if (body->len > 256 * 1024)
-        http_respond_buf(c->ex, 200, ct, NULL, 0, body);
+        http_respond_buf(c->ex, 200, ct, c->version_header, extra_len, body);
     else
-        http_respond(c->ex, 200, ct, NULL, 0, body->data, body->len);
+        http_respond(c->ex, 200, ct, c->version_header, extra_len, body->data, body->len);
+    /* Answered first: the copy for the shadow never delays the client. */
+    shadow_primary_answered(c, res);
     ctx_finish(c, 200, age);
 }
 
@@ -202,15 +419,21 @@ static void dispatch(sv_ctx *c)
     sv_server *s = c->server;
     st_error err = { 0 };
     bool is_parked = false;
-    st_status st = sv_manager_acquire(s->manager, c->model, c->version, c->label, &c->waiter, &is_parked,
-                                      &c->ver, &err);
+    const http_request *req = http_exchange_request(c->ex);
+    sv_route route;
+    st_status st = sv_manager_route(s->manager, c->model, c->version, c->label, req, &c->waiter, &is_parked,
+                                    &route, &err);
     if (is_parked)
         return;
     if (st != ST_OK) {
         ctx_fail(c, st_status_http(st), st_error_msg(&err));
         return;
     }
-    const http_request *req = http_exchange_request(c->ex);
+    c->ver = route.version;
+    c->shadow_ver = route.shadow;
+    c->is_policy = route.is_policy;
+    snprintf(c->version_header, sizeof c->version_header, "X-Stratus-Model-Version: %s\r\n",
+             c->ver->number_text);
     st_str ct = http_request_header(req, "Content-Type");
     const char *ct_text = ct.ptr ? st_arena_strndup(&c->arena, ct.ptr, ct.len) : NULL;
     st_str accept = http_request_header(req, "Accept");
@@ -222,6 +445,10 @@ static void dispatch(sv_ctx *c)
         ctx_fail(c, http_status, st_error_msg(&err));
         return;
     }
+    /* The copy goes first: once the primary is queued it may answer (and
+     * this context be reused) at any moment. */
+    if (c->shadow_ver)
+        shadow_send(c);
     c->item = (sv_item){
         .version = c->ver,
         .inputs = c->req.inputs,
@@ -514,6 +741,15 @@ static bool pick_single(sv_server *s, http_exchange *ex, const http_request *req
     return false;
 }
 
+/* True for the routes that run a model or describe one (they need an API
+ * key when keys are set); health, server metadata and metrics stay open
+ * for probes and scrapers. */
+static bool is_inference_route(const sv_server *s, st_str path)
+{
+    return st_str_starts_with(path, ST_STR("/v2/models/")) || st_str_starts_with(path, ST_STR("/v1/models/")) ||
+           st_str_eq_c(path, "/invocations") || st_str_eq_c(path, s->predict_route);
+}
+
 static void handle(http_exchange *ex, void *user)
 {
     sv_server *s = user;
@@ -521,6 +757,17 @@ static void handle(http_exchange *ex, void *user)
     st_str path = req->path;
     const int none = SV_PROTO_LABEL_NONE;
     st_str rest = path;
+    if (s->admin && take_prefix(&rest, "/api/v1") && (rest.len == 0 || rest.ptr[0] == '/')) {
+        sv_admin_handle(s->admin, ex, req, rest);
+        return;
+    }
+    if (s->keys && is_inference_route(s, path) && !sv_keys_check(s->keys, req)) {
+        respond_error(ex, 401, "an API key is needed: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                      "WWW-Authenticate: Bearer realm=\"stratus\"\r\n");
+        count(s, NULL, none, 401);
+        return;
+    }
+    rest = path;
     if (take_prefix(&rest, "/v2") && (rest.len == 0 || rest.ptr[0] == '/')) {
         route_v2(s, ex, req, rest);
         return;
@@ -593,6 +840,7 @@ st_status sv_server_start(const sv_options *opt, sv_server **out, st_error *err)
     int workers = opt->workers > 0 ? opt->workers : st_cpu_count_online();
     sv_manager_options mo = {
         .repository = opt->repository,
+        .registry = opt->registry,
         .names = opt->names,
         .paths = opt->paths,
         .n_files = opt->n_files,
@@ -602,8 +850,27 @@ st_status sv_server_start(const sv_options *opt, sv_server **out, st_error *err)
         .engine = { .threads = 1 },
     };
     st_status st = sv_batcher_start(workers, &s->batcher, err);
+    struct stat home_sb;
+    if (st == ST_OK && opt->registry && stat(opt->registry, &home_sb) == 0 && S_ISDIR(home_sb.st_mode)) {
+        /* The management API can fill an empty registry (a fresh volume
+         * in a container, say), so an existing folder gets one made when
+         * it has none, as `stratus push` would; a folder that does not
+         * exist is more likely a typo, and the manager refuses it. */
+        reg_store *reg = NULL;
+        st = reg_open(opt->registry, REG_OPEN_CREATE, &reg, err);
+        reg_close(reg);
+    }
     if (st == ST_OK)
         st = sv_manager_start(&mo, &s->manager, err);
+    if (st == ST_OK && opt->api_keys_file) {
+        st = sv_keys_load(opt->api_keys_file, &s->keys, err);
+        if (st == ST_OK)
+            ST_LOG_INFO("inference routes need an API key (%zu in %s)", sv_keys_count(s->keys), opt->api_keys_file);
+    }
+    if (st == ST_OK && opt->registry) {
+        sv_admin_options ao = { .home = opt->registry, .token_file = opt->admin_token_file, .manager = s->manager };
+        st = sv_admin_start(&ao, &s->admin, err);
+    }
     if (st == ST_OK)
         st = http_server_start(&opt->http, handle, s, &s->http, err);
     if (st == ST_OK)
@@ -641,11 +908,14 @@ void sv_server_free(sv_server *s)
         return;
     if (s->http)
         sv_server_stop(s, 0);
-    /* The batcher answers what is queued and the manager what is parked
-     * before the server that owns the exchanges goes. */
+    /* The admin thread and the batcher answer what is queued and the
+     * manager what is parked before the server that owns the exchanges
+     * goes (the admin thread first: it pokes the manager). */
+    sv_admin_free(s->admin);
     sv_batcher_free(s->batcher);
     sv_manager_free(s->manager);
     http_server_free(s->http);
+    sv_keys_free(s->keys);
     while (s->free_list) {
         sv_ctx *c = s->free_list;
         s->free_list = c->next_free;

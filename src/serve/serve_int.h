@@ -16,6 +16,7 @@
 #include "base/str.h"
 #include "engine/engine.h"
 #include "http/http.h"
+#include "registry/registry.h"
 #include "serve/proto.h"
 
 /* ---- metrics ------------------------------------------------------------ */
@@ -24,7 +25,7 @@
  * carry no payload (health, metadata, metrics). */
 enum { SV_PROTO_LABEL_NONE = SV_PROTO_VERTEX + 1, SV_N_PROTO_LABELS };
 /* The status codes counted one by one; anything else counts as the last. */
-#define SV_N_CODES 14
+#define SV_N_CODES 15
 #define SV_DURATION_BUCKETS 16
 #define SV_BATCH_BUCKETS 10
 
@@ -34,6 +35,10 @@ enum { SV_PROTO_LABEL_NONE = SV_PROTO_VERTEX + 1, SV_N_PROTO_LABELS };
 typedef struct sv_counters {
     char version[24];
     _Atomic uint64_t requests[SV_N_PROTO_LABELS][SV_N_CODES];
+    /* This version as a deployment's shadow: copies sent, answers that
+     * differed from the primary's, runs that failed, copies not sent
+     * because its queue was full. */
+    _Atomic uint64_t shadow_requests, shadow_mismatches, shadow_errors, shadow_dropped;
     struct sv_counters *next;
 } sv_counters;
 
@@ -52,6 +57,7 @@ typedef struct sv_model_stats {
     _Atomic uint64_t batch_count;
     _Atomic uint64_t batch_sum;
     _Atomic uint64_t load_failures;
+    _Atomic uint64_t rollbacks;  /* automatic canary rollbacks */
 } sv_model_stats;
 
 /* Index of an HTTP status among the counted ones. */
@@ -60,12 +66,99 @@ int sv_metrics_code_at(int index);
 void sv_histogram_observe_us(sv_histogram *h, uint64_t us);
 void sv_batch_observe(sv_model_stats *s, uint64_t rows);
 
+/* ---- traffic (traffic.c): the pure parts of deployment policies --------- */
+
+/* Exact weighted split: the n-th request goes to the canary when
+ * floor((k+1)*share/10000) > floor(k*share/10000), k = n mod 10000, so
+ * every run of 10,000 consecutive requests sends exactly `share_bp` of
+ * them to the canary, spread evenly.  One atomic add per request. */
+typedef struct sv_split {
+    _Atomic uint64_t n;
+} sv_split;
+
+/* Basis points: 10000 = 100 %. */
+#define SV_SHARE_ALL 10000u
+
+/* True when this request goes to the canary of share_bp (0..10000). */
+bool sv_split_take(sv_split *s, uint32_t share_bp);
+/* The sticky bucket of a header value, 0..9999 (FNV-1a 64 mod 10000):
+ * the canary takes the value when bucket < share_bp, the same answer
+ * every time, so one user stays on one version. */
+uint32_t sv_sticky_bucket(const uint8_t *value, size_t len);
+
+/* Latency buckets of the rollback windows: 4 per power of two (about 19 %
+ * wide), exact below 4 us, up to ~2^33 us. */
+#define SV_LATENCY_BUCKETS 128
+int sv_latency_bucket(uint64_t us);
+/* The largest latency (us) that falls in bucket b. */
+uint64_t sv_latency_bucket_upper(int b);
+
+/* A sliding window of per-slot request, error and latency counts; a slot
+ * is one second, or window_s/(SV_WINDOW_SLOTS-2) seconds for windows
+ * longer than that.  Recording is lock-free (relaxed atomics; a slot
+ * reused for a new second is reset by the one recorder that claims it);
+ * sums read without a lock are exact up to racing recordings. */
+#define SV_WINDOW_SLOTS 64
+typedef struct sv_window_slot {
+    _Atomic int64_t epoch; /* slot-time it holds; -1 while being reset */
+    _Atomic uint64_t requests, errors;
+    _Atomic uint64_t latency[SV_LATENCY_BUCKETS];
+} sv_window_slot;
+
+typedef struct sv_window {
+    _Atomic int64_t window_s, slot_s;
+    sv_window_slot slots[SV_WINDOW_SLOTS];
+} sv_window;
+
+typedef struct sv_window_sum {
+    uint64_t requests, errors;
+    uint64_t latency[SV_LATENCY_BUCKETS];
+} sv_window_sum;
+
+/* Empties the window and sets its span (1..86400 s). */
+void sv_window_reset(sv_window *w, int64_t window_s);
+/* Counts one answer at now_us (monotonic): an error unless 2xx. */
+void sv_window_record(sv_window *w, uint64_t now_us, bool is_error, uint64_t latency_us);
+/* What was recorded over the last window_s seconds before now_us. */
+void sv_window_sum_at(sv_window *w, uint64_t now_us, sv_window_sum *out);
+/* The q-quantile (0..1) of the summed latencies as the upper bound of its
+ * bucket; 0 when nothing was recorded. */
+uint64_t sv_window_quantile_us(const sv_window_sum *s, double q);
+
+/* What the automatic rollback judged. */
+typedef struct sv_verdict {
+    bool is_judged;    /* the canary had min_requests answers in the window */
+    bool is_rollback;
+    uint64_t stable_requests, canary_requests;
+    double stable_error_rate, canary_error_rate;
+    uint64_t stable_p99_us, canary_p99_us; /* 0 when not measured */
+    char reason[240];  /* why, with the numbers; "" when no rollback */
+} sv_verdict;
+
+/* Judges a canary against the stable version by `rule`: once the canary
+ * has min_requests answers, rolls back when its error rate exceeds the
+ * stable one's by more than max_error_rate_increase, or (max_p99_ratio >
+ * 0, and both versions have max(min_requests, SV_P99_MIN_SAMPLES)
+ * answers) when its p99 exceeds max_p99_ratio times the stable p99. */
+#define SV_P99_MIN_SAMPLES 100
+void sv_rollback_judge(const reg_rollback_rule *rule, const sv_window_sum *stable,
+                       const sv_window_sum *canary, sv_verdict *out);
+
+/* Deep copy of a value (tensor, string tensor, sequence, map, optional)
+ * into `arena`.  ST_ENOMEM when the arena cannot grow, ST_EOVERFLOW for a
+ * size that does not fit. */
+st_status sv_value_copy(st_arena *arena, const eng_tensor *src, eng_tensor *dst);
+/* True when two values agree: same dtype and shape, floating point within
+ * |a-b| <= 1e-5 + 1e-4*|b| (NaN equals NaN), everything else exact.  When
+ * not, `why` (may be NULL) says where they first differ. */
+bool sv_value_match(const eng_tensor *a, const eng_tensor *b, char *why, size_t cap);
+
 /* ---- models ------------------------------------------------------------- */
 
 typedef enum { SV_POLICY_LATEST, SV_POLICY_SPECIFIC, SV_POLICY_ALL } sv_policy;
 
 #define SV_MAX_SPECIFIC 32
-#define SV_MAX_LABELS 16
+#define SV_MAX_LABELS 32
 #define SV_MAX_VERSIONS 64
 
 /* DIR/<name>/config.json, or the defaults. */
@@ -78,7 +171,7 @@ typedef struct sv_config {
     int64_t max_queue_delay_us; /* longest a request waits for others to join */
     int64_t max_queue_size;     /* requests queued per version; 429 beyond */
     int instances;              /* workers running one version at once */
-    char label_names[SV_MAX_LABELS][32];
+    char label_names[SV_MAX_LABELS][REG_NAME_MAX + 1]; /* registry aliases too */
     int64_t label_versions[SV_MAX_LABELS];
     size_t n_labels;
 } sv_config;
@@ -108,6 +201,10 @@ typedef struct sv_version {
     int running;
     bool is_in_ready;
     struct sv_version *ready_next;
+    /* Answers routed here by a deployment policy over its rollback rule's
+     * window, or NULL: set once by the loader (release), read by the
+     * router (acquire); freed with the version. */
+    _Atomic(sv_window *) window;
 } sv_version;
 
 /* A request parked until its model finishes loading.  resume() runs on the
@@ -122,6 +219,19 @@ typedef struct sv_failed_load {
     int64_t number;
     int64_t mtime_ns, size; /* the file that failed; a new one is tried again */
 } sv_failed_load;
+
+/* A registry model's deployment policy, as served (manager lock).
+ * stable 0: no deployment. */
+typedef struct sv_traffic {
+    int64_t stable, canary, shadow; /* version numbers, 0 when unset */
+    uint32_t canary_bp;             /* canary share in basis points */
+    char sticky_header[REG_NAME_MAX + 1];
+    reg_rollback_rule rule;
+    int64_t revision;               /* the deployment's revision */
+    int64_t rolled_back_revision;   /* the canary of this revision was rolled
+                                       back here; until the registry says so
+                                       too, it gets no traffic */
+} sv_traffic;
 
 /* A model as the repository names it.  Never freed while the manager runs
  * (its counters must outlive its versions); fields under the manager lock
@@ -144,6 +254,17 @@ struct sv_model {
     sv_waiter *waiters;
     sv_counters *counters;      /* every version ever served */
     sv_model_stats stats;
+    /* Registry models (config.specific holds the versions to serve,
+     * config.label_names the aliases): */
+    bool is_registry;
+    int64_t default_version;    /* requests naming no version; 0: highest served */
+    int64_t effective_default;  /* the last default that was served */
+    sv_traffic traffic;
+    sv_split split;             /* the canary counter */
+    char rollback_reason[256];  /* an automatic rollback the registry has */
+    int64_t rollback_canary;    /*   not recorded yet (loader thread only) */
+    uint64_t rollback_tried_us;
+    _Atomic uint64_t shadow_logged_us; /* last mismatch logged */
 };
 
 /* Writes the Prometheus exposition of the models (manager lock held). */
@@ -183,6 +304,22 @@ void sv_manager_free(sv_manager *m);
  * models or versions, ST_EAGAIN (503) when nothing can serve. */
 st_status sv_manager_acquire(sv_manager *m, st_str name, st_str version, st_str label,
                              sv_waiter *w, bool *is_parked, sv_version **out, st_error *err);
+/* What sv_manager_route chose. */
+typedef struct sv_route {
+    sv_version *version;   /* runs the request: a reference to release */
+    sv_version *shadow;    /* gets a copy of it: a reference, or NULL */
+    bool is_policy;        /* chosen by a deployment policy: its answer
+                              counts in version->window */
+} sv_route;
+
+/* sv_manager_acquire for an inference request: when no version or label
+ * is named and the model has a deployment policy, the policy chooses (the
+ * canary's share by the exact split, or by the sticky header of `req`
+ * when it carries it) and names its shadow.  A version segment that is
+ * not a number is taken as a label (a registry alias). */
+st_status sv_manager_route(sv_manager *m, st_str name, st_str version, st_str label,
+                           const http_request *req, sv_waiter *w, bool *is_parked, sv_route *out,
+                           st_error *err);
 /* The only model when exactly one is known (SageMaker, Vertex); else
  * NULL name.  Copies its name into buf. */
 bool sv_manager_single_name(sv_manager *m, char *buf, size_t cap);
@@ -239,6 +376,25 @@ st_status sv_keys_load(const char *path, sv_keys **out, st_error *err);
  * KEY` with a key of the set (compared in constant time). */
 bool sv_keys_check(const sv_keys *k, const http_request *req);
 void sv_keys_free(sv_keys *k);
+/* Shortest key (and admin token) accepted, in bytes. */
+#define SV_KEY_MIN_BYTES 16
+/* The parser of sv_keys_load over bytes in memory (the fuzzer's door);
+ * the set is never reloaded. */
+st_status sv_keys_parse(const uint8_t *data, size_t len, sv_keys **out, st_error *err);
+/* Rereads the key file now when it changed (inode, size or mtime); a file
+ * that no longer parses keeps the old keys, is logged and returned as the
+ * error.  sv_keys_check calls it at most once a second. */
+st_status sv_keys_reload(sv_keys *k, st_error *err);
+/* Keys in the set. */
+size_t sv_keys_count(const sv_keys *k);
+
+/* SHA-256 of secrets: only digests are kept and compared, in constant time. */
+#define SV_DIGEST_BYTES 32
+void sv_digest(const void *data, size_t len, uint8_t out[SV_DIGEST_BYTES]);
+bool sv_digest_eq(const uint8_t a[SV_DIGEST_BYTES], const uint8_t b[SV_DIGEST_BYTES]);
+/* The token of `Authorization: Bearer TOKEN` (scheme case-insensitive),
+ * pointing into the request; false when there is none. */
+bool sv_bearer_token(const http_request *req, st_str *token);
 
 /* ---- batcher ------------------------------------------------------------ */
 
