@@ -436,6 +436,7 @@ static void test_manager_serves_registry_policies(void **state)
             sv_window_record(w, st_now_us(), rt.version->number == 2, 100);
         sv_model *model = rt.version->model;
         sv_version_release(rt.version);
+        sv_version_release(rt.shadow); /* the shadow policy may not be replaced yet */
         if (atomic_load(&model->stats.rollbacks) == 1)
             break;
         st_sleep_us(1000);
