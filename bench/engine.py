@@ -48,7 +48,7 @@ def ratio(theirs, ours):
 
 
 def main():
-    binary, cache = sys.argv[1], sys.argv[2]
+    binary, cache = sys.argv[1], os.path.abspath(sys.argv[2])  # node resolves require() paths from the script
     seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 3.0
     models_dir = os.path.join(cache, "models")
     subprocess.run(["/usr/bin/python3", os.path.join(HERE, "models", "export.py"), models_dir],
