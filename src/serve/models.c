@@ -13,11 +13,13 @@
 #include <dirent.h>
 #include <signal.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/arena.h"
@@ -86,16 +88,18 @@ sv_model_stats *sv_version_stats(sv_version *v)
     return &v->model->stats;
 }
 
+/* The V2 metadata "platform": the format the engine reads the file as,
+ * from its content (registry blobs have no extension to go by). */
 static const char *platform_of(const char *path)
 {
-    const char *dot = strrchr(path, '.');
-    if (dot && strcmp(dot, ".onnx") == 0)
-        return "onnx";
-    if (dot && strcmp(dot, ".txt") == 0)
-        return "lightgbm";
-    if (dot && (strcmp(dot, ".json") == 0 || strcmp(dot, ".ubj") == 0))
-        return "xgboost";
-    return "onnx";
+    uint8_t head[256];
+    ssize_t n = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        n = read(fd, head, sizeof head);
+        close(fd);
+    }
+    return eng_detect_format(head, n > 0 ? (size_t)n : 0);
 }
 
 /* Loads one version (no lock held: this is the slow part). */
@@ -839,6 +843,17 @@ static void sync_models(sv_manager *m)
                 char ref[REG_NAME_MAX + 32];
                 snprintf(ref, sizeof ref, "%s@%lld", model->name, (long long)f.number);
                 st = reg_resolve(m->reg, st_str_c(ref), f.path, sizeof f.path, &err);
+                if (st == ST_EBUSY) {
+                    /* Another process held the registry past the busy
+                     * timeout: not this version's fault, so it is not
+                     * marked failed; the next poll tries again. */
+                    pthread_mutex_lock(&m->mu);
+                    model->loading = -1;
+                    pthread_mutex_unlock(&m->mu);
+                    ST_LOG_WARN("model %s: version %lld not loaded yet (%s); retrying", model->name,
+                                (long long)f.number, st_error_msg(&err));
+                    break;
+                }
             }
             if (st == ST_OK)
                 st = version_load(m, model, f.number, f.path, &cfg, &v, &err);

@@ -292,3 +292,20 @@ def test_registry_flag_names_the_home(reg, tmp_path):
         c.close()
     finally:
         assert s.stop() == 0
+
+
+def test_registry_versions_report_their_format(st, tmp_path, server):
+    """Registry blobs have no file extension: the V2 metadata's platform
+    comes from the content, so an XGBoost version is not called ONNX."""
+    xgb = pytest.importorskip("xgboost")
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 2), dtype=np.float32)
+    model = xgb.XGBRegressor(n_estimators=2, max_depth=2).fit(x, x[:, 0])
+    model.save_model(str(tmp_path / "trees.json"))
+    ok(st("push", tmp_path / "trees.json", "--name", "trees"))
+    wait_for(lambda: server.request("GET", "/v2/models/trees")[0] == 200, "trees to be served")
+    status, body, _ = server.request("GET", "/v2/models/trees")
+    assert json.loads(body)["platform"] == "xgboost"
+    status, body, _ = server.request("GET", "/v2/models/churn")
+    assert json.loads(body)["platform"] == "onnx"
