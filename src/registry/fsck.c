@@ -143,14 +143,53 @@ static st_status check_blobs(fsck_ctx *c, st_error *err)
 
 static int cmp_hex(const void *a, const void *b) { return memcmp(a, b, 65); }
 
-/* A temp file ".tmp-<pid>-<n>" belongs to a live push when its pid runs. */
-static bool is_live_temp(const char *name)
+/* A temp file ".tmp-<pid>-<n>" (or upload folder, `prefix_len` bytes of
+ * prefix before the pid) belongs to a live push when its pid runs. */
+static bool is_live_temp(const char *name, size_t prefix_len)
 {
     char *end;
-    long pid = strtol(name + 5, &end, 10);
+    long pid = strtol(name + prefix_len, &end, 10);
     if (pid <= 0 || *end != '-')
         return false;
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+/* Upload folders in the home whose process is gone: the file in them is
+ * a temporary copy, never named by a version. */
+static st_status check_uploads(fsck_ctx *c, bool gc, st_error *err)
+{
+    DIR *dir = opendir(c->r->home);
+    if (!dir)
+        return st_fail(err, ST_EIO, "cannot read %s: %s", c->r->home, strerror(errno));
+    const size_t prefix_len = strlen(REG_UPLOAD_PREFIX);
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (strncmp(e->d_name, REG_UPLOAD_PREFIX, prefix_len) != 0)
+            continue;
+        char path[REG_PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", c->r->home, e->d_name);
+        bool is_live = is_live_temp(e->d_name, prefix_len);
+        bool remove_it = false;
+        if (gc && !is_live) {
+            /* Only the upload's own files: model.<ext>. */
+            DIR *inner = opendir(path);
+            struct dirent *f;
+            while (inner && (f = readdir(inner))) {
+                char file[REG_PATH_MAX + 600];
+                if (strncmp(f->d_name, "model.", 6) == 0 &&
+                    (size_t)snprintf(file, sizeof file, "%s/%s", path, f->d_name) < sizeof file)
+                    unlink(file);
+            }
+            if (inner)
+                closedir(inner);
+            remove_it = rmdir(path) == 0;
+        }
+        issue(c, REG_FSCK_TEMP_FILE, remove_it, path, "%s: %s", e->d_name,
+              is_live ? "an upload in progress" : remove_it ? "left by an interrupted upload, removed"
+                                                            : "left by an interrupted upload");
+    }
+    closedir(dir);
+    return ST_OK;
 }
 
 /* Files in the blob folder that no version names. */
@@ -199,7 +238,7 @@ static st_status check_orphans(fsck_ctx *c, bool gc, st_error *err)
         char path[REG_PATH_MAX + 300];
         snprintf(path, sizeof path, "%s/%s", c->r->blob_dir, name);
         if (strncmp(name, ".tmp-", 5) == 0) {
-            bool is_live = is_live_temp(name);
+            bool is_live = is_live_temp(name, 5);
             bool remove_it = gc && !is_live && unlink(path) == 0;
             removed_any = removed_any || remove_it;
             issue(c, REG_FSCK_TEMP_FILE, remove_it, path, "%s: %s", name,
@@ -270,7 +309,8 @@ st_status reg_fsck(reg_store *r, bool gc, reg_fsck_fn on_issue, void *ctx,
         if ((s = reg_tx_write(r, err)) != ST_OK)
             return s;
     }
-    if ((s = check_orphans(&c, gc, err)) == ST_OK && gc && report->removed) {
+    if ((s = check_orphans(&c, gc, err)) == ST_OK && (s = check_uploads(&c, gc, err)) == ST_OK && gc &&
+        report->removed) {
         char after[64];
         snprintf(after, sizeof after, "{\"files_removed\":%zu}", report->removed);
         if ((s = reg_audit(r, "gc", ST_STR("blobs"), NULL, after, err)) == ST_OK)

@@ -306,14 +306,17 @@ st_status reg_push(reg_store *r, const reg_push_request *req, int64_t *version, 
     if (!f)
         return st_fail(err, ST_ENOMEM, "out of memory");
     const char *source = req->source_path ? req->source_path : req->model_path;
-    if (!realpath(source, f->source)) {
+    if (req->source_label) {
+        snprintf(f->source, sizeof f->source, "%s", req->source_label);
+    } else if (!realpath(source, f->source)) {
         s = st_fail(err, errno == ENOENT ? ST_ENOTFOUND : ST_EIO, "%s: %s", source, strerror(errno));
         goto done;
     }
     snprintf(f->file_name_buf, sizeof f->file_name_buf, "%s", req->model_path);
     f->file_name = basename(f->file_name_buf);
-    reg_source_commit(f->source, f->commit, sizeof f->commit);
-    reg_user(f->user, sizeof f->user);
+    if (!req->source_label)
+        reg_source_commit(f->source, f->commit, sizeof f->commit);
+    reg_actor(r, f->user, sizeof f->user);
     reg_now(f->now);
     if (req->data_path) {
         if (!realpath(req->data_path, f->data_abs)) {

@@ -50,6 +50,10 @@
 #define REG_VALUE_MAX 4096
 /* Room for any path the registry hands out. */
 #define REG_PATH_MAX 4096
+/* Folders in the home named REG_UPLOAD_PREFIX "<pid>-..." hold an upload
+ * being pushed (the management API); fsck lists those whose process is
+ * gone and --gc removes them. */
+#define REG_UPLOAD_PREFIX ".upload-"
 /* How long a process waits for another's write transaction (ms). */
 #define REG_BUSY_TIMEOUT_MS 30000
 
@@ -109,6 +113,9 @@ typedef struct reg_push_request {
     const char *format;      /* "onnx", "xgboost", "lightgbm" */
     const char *source_path; /* what lineage names and looks up git in;
                                 NULL: model_path (an MLflow folder, say) */
+    const char *source_label;/* recorded as the source instead of a path,
+                                with no git lookup (an upload: the file
+                                pushed is a temporary copy) */
     const char *alias;       /* NULL, or an alias to point at the new version */
     const reg_kv *metrics;   /* values are decimal numbers */
     size_t n_metrics;

@@ -416,7 +416,9 @@ static st_status write_upload(const char *home, const char *format, const admin_
                                                                                               : "ubj";
     if (strlen(home) + 64 > cap)
         return st_fail(err, ST_EINVAL, "the home path is too long: %s", home);
-    snprintf(dir, cap, "%s/api-upload-XXXXXX", home);
+    /* The pid in the name lets `fsck --gc` tell a live upload from one a
+     * crash left behind (REG_UPLOAD_PREFIX). */
+    snprintf(dir, cap, "%s/" REG_UPLOAD_PREFIX "%ld-XXXXXX", home, (long)getpid());
     if (!mkdtemp(dir))
         return st_fail(err, ST_EIO, "cannot make a folder for the upload in %s: %s", home, strerror(errno));
     if ((size_t)snprintf(path, cap, "%s/model.%s", dir, ext) >= cap)
@@ -479,6 +481,7 @@ static bool push_version(sv_admin *a, admin_job *j, st_arena *arena, st_str name
         .name = cstr(arena, name),
         .model_path = path,
         .format = format,
+        .source_label = "upload to the management API",
         .alias = has_alias ? cstr(arena, alias) : NULL,
     };
     int64_t version = 0;

@@ -374,9 +374,11 @@ def test_push_then_predict(api, home):
         if status == 200:
             break
         time.sleep(0.05)
-    if status == 404:
-        pytest.skip("this build does not serve the registry's models yet (stratus serve --registry)")
     assert status == 200, api.server.stderr()
+    v = api.call("GET", "/api/v1/models/iris/versions/1")[1]
+    # The temporary copy the upload was pushed from is not the source.
+    assert v["lineage"]["source_path"] == "upload to the management API"
+    assert v["created_by"] == "api"
     status, data, _ = api.server.request("POST", "/v2/models/iris/infer", json.dumps(v2_body()),
                                          {"Content-Type": "application/json"})
     assert status == 200, data

@@ -222,3 +222,20 @@ def test_fsck_reports_a_deployment_naming_a_missing_version(st, churn, home):
     assert code == 1
     text = json.dumps(report)
     assert "deployment" in text and "canary 99" in text
+
+
+def test_fsck_gc_removes_an_upload_left_by_a_dead_server(st, churn, home):
+    """A server killed during an API push leaves its upload folder in the
+    home; fsck names it and --gc removes it, but never a live one."""
+    import os
+    dead = home / ".upload-999999999-abc123"
+    dead.mkdir()
+    (dead / "model.onnx").write_bytes(b"partial")
+    live = home / f".upload-{os.getpid()}-def456"
+    live.mkdir()
+    code, report = fsck_json(st)
+    assert code == 0
+    text = json.dumps(report)
+    assert "interrupted upload" in text and "upload in progress" in text
+    ok(st("fsck", "--gc"))
+    assert not dead.exists() and live.exists()
