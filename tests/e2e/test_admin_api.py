@@ -478,3 +478,66 @@ def test_push_xgboost_json_and_ubj(api, home, tmp_path):
         assert status == 201 and r["format"] == "xgboost", r
         v = api.call("GET", f"/api/v1/models/xgb/versions/{r['version']}")[1]
         assert v["file_name"] == f"model.{ext}" and v["size_bytes"] == path.stat().st_size
+
+
+# ---- hostile input ----------------------------------------------------------------
+
+def test_mutated_requests_never_break_the_api(api, home):
+    """Seeded mutations of valid management requests (paths, query strings,
+    JSON bodies, model uploads): every answer is a 2xx or a 4xx (503 only
+    when busy), the server keeps serving, and the registry stays consistent."""
+    import random
+    rng = random.Random(1234)
+    assert api.push("iris", IRIS_V1, alias="prod")[0] == 201
+    model = IRIS_V2.read_bytes()
+    seeds = [
+        ("GET", "/api/v1/models", None),
+        ("GET", "/api/v1/models/iris", None),
+        ("GET", "/api/v1/models/iris/versions/1", None),
+        ("PUT", "/api/v1/models/iris/aliases/staging", b'{"version": 1}'),
+        ("DELETE", "/api/v1/models/iris/aliases/staging", None),
+        ("PUT", "/api/v1/deployments/iris",
+         b'{"version":1,"canary":2,"percent":10,"shadow":3,"sticky_header":"X-U",'
+         b'"rollback":{"max_error_rate_increase":0.1,"max_p99_ratio":0,"window_seconds":5,"min_requests":3}}'),
+        ("POST", "/api/v1/deployments/iris/promote", None),
+        ("POST", "/api/v1/deployments/iris/rollback", b'{"reason":"x"}'),
+        ("GET", "/api/v1/audit?limit=3", None),
+        ("POST", "/api/v1/models/iris/versions?alias=a", model[:4096]),
+        ("DELETE", "/api/v1/models/iris/versions/9?force=true", None),
+    ]
+    noise = ["", "/", "//", "%", "%zz", "%00", "..", "?", "&", "=", "@", "\\", "\x7f", "é", "0", "-1",
+             "99999999999999999999", "{", "}", "[", "]", ",", ":", '"', "null", "1e309", " "]
+
+    def mutate(data):
+        data = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            op = rng.randrange(4)
+            pos = rng.randint(0, len(data))
+            if op == 0 and data:
+                del data[min(pos, len(data) - 1)]
+            elif op == 1:
+                data[pos:pos] = rng.choice(noise).encode()
+            elif op == 2 and data:
+                data[min(pos, len(data) - 1)] = rng.randrange(256)
+            else:
+                data = data[:pos]
+        return bytes(data)
+
+    statuses = {}
+    for i in range(300):
+        method, path, body = rng.choice(seeds)
+        if rng.random() < 0.5:
+            path = mutate(path.encode()).decode("latin-1")
+            if not path.startswith("/api/v1"):
+                path = "/api/v1/" + path.lstrip("/")
+            path = "".join(c if 0x21 <= ord(c) < 0x7f else "%%%02X" % (ord(c) & 0xff) for c in path)
+        if body is not None and rng.random() < 0.7:
+            body = mutate(body)
+        status, _, _ = api.call(method, path, body)
+        statuses[status] = statuses.get(status, 0) + 1
+        assert status < 500 or status == 503, (method, path, body, status)
+    print("statuses:", dict(sorted(statuses.items())))
+    assert api.call("GET", "/api/v1/models")[0] == 200
+    assert api.server.request("GET", "/v2/health/live")[0] == 200
+    fsck = cli(home, "fsck", "--json")
+    assert fsck.code == 0, fsck.out
