@@ -86,6 +86,10 @@ int cli_serve_run(const cli_verb *verb, int argc, char **argv)
 
     const char *names[64], *paths[64];
     char name_buf[64][128];
+    /* --model NAME=REF takes a registry reference too: resolved (and its
+     * blob's hash checked) once, here; serving the registry itself is what
+     * follows aliases live. */
+    static char path_buf[64][REG_PATH_MAX];
     for (size_t i = 0; i < files.count; i++) {
         const char *eq = strchr(files.values[i], '=');
         if (!eq || eq == files.values[i] || !eq[1] || (size_t)(eq - files.values[i]) >= sizeof name_buf[i])
@@ -93,7 +97,10 @@ int cli_serve_run(const cli_verb *verb, int argc, char **argv)
         memcpy(name_buf[i], files.values[i], (size_t)(eq - files.values[i]));
         name_buf[i][eq - files.values[i]] = '\0';
         names[i] = name_buf[i];
-        paths[i] = eq + 1;
+        int rc = cli_model_path(verb, eq + 1, path_buf[i], sizeof path_buf[i]);
+        if (rc != CLI_EXIT_OK)
+            return rc;
+        paths[i] = path_buf[i];
     }
     size_t n_files = files.count;
     /* The SageMaker contract: `serve` with the model under /opt/ml/model,

@@ -7,6 +7,7 @@ while the server reads.  Every wait is bounded; nothing asserts a time."""
 import concurrent.futures
 import http.client
 import json
+import os
 import re
 import subprocess
 import threading
@@ -309,3 +310,20 @@ def test_registry_versions_report_their_format(st, tmp_path, server):
     assert json.loads(body)["platform"] == "xgboost"
     status, body, _ = server.request("GET", "/v2/models/churn")
     assert json.loads(body)["platform"] == "onnx"
+
+
+def test_serve_model_flag_takes_a_registry_reference(reg, tmp_path):
+    """`serve --model NAME=REF` resolves a reference like predict and bench
+    do; a reference to nothing stops the start with the registry's reason."""
+    s = Server(tmp_path, "--model", "pinned=churn@1", env=reg.env)
+    try:
+        c = Client(s.port)
+        status, _, body = c.infer("/v2/models/pinned/infer")
+        assert status == 200, body
+        assert json.loads(body)["outputs"][0]["data"] == [2.0, 3.0]  # y = x + 1
+        c.close()
+    finally:
+        assert s.stop() == 0
+    p = subprocess.run([binary(), "serve", "--port", "0", "--model", "pinned=churn@nope"],
+                       capture_output=True, text=True, timeout=30, env={**os.environ, **reg.env})
+    assert p.returncode == 1 and "no alias 'nope'" in p.stderr
