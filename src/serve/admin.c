@@ -58,7 +58,34 @@ struct sv_admin {
     admin_job *head, *tail;
     size_t queued;
     bool is_stopping;
+    _Atomic uint64_t answers[SV_N_CODES]; /* by status, for /metrics */
 };
+
+/* The API whose request this thread is answering: the admin thread always,
+ * an I/O thread during sv_admin_handle.  The answer helpers count through
+ * it, so no route can answer uncounted. */
+static _Thread_local sv_admin *answering;
+
+static void count_answer(int status)
+{
+    if (answering)
+        atomic_fetch_add_explicit(&answering->answers[sv_metrics_code_index(status)], 1, memory_order_relaxed);
+}
+
+void sv_admin_write_metrics(sv_admin *a, st_buf *out)
+{
+    static const char head[] = "# HELP stratus_api_requests_total Management API (/api/v1) requests, by status.\n"
+                               "# TYPE stratus_api_requests_total counter\n";
+    st_buf_append(out, head, sizeof head - 1);
+    for (int i = 0; i < SV_N_CODES; i++) {
+        uint64_t n = atomic_load_explicit(&a->answers[i], memory_order_relaxed);
+        char line[96];
+        int len = snprintf(line, sizeof line, "stratus_api_requests_total{code=\"%d\"} %llu\n",
+                           sv_metrics_code_at(i), (unsigned long long)n);
+        if (n && len > 0)
+            st_buf_append(out, line, (size_t)len);
+    }
+}
 
 /* ---- answers ------------------------------------------------------------- */
 
@@ -74,6 +101,7 @@ static void respond_error(http_exchange *ex, int status, const char *extra, cons
     va_end(ap);
     st_buf body = { 0 };
     size_t extra_len = extra ? strlen(extra) : 0;
+    count_answer(status);
     if (sv_encode_error(msg, &body) == ST_OK)
         http_respond_buf(ex, status, json_type, extra, extra_len, &body);
     else
@@ -123,16 +151,19 @@ static void respond_json(http_exchange *ex, int status, json_writer *w, st_buf *
         respond_error(ex, 500, NULL, "cannot encode the answer (out of memory?)");
         return;
     }
+    count_answer(status);
     http_respond_buf(ex, status, json_type, NULL, 0, out);
 }
 
 /* Sends a document a reg_json_* writer made (`st` its status), or 500. */
 static void respond_doc(http_exchange *ex, int status, st_status st, st_buf *out)
 {
-    if (st != ST_OK)
+    if (st != ST_OK) {
         respond_error(ex, 500, NULL, "cannot encode the answer (out of memory?)");
-    else
+    } else {
+        count_answer(status);
         http_respond_buf(ex, status, json_type, NULL, 0, out);
+    }
     st_buf_free(out);
 }
 
@@ -916,6 +947,7 @@ static bool run_job(sv_admin *a, admin_job *j, st_arena *arena)
 static void *admin_main(void *arg)
 {
     sv_admin *a = arg;
+    answering = a;
     st_arena arena;
     st_arena_init(&arena, 16 * 1024);
     pthread_mutex_lock(&a->mu);
@@ -1096,7 +1128,16 @@ fail:
     return st;
 }
 
+static void handle(sv_admin *a, http_exchange *ex, const http_request *req, st_str rest);
+
 void sv_admin_handle(sv_admin *a, http_exchange *ex, const http_request *req, st_str rest)
+{
+    answering = a;
+    handle(a, ex, req, rest);
+    answering = NULL;
+}
+
+static void handle(sv_admin *a, http_exchange *ex, const http_request *req, st_str rest)
 {
     st_str token;
     if (!sv_bearer_token(req, &token)) {

@@ -815,6 +815,8 @@ static void handle(http_exchange *ex, void *user)
         /* In flight as the HTTP server counts them (this scrape included). */
         http_server *http = atomic_load_explicit(&s->http_shared, memory_order_acquire);
         sv_manager_write_metrics(s->manager, &body, http ? (int64_t)http_server_in_flight(http) : 1);
+        if (s->admin)
+            sv_admin_write_metrics(s->admin, &body);
         http_respond_buf(ex, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, 0, &body);
         st_buf_free(&body);
         return;

@@ -365,6 +365,8 @@ st_status sv_admin_start(const sv_admin_options *opt, sv_admin **out, st_error *
 void sv_admin_handle(sv_admin *a, http_exchange *ex, const http_request *req, st_str rest);
 /* Answers what is queued, stops the thread, frees. */
 void sv_admin_free(sv_admin *a);
+/* stratus_api_requests_total{code} in Prometheus text. */
+void sv_admin_write_metrics(sv_admin *a, st_buf *out);
 
 /* The API keys of the inference routes (--api-keys FILE). */
 typedef struct sv_keys sv_keys;

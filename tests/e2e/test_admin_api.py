@@ -541,3 +541,15 @@ def test_mutated_requests_never_break_the_api(api, home):
     assert api.server.request("GET", "/v2/health/live")[0] == 200
     fsck = cli(home, "fsck", "--json")
     assert fsck.code == 0, fsck.out
+
+
+def test_api_requests_counted_in_metrics(api):
+    def counted(code):
+        _, text, _ = api.server.request("GET", "/metrics")
+        m = re.search(rf'^stratus_api_requests_total{{code="{code}"}} (\d+)$', text.decode(), re.M)
+        return int(m.group(1)) if m else 0
+
+    assert api.call("GET", "/api/v1/models", token=False)[0] == 401
+    assert api.call("GET", "/api/v1/models")[0] == 200
+    assert api.call("GET", "/api/v1/models/nope")[0] == 404
+    assert (counted(401), counted(200), counted(404)) == (1, 1, 1)
