@@ -254,10 +254,11 @@ static void shadow_done(sv_item *it, const sv_result *res)
     shadow_arrive(sh);
 }
 
-/* Queues a copy of the decoded request on the shadow version.  A full
- * queue (or no memory) drops the copy and counts it; the primary goes on
- * either way. */
-static void shadow_send(sv_ctx *c)
+/* Copies the decoded request for the shadow version; it is queued once
+ * the primary has answered (shadow_primary_answered), so the shadow never
+ * runs ahead of the client's request on the shared workers.  No memory
+ * drops the copy and counts it; the primary goes on either way. */
+static void shadow_prepare(sv_ctx *c)
 {
     sv_version *v = c->shadow_ver;
     c->shadow_ver = NULL;
@@ -297,26 +298,25 @@ static void shadow_send(sv_ctx *c)
         .rows = c->req.batch,
         .done = shadow_done,
     };
-    /* Counted before it is queued: it may finish (and go) at once. */
-    shadow_count(v, offsetof(sv_counters, shadow_requests));
-    sv_version_retain(v); /* so the count below stays safe if it does */
-    if (sv_batcher_submit(c->server->batcher, &sh->item) == ST_EBUSY) {
-        shadow_count(v, offsetof(sv_counters, shadow_dropped));
-        shadow_free(sh);
-    } else {
-        c->shadow = sh;
-    }
-    sv_version_release(v);
+    c->shadow = sh;
 }
 
-/* The primary has answered: hand its outputs (or its failure) over. */
+/* The primary has answered: keep its outputs (or its failure), then queue
+ * the shadow's run.  A full shadow queue drops the copy and counts it. */
 static void shadow_primary_answered(sv_ctx *c, const sv_result *res)
 {
     sv_shadow *sh = c->shadow;
     if (!sh)
         return;
     c->shadow = NULL;
-    if (res && res->status == ST_OK) {
+    if (!res) {
+        /* The primary failed before running (its queue was full, say):
+         * nothing to compare, and an overloaded server gets no extra run. */
+        shadow_count(sh->shadow, offsetof(sv_counters, shadow_dropped));
+        shadow_free(sh);
+        return;
+    }
+    if (res->status == ST_OK) {
         sh->primary_out = st_arena_calloc(&sh->primary_arena, res->n_outputs + 1, sizeof *sh->primary_out,
                                           _Alignof(eng_tensor));
         sh->n_primary_out = res->n_outputs;
@@ -325,7 +325,17 @@ static void shadow_primary_answered(sv_ctx *c, const sv_result *res)
             is_ok = sv_value_copy(&sh->primary_arena, &res->outputs[i], &sh->primary_out[i]) == ST_OK;
         sh->is_primary_ok = is_ok;
     }
-    shadow_arrive(sh);
+    sv_version *v = sh->shadow;
+    /* Counted before it is queued: it may finish (and go) at once. */
+    shadow_count(v, offsetof(sv_counters, shadow_requests));
+    sv_version_retain(v); /* so the count below stays safe if it does */
+    if (sv_batcher_submit(c->server->batcher, &sh->item) == ST_EBUSY) {
+        shadow_count(v, offsetof(sv_counters, shadow_dropped));
+        shadow_free(sh);
+    } else {
+        shadow_arrive(sh); /* the primary's side; the shadow's run is the other */
+    }
+    sv_version_release(v);
 }
 
 /* Ends an inference exchange: the response is sent, now count it and
@@ -387,7 +397,11 @@ static void on_done(sv_item *it, const sv_result *res)
     sv_histogram_observe_us(&stats->queue, res->queue_us);
     if (res->status != ST_OK) {
         sv_histogram_observe_us(&stats->compute, res->compute_us);
-        ctx_fail(c, run_status(res->status), st_error_msg(res->err));
+        int status = run_status(res->status);
+        uint64_t age = http_exchange_start_us(c->ex); /* the exchange goes with the answer */
+        respond_error(c->ex, status, st_error_msg(res->err), c->version_header);
+        shadow_primary_answered(c, res); /* it ran: the shadow's run is still worth counting */
+        ctx_finish(c, status, age);
         return;
     }
     sv_histogram_observe_us(&stats->compute, res->compute_us);
@@ -445,10 +459,10 @@ static void dispatch(sv_ctx *c)
         ctx_fail(c, http_status, st_error_msg(&err));
         return;
     }
-    /* The copy goes first: once the primary is queued it may answer (and
-     * this context be reused) at any moment. */
+    /* The copy is made first: once the primary is queued it may answer
+     * (and this context be reused) at any moment. */
     if (c->shadow_ver)
-        shadow_send(c);
+        shadow_prepare(c);
     c->item = (sv_item){
         .version = c->ver,
         .inputs = c->req.inputs,
