@@ -133,7 +133,7 @@ run: $(STRATUS)
 	@exec ./$(STRATUS) serve --models examples/models --port $(PORT)
 
 # --- benchmarks --------------------------------------------------------------
-$(OUT)/bench/%: bench/%.c $(LIB)
+$(OUT)/bench/%: bench/%.c bench/bench.h $(LIB)
 	@mkdir -p $(@D)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) $(BENCH_LIBS_$*) -o $@

@@ -14,37 +14,11 @@
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "bench.h"
 #include "json/json.h"
 
 #define TARGET_BYTES ((size_t)10 << 20)
 #define REPEATS 7
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-/* CPU time of this thread: the figures stay meaningful on a loaded
- * machine (CI and developer boxes are shared), unlike wall time. */
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Random floats spread over a few decades, as model inputs are. */
-static float random_float(void)
-{
-    static const float scale[5] = { 0.01f, 0.1f, 1.0f, 10.0f, 100.0f };
-    double u = (double)(rng_next() >> 11) * 0x1p-53;
-    return (float)((2.0 * u - 1.0) * scale[rng_next() % 5]);
-}
 
 typedef struct {
     const char *name;
@@ -151,7 +125,7 @@ int main(void)
                 return 1;
             values = nv;
         }
-        float f = random_float();
+        float f = bench_random_float();
         char num[JSON_NUMBER_MAX_CHARS];
         size_t len = json_format_float(f, num);
         if (n && st_buf_append_byte(&text, ',') != ST_OK)
@@ -172,27 +146,27 @@ int main(void)
     result res[3] = { { "stratus", 1e9, 1e9, 0, 0 }, { "jansson", 1e9, 1e9, 0, 0 },
                       { "cJSON", 1e9, 1e9, 0, 0 } };
     for (int rep = 0; rep < REPEATS; rep++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (decode_ours((const char *)text.data, text.len, &ours_out) != 0)
             return 1;
-        double t1 = now_s();
+        double t1 = bench_now_s();
         if (t1 - t0 < res[0].decode_s)
             res[0].decode_s = t1 - t0;
 
-        t0 = now_s();
+        t0 = bench_now_s();
         if (decode_jansson((const char *)text.data, text.len, peer, n) != 0)
             return 1;
-        t1 = now_s();
+        t1 = bench_now_s();
         if (t1 - t0 < res[1].decode_s)
             res[1].decode_s = t1 - t0;
         if (rep == 0)
             for (size_t i = 0; i < n; i++)
                 res[1].mismatches += memcmp(&peer[i], &values[i], sizeof *peer) != 0;
 
-        t0 = now_s();
+        t0 = bench_now_s();
         if (decode_cjson((const char *)text.data, text.len, peer, n) != 0)
             return 1;
-        t1 = now_s();
+        t1 = bench_now_s();
         if (t1 - t0 < res[2].decode_s)
             res[2].decode_s = t1 - t0;
         if (rep == 0)
@@ -205,19 +179,19 @@ int main(void)
     }
 
     for (int rep = 0; rep < REPEATS; rep++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         res[0].encode_bytes = encode_ours(values, n, &enc);
-        double t1 = now_s();
+        double t1 = bench_now_s();
         if (t1 - t0 < res[0].encode_s)
             res[0].encode_s = t1 - t0;
-        t0 = now_s();
+        t0 = bench_now_s();
         res[1].encode_bytes = encode_jansson(values, n);
-        t1 = now_s();
+        t1 = bench_now_s();
         if (t1 - t0 < res[1].encode_s)
             res[1].encode_s = t1 - t0;
-        t0 = now_s();
+        t0 = bench_now_s();
         res[2].encode_bytes = encode_cjson(values, n);
-        t1 = now_s();
+        t1 = bench_now_s();
         if (t1 - t0 < res[2].encode_s)
             res[2].encode_s = t1 - t0;
     }

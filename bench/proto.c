@@ -12,36 +12,13 @@
 #include <time.h>
 
 #include "base/buf.h"
+#include "bench.h"
 #include "json/json.h"
 #include "serve/proto.h"
 
 #define ROWS 1000
 #define COLS 20
 #define REPEATS 200
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static float random_float(void)
-{
-    static const float scale[5] = { 0.01f, 0.1f, 1.0f, 10.0f, 100.0f };
-    double u = (double)(rng_next() >> 11) * 0x1p-53;
-    return (float)((2.0 * u - 1.0) * scale[rng_next() % 5]);
-}
 
 static const eng_io io[] = {
     { .name = "x", .dtype = ST_DT_FLOAT32, .rank = 2, .dims = { -1, COLS } },
@@ -81,7 +58,7 @@ int main(void)
 {
     static float values[ROWS * COLS];
     for (size_t i = 0; i < ROWS * COLS; i++)
-        values[i] = random_float();
+        values[i] = bench_random_float();
     size_t shape[2] = { ROWS, COLS };
 
     /* The bodies: V2 (flat data), TF Serving rows, CSV; and the bare array. */
@@ -112,54 +89,54 @@ int main(void)
     timing t_array = { 1e9 }, t_v2 = { 1e9 }, t_tfs = { 1e9 }, t_csv = { 1e9 };
     timing t_write = { 1e9 }, t_enc_v2 = { 1e9 }, t_enc_tfs = { 1e9 }, t_enc_csv = { 1e9 };
     for (int rep = 0; rep < REPEATS; rep++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         json_reader r;
         raw.len = 0;
         json_reader_init(&r, array.data, array.len, NULL, NULL, NULL);
         size_t dims[1], rank;
         if (json_read_numbers(&r, ST_DT_FLOAT32, &raw, dims, 1, &rank) != ST_OK)
             return 1;
-        take(&t_array, now_s() - t0);
+        take(&t_array, bench_now_s() - t0);
 
-        t0 = now_s();
+        t0 = bench_now_s();
         if (decode_once(SV_PROTO_V2, "application/json", &v2, values, &arena, &req) != 0)
             return 1;
-        take(&t_v2, now_s() - t0);
+        take(&t_v2, bench_now_s() - t0);
 
         const char *ct;
         st_error err = { 0 };
         out.len = 0;
-        t0 = now_s();
+        t0 = bench_now_s();
         if (sv_encode(SV_PROTO_V2, NULL, &sig, &req, req.inputs, 1, &out, &ct, &err) != ST_OK)
             return 1;
-        take(&t_enc_v2, now_s() - t0);
+        take(&t_enc_v2, bench_now_s() - t0);
 
         raw.len = 0;
-        t0 = now_s();
+        t0 = bench_now_s();
         json_writer_init(&w, &raw, NULL);
         json_write_numbers(&w, ST_DT_FLOAT32, values, shape, 2, false);
-        take(&t_write, now_s() - t0);
+        take(&t_write, bench_now_s() - t0);
 
-        t0 = now_s();
+        t0 = bench_now_s();
         if (decode_once(SV_PROTO_TFS, NULL, &tfs, values, &arena, &req) != 0)
             return 1;
-        take(&t_tfs, now_s() - t0);
+        take(&t_tfs, bench_now_s() - t0);
         out.len = 0;
-        t0 = now_s();
+        t0 = bench_now_s();
         if (sv_encode(SV_PROTO_TFS, NULL, &sig, &req, req.inputs, 1, &out, &ct, &err) != ST_OK)
             return 1;
-        take(&t_enc_tfs, now_s() - t0);
+        take(&t_enc_tfs, bench_now_s() - t0);
 
-        t0 = now_s();
+        t0 = bench_now_s();
         if (decode_once(SV_PROTO_SAGEMAKER, "text/csv", &csv, values, &arena, &req) != 0)
             return 1;
-        take(&t_csv, now_s() - t0);
+        take(&t_csv, bench_now_s() - t0);
         out.len = 0;
-        t0 = now_s();
+        t0 = bench_now_s();
         if (sv_encode(SV_PROTO_SAGEMAKER, NULL, &sig, &req, req.inputs, 1, &out, &ct, &err) !=
             ST_OK)
             return 1;
-        take(&t_enc_csv, now_s() - t0);
+        take(&t_enc_csv, bench_now_s() - t0);
     }
     printf("%d x %d float32 (best of %d, thread CPU time)\n", ROWS, COLS, REPEATS);
     printf("  %-34s %10s %10s %10s\n", "step", "us", "MB/s", "vs bare");

@@ -88,6 +88,8 @@ st_status eng_load_memory(const uint8_t *data, size_t len, const char *base_dir,
                           const eng_options *opt, eng_model **out, st_error *err);
 void eng_free(eng_model *m);
 
+/* The format the model was read as: "onnx", "xgboost" or "lightgbm". */
+const char *eng_format(const eng_model *m);
 size_t eng_n_inputs(const eng_model *m);
 const eng_io *eng_input(const eng_model *m, size_t i);
 size_t eng_n_outputs(const eng_model *m);

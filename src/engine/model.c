@@ -638,6 +638,11 @@ done:
     return s;
 }
 
+const char *eng_format(const eng_model *m)
+{
+    return eng_detect_format(m->bytes, m->n_bytes);
+}
+
 /* --- public load/free ----------------------------------------------------------- */
 
 static st_status model_finish(eng_model *m, st_error *err)
@@ -649,9 +654,6 @@ static st_status model_finish(eng_model *m, st_error *err)
     if (s != ST_OK)
         return s;
     m->proto = &m->onnx;
-    if (opset_of(m->proto, ST_STR("")) < 0 && m->proto->graph->node_count > 0) {
-        /* Some exporters omit the default domain when only ML ops are used. */
-    }
     if ((s = eng_graph_build(m, m->proto->graph, &m->graph, err)) != ST_OK)
         return s;
     if (!m->options.no_optimize && (s = eng_graph_optimize(&m->graph, err)) != ST_OK)

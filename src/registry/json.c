@@ -91,6 +91,21 @@ st_status reg_json_deployment(st_buf *out, const reg_deployment *d)
     return finish(&w);
 }
 
+st_status reg_json_alias(st_buf *out, st_str name, st_str alias, int64_t version)
+{
+    json_writer w;
+    json_writer_init(&w, out, NULL);
+    json_write_object_begin(&w);
+    json_write_key(&w, ST_STR("model"));
+    json_write_string(&w, name);
+    json_write_key(&w, ST_STR("alias"));
+    json_write_string(&w, alias);
+    json_write_key(&w, ST_STR("version"));
+    json_write_int64(&w, version);
+    json_write_object_end(&w);
+    return finish(&w);
+}
+
 void reg_json_write_audit(json_writer *w, const reg_audit_entry *e)
 {
     json_write_object_begin(w);

@@ -92,22 +92,11 @@ static void write_kvs(json_writer *w, const char *key, const reg_kv *kvs, size_t
     json_write_object_end(w);
 }
 
-/* {"model":..,"version":..,"alias":..} for the audit log of an alias move;
- * version 0 writes null (no previous target). */
+/* The alias record for the audit log, NUL-terminated. */
 static st_status alias_json(st_buf *out, st_str name, st_str alias, int64_t version,
                             st_error *err)
 {
-    json_writer w;
-    json_writer_init(&w, out, NULL);
-    json_write_object_begin(&w);
-    json_write_key(&w, ST_STR("model"));
-    json_write_string(&w, name);
-    json_write_key(&w, ST_STR("alias"));
-    json_write_string(&w, alias);
-    json_write_key(&w, ST_STR("version"));
-    json_write_int64(&w, version);
-    json_write_object_end(&w);
-    if (json_writer_finish(&w) != ST_OK || !st_buf_cstr(out))
+    if (reg_json_alias(out, name, alias, version) != ST_OK || !st_buf_cstr(out))
         return st_fail(err, ST_ENOMEM, "out of memory");
     return ST_OK;
 }

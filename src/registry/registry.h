@@ -354,6 +354,9 @@ struct json_writer;
 st_status reg_json_deployment(st_buf *out, const reg_deployment *d);
 /* The same as one value of a document being written. */
 void reg_json_write_deployment(struct json_writer *w, const reg_deployment *d);
+/* An alias: {"model", "alias", "version"} (the audit log of an alias
+ * change, PUT /api/v1/models/{m}/aliases/{a}). */
+st_status reg_json_alias(st_buf *out, st_str name, st_str alias, int64_t version);
 /* An audit record: id, at, who, action, target, before, after (the last
  * two as JSON values, or null). */
 st_status reg_json_audit(st_buf *out, const reg_audit_entry *e);

@@ -574,18 +574,7 @@ static bool put_alias(sv_admin *a, admin_job *j, st_arena *arena, st_str name, s
         return false;
     }
     st_buf out = { 0 };
-    json_writer w;
-    json_writer_init(&w, &out, NULL);
-    json_write_object_begin(&w);
-    json_write_key(&w, ST_STR("model"));
-    json_write_string(&w, name);
-    json_write_key(&w, ST_STR("alias"));
-    json_write_string(&w, alias);
-    json_write_key(&w, ST_STR("version"));
-    json_write_int64(&w, version);
-    json_write_object_end(&w);
-    respond_json(j->ex, 200, &w, &out);
-    st_buf_free(&out);
+    respond_doc(j->ex, 200, reg_json_alias(&out, name, alias, version), &out);
     return true;
 }
 

@@ -13,13 +13,11 @@
 #include <dirent.h>
 #include <signal.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/arena.h"
@@ -88,20 +86,6 @@ sv_model_stats *sv_version_stats(sv_version *v)
     return &v->model->stats;
 }
 
-/* The V2 metadata "platform": the format the engine reads the file as,
- * from its content (registry blobs have no extension to go by). */
-static const char *platform_of(const char *path)
-{
-    uint8_t head[256];
-    ssize_t n = -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        n = read(fd, head, sizeof head);
-        close(fd);
-    }
-    return eng_detect_format(head, n > 0 ? (size_t)n : 0);
-}
-
 /* Loads one version (no lock held: this is the slow part). */
 static st_status version_load(sv_manager *m, sv_model *model, int64_t number, const char *path,
                               const sv_config *cfg, sv_version **out, st_error *err)
@@ -151,7 +135,7 @@ static st_status version_load(sv_manager *m, sv_model *model, int64_t number, co
         .n_inputs = n_in,
         .outputs = v->outputs,
         .n_outputs = n_out,
-        .platform = platform_of(path),
+        .platform = eng_format(engine), /* by content: blobs have no extension */
     };
     *out = v;
     return ST_OK;
